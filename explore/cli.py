@@ -1,0 +1,205 @@
+"""Command line: ``explore list | run | serve``.
+
+    explore list [LAB]                       labs, presets and parameters (with their docs)
+    explore run LAB [--preset P] [--set NAME=VALUE ...] [--backend numpy|cupy] [--out FILE.nc]
+    explore serve [--address 127.0.0.1] [--port 5006] [--show]
+
+Values given with ``--set`` are parsed by the parameter's type (never evaluated); every error
+names the lab, parameter or value at fault and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import param
+
+from explore.core import SolverDiverged, get_lab, lab_classes
+from explore.core.backend import BackendUnavailable
+
+
+class UsageError(Exception):
+    """A user mistake on the command line (exit status 2)."""
+
+
+# ---------------------------------------------------------------------- parameter parsing
+def parse_value(lab_cls, name: str, text: str):
+    """Convert ``text`` to the type of parameter ``name`` of ``lab_cls`` (no eval)."""
+    if name not in lab_cls.parameter_names():
+        raise UsageError(
+            f"{lab_cls.lab_name}: unknown parameter {name!r}; known: {', '.join(lab_cls.parameter_names())}"
+        )
+    p = lab_cls.param[name]
+    try:
+        if isinstance(p, param.Boolean):
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return lowered in ("true", "1", "yes")
+        if isinstance(p, param.Selector):
+            for obj in p.objects:
+                if str(obj) == text:
+                    return obj
+            raise UsageError(
+                f"{lab_cls.lab_name}: {name}={text!r} is not one of: {', '.join(map(str, p.objects))}"
+            )
+        if isinstance(p, param.Integer):
+            return int(text)
+        if isinstance(p, param.Number):
+            return float(text)
+        return text
+    except ValueError:
+        kind = type(p).__name__.lower()
+        raise UsageError(f"{lab_cls.lab_name}: {name}={text!r} is not a valid {kind}") from None
+
+
+def parse_sets(lab_cls, items: list[str]) -> dict:
+    values = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        name, text = item.split("=", 1)
+        values[name.strip()] = parse_value(lab_cls, name.strip(), text.strip())
+    return values
+
+
+def describe_parameter(p) -> str:
+    bits = [type(p).__name__]
+    if isinstance(p, param.Selector):
+        bits.append("{" + ", ".join(map(str, p.objects)) + "}")
+    elif getattr(p, "bounds", None):
+        lo, hi = p.bounds
+        bits.append(f"[{'' if lo is None else lo}, {'' if hi is None else hi}]")
+    return " ".join(bits) + f", default {p.default!r}"
+
+
+# ---------------------------------------------------------------------- commands
+def _lab_class(name: str):
+    try:
+        return get_lab(name)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+
+
+def cmd_list(args) -> int:
+    classes = lab_classes()
+    if args.lab:
+        classes = {args.lab: _lab_class(args.lab)}
+    for name, cls in classes.items():
+        print(f"{name}: {cls.title}")
+        print(f"  {cls.description}")
+        print(f"  presets: {', '.join(cls.presets) or '-'}" + (f" (default {cls.default_preset})" if cls.default_preset else ""))
+        if args.lab or args.verbose:
+            print("  parameters:")
+            for pname in cls.parameter_names():
+                p = cls.param[pname]
+                print(f"    {pname:<14} {describe_parameter(p)}")
+                if p.doc:
+                    print(f"    {'':<14} {p.doc}")
+        print()
+    return 0
+
+
+class _Progress:
+    """One status line on stderr: frame, time, ETA and the headline convergence numbers."""
+
+    def __init__(self, stream, enabled: bool):
+        self.stream, self.enabled, self.start = stream, enabled, time.perf_counter()
+
+    def __call__(self, frame) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed * (1 - frame.progress) / frame.progress if frame.progress > 0 else math.nan
+        conv = "  ".join(f"{k}={v:.2e}" for k, v in list(frame.convergence.items())[:4])
+        bar = "#" * int(20 * frame.progress)
+        self.stream.write(
+            f"\r[{bar:<20}] {100 * frame.progress:5.1f}%  t={frame.time:.4g}  steps={frame.steps}"
+            f"  ETA {eta:5.1f}s  {conv}   "
+        )
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+
+
+def cmd_run(args) -> int:
+    lab_cls = _lab_class(args.lab)
+    values = parse_sets(lab_cls, args.set or [])
+    if args.backend:
+        values["backend"] = args.backend
+    if args.preset is not None and args.preset not in lab_cls.presets:
+        raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
+    lab = lab_cls(preset=args.preset, **values)
+    progress = _Progress(sys.stderr, not args.quiet)
+    start = time.perf_counter()
+    try:
+        result = lab.run(callback=progress)
+    finally:
+        progress.done()
+    wall = time.perf_counter() - start
+    last = {k: float(result[k][-1]) for k in result.data_vars if result[k].dims == ("step",)}
+    print(f"{args.lab}: {int(result.step.size)} frames, t = {float(result.time[-1]):.6g}, "
+          f"{int(result.steps[-1])} steps, {int(result.nfe[-1])} evaluations, {wall:.2f} s")
+    for key, value in last.items():
+        if result[key].attrs.get("group") == "convergence":
+            print(f"  {key:<16} final {value:.3e}   max {float(result[key].max()):.3e}")
+    if args.out:
+        result.to_netcdf(args.out, engine="h5netcdf")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from explore.ui.serve import serve
+
+    serve(address=args.address, port=args.port, show=args.show)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="explore", description="Live labs for numerical methods.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="list labs, presets and parameters")
+    p.add_argument("lab", nargs="?", help="show one lab's parameters in full")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every lab's parameters")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("run", help="run a lab headless and save the history as netCDF")
+    p.add_argument("lab")
+    p.add_argument("--preset", help="named parameter set (see `explore list LAB`)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="set a parameter (repeatable)")
+    p.add_argument("--backend", choices=["numpy", "cupy"], help="array backend")
+    p.add_argument("--out", help="netCDF file to write (convergence history, spectra, snapshots)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("serve", help="serve the gallery and every lab")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--show", action="store_true", help="open a browser")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"explore: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, BackendUnavailable) as exc:
+        print(f"explore: error: {exc}", file=sys.stderr)
+        return 2
+    except SolverDiverged as exc:
+        print(f"explore: the run diverged: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("explore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

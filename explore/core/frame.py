@@ -1,0 +1,92 @@
+"""What one reporting step of a lab shows: a :class:`Frame`.
+
+A frame carries host NumPy arrays already reduced for display; the full-resolution state stays
+inside the lab (and on the device for CuPy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_PIXELS = 512  # per axis, for fields
+MAX_POINTS = 10_000
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A 1-D curve ``y(x)``; ``logx``/``logy`` say how it is best shown."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xlabel: str = "x"
+    ylabel: str = "y"
+    logx: bool = False
+    logy: bool = False
+
+
+@dataclass(frozen=True)
+class Points:
+    """A point cloud (e.g. eigenvalues in the complex plane, samples)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    xlabel: str = "x"
+    ylabel: str = "y"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A 2-D field ``values[iy, ix]`` on coordinates ``x`` (columns) and ``y`` (rows)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    values: np.ndarray
+    xlabel: str = "x"
+    ylabel: str = "y"
+    label: str = "value"
+
+
+Sample = Curve | Points | Field
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One reporting step of a run.
+
+    Attributes
+    ----------
+    step, time, progress
+        Frame index, simulated time (or NFE / iteration), fraction of the run done in [0, 1].
+    convergence
+        Named positive scalars best read on a log axis (invariant drift, error vs exact ...).
+    diagnostics
+        Other named scalars (entropies, shifts ...), read on a linear axis.
+    spectrum
+        A spectrum: a :class:`Curve` (k, power) or :class:`Points` (eigenvalues).
+    samples
+        Named views of the state: curves, point clouds or fields.
+    nfe, steps
+        Cumulative right-hand-side evaluations and accepted solver steps.
+    """
+
+    step: int
+    time: float
+    progress: float
+    convergence: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    spectrum: Curve | Points | None = None
+    samples: dict[str, Sample] = field(default_factory=dict)
+    nfe: int = 0
+    steps: int = 0
+
+
+def decimate(a: np.ndarray, limit: int = MAX_PIXELS, axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """Stride ``a`` along ``axes`` (default: all) so that no axis exceeds ``limit`` entries."""
+    axes = range(a.ndim) if axes is None else axes
+    index = [slice(None)] * a.ndim
+    for ax in axes:
+        n = a.shape[ax]
+        if n > limit:
+            index[ax] = slice(None, None, -(-n // limit))
+    return a[tuple(index)]

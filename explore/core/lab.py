@@ -1,0 +1,165 @@
+"""The Lab contract: a ``param.Parameterized`` model of one family of methods on one family of problems.
+
+A lab validates its parameters, then :meth:`Lab.frames` streams :class:`~explore.core.frame.Frame`
+objects (the caller owns the loop: the dashboard can pause, step and resume) and :meth:`Lab.run`
+drives the same stream to the end and returns the history as an ``xarray.Dataset``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import param
+
+from explore.core.backend import BACKENDS, get_namespace, to_host
+from explore.core.frame import Frame
+
+
+class SolverDiverged(RuntimeError):
+    """A run produced a non-finite value; the message says when, what, and what to change."""
+
+    def __init__(self, time: float, quantity: str, hint: str):
+        self.time, self.quantity, self.hint = time, quantity, hint
+        super().__init__(f"The run became non-finite at t = {time:.6g} (in {quantity}). {hint}")
+
+
+class Lab(param.Parameterized):
+    """Base class of every lab.
+
+    Subclasses set ``lab_name``, ``title``, ``description``, ``presets`` and implement
+    :meth:`_frames` (a generator of frames given the array namespace) and, for combinations
+    that single-parameter bounds cannot express, :meth:`check`.
+    """
+
+    lab_name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: named parameter sets; a preset is applied on top of the parameter defaults
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_preset: ClassVar[str | None] = None
+    #: advice shown when a run goes non-finite
+    divergence_hint: ClassVar[str] = "Reduce the time step or choose a more stable method."
+    #: parameter groups for the controls (name → parameter names); the rest go to "Other"
+    groups: ClassVar[dict[str, list[str]]] = {}
+
+    backend = param.Selector(
+        default="numpy", objects=list(BACKENDS),
+        doc="Array library that holds the state: numpy (CPU) or cupy (NVIDIA GPU).",
+    )
+    seed = param.Integer(default=0, bounds=(0, 2**32 - 1), doc="Seed of the random generator (noise, samples).")
+
+    def __init__(self, preset: str | None = None, **params):
+        super().__init__()
+        preset = preset if preset is not None else self.default_preset
+        if preset is not None:
+            self.apply_preset(preset)
+        if params:
+            self.set(**params)
+
+    # ----------------------------------------------------------------- parameters
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """User-facing parameter names (everything but param's ``name``)."""
+        return [p for p in cls.param if p != "name"]
+
+    def set(self, **values) -> Lab:
+        """Set parameters by name; unknown names raise ``ValueError`` listing the known ones."""
+        known = set(self.parameter_names())
+        for key in values:
+            if key not in known:
+                raise ValueError(
+                    f"{self.lab_name}: unknown parameter {key!r}; known parameters: {', '.join(sorted(known))}"
+                )
+        self.param.update(**values)
+        return self
+
+    def apply_preset(self, name: str) -> Lab:
+        """Reset every parameter (except ``backend``) to its default, then apply preset ``name``."""
+        if name not in self.presets:
+            raise ValueError(
+                f"{self.lab_name}: unknown preset {name!r}; presets: {', '.join(self.presets) or 'none'}"
+            )
+        values = {p: self.param[p].default for p in self.parameter_names() if p != "backend"}
+        values.update(self.presets[name])
+        self.param.update(**values)
+        return self
+
+    def values(self) -> dict[str, Any]:
+        """Current parameter values (a lab round-trips through ``type(lab)(**lab.values())``)."""
+        return {p: getattr(self, p) for p in self.parameter_names()}
+
+    def changed_values(self) -> dict[str, Any]:
+        """Parameters that differ from their defaults."""
+        return {p: v for p, v in self.values().items() if v != self.param[p].default}
+
+    def to_code(self, preset: str | None = None) -> str:
+        """Python snippet that reproduces this configuration in a notebook."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.changed_values().items())
+        mod = type(self).__module__
+        return (
+            f"from {mod} import {type(self).__name__}\n"
+            f"lab = {type(self).__name__}({args})\n"
+            "result = lab.run()  # xarray.Dataset\n"
+        )
+
+    def to_cli(self) -> str:
+        """The equivalent ``explore run`` command line."""
+        sets = " ".join(f"--set {k}={v}" for k, v in self.changed_values().items() if k != "backend")
+        return f"explore run {self.lab_name} {sets} --backend {self.backend} --out {self.lab_name}.nc".replace("  ", " ")
+
+    # ----------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the parameter for any bad value, before any work is done."""
+        for p in self.parameter_names():
+            v = getattr(self, p)
+            if isinstance(self.param[p], param.Number) and v is not None and not math.isfinite(v):
+                raise ValueError(f"{self.lab_name}: parameter {p!r} must be a finite number, got {v!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Checks of parameter combinations; subclasses raise ``ValueError`` naming the parameter."""
+
+    # ----------------------------------------------------------------- running
+    @property
+    def xp(self):
+        """Array namespace of the chosen backend."""
+        return get_namespace(self.backend)
+
+    def frames(self) -> Iterator[Frame]:
+        """Validate, then stream the run as frames; stops with :class:`SolverDiverged` if it blows up."""
+        self.validate()
+        xp = self.xp
+        for frame in self._frames(xp):
+            for group in (frame.convergence, frame.diagnostics):
+                for key, value in group.items():
+                    if not math.isfinite(value):
+                        raise SolverDiverged(frame.time, key, self.divergence_hint)
+            yield frame
+
+    def _frames(self, xp) -> Iterator[Frame]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ensure_finite(self, x, time: float, quantity: str) -> None:
+        """Raise :class:`SolverDiverged` if array ``x`` holds a non-finite value."""
+        xp = self.xp if not hasattr(x, "__array_namespace__") else x.__array_namespace__()
+        if not bool(xp.all(xp.isfinite(x))):
+            raise SolverDiverged(time, quantity, self.divergence_hint)
+
+    def run(self, callback: Callable[[Frame], None] | None = None):
+        """Run to the end headless; return the history as an ``xarray.Dataset`` (see :mod:`explore.core.result`)."""
+        from explore.core.result import frames_to_dataset
+
+        frames = []
+        for frame in self.frames():
+            frames.append(frame)
+            if callback is not None:
+                callback(frame)
+        return frames_to_dataset(frames, self, extras=self.result_extras())
+
+    def result_extras(self) -> dict[str, Any]:
+        """Extra variables for the result (e.g. the final full-resolution state); empty by default."""
+        return {}
+
+
+__all__ = ["Lab", "SolverDiverged", "to_host"]

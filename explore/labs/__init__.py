@@ -1,0 +1,2 @@
+"""The labs. Importing this package registers every built-in lab."""
+from explore.labs import nlse  # noqa: F401

@@ -1,0 +1,223 @@
+"""Exponential integrators for semilinear problems ``u' = L u + N(t, u)``.
+
+``L`` is a diagonal linear operator stored as an array (e.g. a Fourier symbol, possibly
+complex); its stiffness is handled exactly by exponentials ``exp(dt L)``, which depend on
+``dt`` only and are cached per ``dt``.  Both steppers share the ``init`` / ``step(state,
+t_stop)`` interface and :class:`~explore.numerics.rk.StepState` of
+:class:`~explore.numerics.rk.ExplicitRK`; ``nfe`` counts evaluations of ``N``.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import array_api_compat
+
+from explore.numerics.rk import StepState, as_state_array, check_t_stop, land_on
+from explore.numerics.tableaux import ButcherTableau
+
+__all__ = ["IntegratingFactorRK", "ETDRK4", "DtCache"]
+
+#: Number of ``dt`` values whose operators are kept (the regular step and a clipped last one).
+CACHE_SIZE = 4
+#: Contour points for the phi-function coefficients (Kassam & Trefethen).
+CONTOUR_POINTS = 32
+
+
+class DtCache:
+    """Tiny LRU cache of dt-dependent operators, keyed by ``dt``."""
+
+    def __init__(self, build, size: int = CACHE_SIZE):
+        self._build = build
+        self._size = size
+        self._data: OrderedDict[float, object] = OrderedDict()
+
+    def __call__(self, dt: float):
+        dt = float(dt)
+        if dt in self._data:
+            self._data.move_to_end(dt)
+            return self._data[dt]
+        value = self._build(dt)
+        self._data[dt] = value
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+        return value
+
+    def __len__(self):
+        return len(self._data)
+
+
+def _fixed_dt(dt) -> float:
+    if dt is None or not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt: a fixed-step exponential integrator needs a positive step, got {dt!r}")
+    return float(dt)
+
+
+def _linear(problem, y):
+    xp = array_api_compat.array_namespace(y)
+    return xp, xp.asarray(problem.linear)
+
+
+class IntegratingFactorRK:
+    """Integrating-factor (Lawson) Runge–Kutta method for ``u' = L u + N(t, u)``.
+
+    Lawson's "Generalized Runge-Kutta processes for stable systems with large Lipschitz
+    constants": the explicit RK method ``tableau`` is applied to ``v = exp(-t L) u`` (the
+    interaction picture), which removes the stiff linear part.  Written back in ``u`` with the
+    frame reset at each step start::
+
+        U_i     = E(c_i) u_n + dt sum_j a_ij E(c_i - c_j) N(t_n + c_j dt, U_j)
+        u_{n+1} = E(1) u_n   + dt sum_j b_j  E(1 - c_j)   N(t_n + c_j dt, U_j)
+
+    with ``E(x) = exp(x dt L)``.  Order = the tableau's order (IF-RK4 with the classic RK4:
+    order 4); exact for ``N = 0``.  Fixed step ``dt``; the exponentials are cached per ``dt``.
+
+    Parameters
+    ----------
+    tableau : ButcherTableau
+        Explicit RK method (its error weights, if any, are ignored).
+    problem : SemilinearProblem
+        Supplies ``linear`` (array) and ``nonlinear(t, u)``.
+    dt : float
+        Fixed step.
+    """
+
+    def __init__(self, tableau: ButcherTableau, problem, dt: float):
+        self.tableau = tableau
+        self.problem = problem
+        self.dt = _fixed_dt(dt)
+        self.order = tableau.order
+        self._cache = DtCache(self._build)
+        self._xp = None
+        self._L = None
+
+    def _build(self, dt: float) -> dict[float, object]:
+        xp, L = self._xp, self._L
+        tab = self.tableau
+        shifts = {c for c in tab.c} | {1.0 - c for c in tab.c}
+        for i in range(tab.stages):
+            for j in range(i):
+                if tab.a[i][j] != 0.0:
+                    shifts.add(tab.c[i] - tab.c[j])
+        return {x: xp.exp((x * dt) * L) for x in shifts}
+
+    def init(self, t0: float, y0) -> StepState:
+        y0 = as_state_array(y0)
+        self._xp, self._L = _linear(self.problem, y0)
+        self._cache = DtCache(self._build)  # operators belong to this namespace / device
+        return StepState(t=float(t0), y=y0, dt=self.dt)
+
+    def step(self, state: StepState, t_stop: float) -> StepState:
+        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
+        t_stop = float(t_stop)
+        check_t_stop(state.t, t_stop)
+        if state.t == t_stop:
+            return state
+        if self._xp is None:
+            self._xp, self._L = _linear(self.problem, state.y)
+        h, t_new, _ = land_on(state.t, state.dt, t_stop)
+        E = self._cache(h)
+        tab, N, t, u = self.tableau, self.problem.nonlinear, state.t, state.y
+        ks = []
+        for i in range(tab.stages):
+            ci = tab.c[i]
+            Ui = u if ci == 0.0 else E[ci] * u
+            for j in range(i):
+                aij = tab.a[i][j]
+                if aij != 0.0:
+                    Ui = Ui + (h * aij) * (E[ci - tab.c[j]] * ks[j])
+            ks.append(N(t + ci * h, Ui))
+        y_new = E[1.0] * u
+        for j in range(tab.stages):
+            if tab.b[j] != 0.0:
+                y_new = y_new + (h * tab.b[j]) * (E[1.0 - tab.c[j]] * ks[j])
+        return StepState(t=t_new, y=y_new, dt=state.dt, nfe=state.nfe + tab.stages,
+                         steps=state.steps + 1, rejected=state.rejected)
+
+
+class ETDRK4:
+    """Fourth-order exponential time differencing Runge–Kutta method (ETDRK4).
+
+    Cox & Matthews, "Exponential time differencing for stiff systems", for
+    ``u' = L u + N(t, u)``::
+
+        a = E2 u + Q N(t, u)
+        b = E2 u + Q N(t + dt/2, a)
+        c = E2 a + Q (2 N(t + dt/2, b) - N(t, u))
+        u_new = E u + f1 N(t, u) + 2 f2 (N(t + dt/2, a) + N(t + dt/2, b)) + f3 N(t + dt, c)
+
+    with ``E = exp(dt L)``, ``E2 = exp(dt L / 2)``.  The phi-function coefficients ``Q, f1,
+    f2, f3`` are evaluated by the contour-integral method of Kassam & Trefethen,
+    "Fourth-order time-stepping for stiff PDEs": the mean over ``M = 32`` points on a unit
+    circle around each ``dt L``, which avoids cancellation for small ``|dt L|``.  Complex
+    ``L`` works (the full circle is used; the real part is taken only when ``L`` is real).
+    Order 4; exact for ``N = 0``.  Fixed step; coefficients cached per ``dt``.
+
+    Parameters
+    ----------
+    problem : SemilinearProblem
+        Supplies ``linear`` (array) and ``nonlinear(t, u)``.
+    dt : float
+        Fixed step.
+    """
+
+    order = 4
+
+    def __init__(self, problem, dt: float):
+        self.problem = problem
+        self.dt = _fixed_dt(dt)
+        self._cache = DtCache(self._build)
+        self._xp = None
+        self._L = None
+
+    def _build(self, dt: float):
+        xp, L = self._xp, self._L
+        M = CONTOUR_POINTS
+        real = not xp.isdtype(L.dtype, "complex floating")
+        hL = dt * (xp.astype(L, xp.complex128) if real else L)
+        roots = [complex(math.cos(2 * math.pi * (j + 0.5) / M), math.sin(2 * math.pi * (j + 0.5) / M))
+                 for j in range(M)]
+        r = xp.asarray(roots, dtype=hL.dtype)
+        z = xp.expand_dims(hL, axis=-1) + r
+        ez = xp.exp(z)
+        z2, z3 = z * z, z * z * z
+
+        def mean(v):
+            m = xp.sum(v, axis=-1) / M
+            return xp.real(m) if real else m
+
+        Q = dt * mean((xp.exp(z / 2) - 1.0) / z)
+        f1 = dt * mean((-4.0 - z + ez * (4.0 - 3.0 * z + z2)) / z3)
+        f2 = dt * mean((2.0 + z + ez * (z - 2.0)) / z3)
+        f3 = dt * mean((-4.0 - 3.0 * z - z2 + ez * (4.0 - z)) / z3)
+        E = xp.exp(dt * L)
+        E2 = xp.exp((dt / 2) * L)
+        return E, E2, Q, f1, f2, f3
+
+    def init(self, t0: float, y0) -> StepState:
+        y0 = as_state_array(y0)
+        self._xp, self._L = _linear(self.problem, y0)
+        self._cache = DtCache(self._build)  # operators belong to this namespace / device
+        return StepState(t=float(t0), y=y0, dt=self.dt)
+
+    def step(self, state: StepState, t_stop: float) -> StepState:
+        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
+        t_stop = float(t_stop)
+        check_t_stop(state.t, t_stop)
+        if state.t == t_stop:
+            return state
+        if self._xp is None:
+            self._xp, self._L = _linear(self.problem, state.y)
+        h, t_new, _ = land_on(state.t, state.dt, t_stop)
+        E, E2, Q, f1, f2, f3 = self._cache(h)
+        N, t, u = self.problem.nonlinear, state.t, state.y
+        Nu = N(t, u)
+        a = E2 * u + Q * Nu
+        Na = N(t + h / 2, a)
+        b = E2 * u + Q * Na
+        Nb = N(t + h / 2, b)
+        c = E2 * a + Q * (2.0 * Nb - Nu)
+        Nc = N(t + h, c)
+        y_new = E * u + f1 * Nu + 2.0 * f2 * (Na + Nb) + f3 * Nc
+        return StepState(t=t_new, y=y_new, dt=state.dt, nfe=state.nfe + 4,
+                         steps=state.steps + 1, rejected=state.rejected)

@@ -1,0 +1,260 @@
+"""Time steppers: convergence orders across the integrator registry, adaptive control against
+SciPy, array-API portability, landing on t_stop, and error handling."""
+import cmath
+
+import array_api_strict
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from explore.numerics.exponential import IntegratingFactorRK
+from explore.numerics.integrators import (
+    INTEGRATORS,
+    SemilinearProblem,
+    make_integrator,
+    register_integrator,
+    rhs_of,
+)
+from explore.numerics.rk import ExplicitRK, StepController, StepSizeTooSmall, TooManySteps
+from explore.numerics.tableaux import DOPRI5, RK4
+
+K = np.arange(8.0)
+U0 = (0.5 + 0.3j) * np.exp(-0.3 * K) + 0.2
+
+
+class Forced:
+    """Linear, non-autonomous: u' = L u + exp(i t); exact e^{Lt}u0 + (e^{it} - e^{Lt})/(i - L)."""
+
+    def __init__(self, xp=np):
+        self.xp = xp
+        self.linear = xp.asarray(-0.05 * K**2 + 0.5j * K**2 - 0.2)
+
+    def nonlinear(self, t, u):
+        return cmath.exp(1j * t) + 0 * u
+
+    def exact(self, t, u0):
+        L = np.asarray(self.linear)
+        return np.exp(L * t) * u0 + (np.exp(1j * t) - np.exp(L * t)) / (1j - L)
+
+
+class CGL:
+    """Ginzburg–Landau-like modes: u' = L u - |u|^2 u (flows do not commute); SciPy reference."""
+
+    def __init__(self, xp=np):
+        self.xp = xp
+        self.linear = xp.asarray(-0.05 * K**2 + 0.5j * K**2 + 0.3)
+
+    def nonlinear(self, t, u):
+        return -(self.xp.abs(u) ** 2) * u
+
+    def nonlinear_flow(self, u, dt):
+        return u / self.xp.sqrt(1.0 + 2.0 * dt * self.xp.abs(u) ** 2)
+
+    def exact(self, t, u0):
+        return _reference(self, t, u0)
+
+
+_REF = {}
+
+
+def _reference(problem, t, u0):
+    key = (type(problem).__name__, t)
+    if key not in _REF:
+        sol = solve_ivp(rhs_of(problem), (0.0, t), u0, method="DOP853", rtol=1e-13, atol=1e-14)
+        _REF[key] = sol.y[:, -1]
+    return _REF[key]
+
+
+def _run(stepper, u0, T):
+    state = stepper.init(0.0, u0)
+    while state.t < T:
+        state = stepper.step(state, T)
+    return state
+
+
+PROBLEMS = [Forced, CGL]
+FIXED = [n for n, i in INTEGRATORS.items() if not i.adaptive]
+ADAPTIVE = [n for n, i in INTEGRATORS.items() if i.adaptive]
+
+
+def test_registry_contents():
+    assert set(INTEGRATORS) >= {"dop853", "dopri5", "rk4", "ifrk4", "etdrk4", "split_step"}
+    for info in INTEGRATORS.values():
+        assert info.name and info.order >= 1 and info.description and callable(info.factory)
+    assert isinstance(CGL(), SemilinearProblem)
+
+
+@pytest.mark.parametrize("problem_cls", PROBLEMS)
+@pytest.mark.parametrize("name", FIXED)
+def test_fixed_step_order(name, problem_cls):
+    info, problem = INTEGRATORS[name], problem_cls()
+    if not info.supports(problem):
+        pytest.skip(f"{name} needs {info.requires}")
+    T = 2.0
+    ref = problem.exact(T, U0)
+    dts = T / np.array([40, 80, 160, 320], dtype=float)
+    errs = [float(np.max(np.abs(_run(make_integrator(name, problem, dt=float(dt)), U0, T).y - ref)))
+            for dt in dts]
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    assert abs(slope - info.order) <= 0.3, (name, slope, errs)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_adaptive_error_tracks_tolerance_and_matches_scipy(name):
+    problem, T = CGL(), 2.0
+    ref = problem.exact(T, U0)
+    method = {"dopri5": "RK45", "dop853": "DOP853"}.get(name)
+    errs = []
+    for tol in (1e-4, 1e-6, 1e-8):
+        state = _run(make_integrator(name, problem, rtol=tol, atol=tol), U0, T)
+        assert state.t == T
+        err = float(np.max(np.abs(state.y - ref)))
+        assert err <= 100 * tol, (tol, err)
+        errs.append(err)
+        if method is not None:
+            sc = solve_ivp(rhs_of(problem), (0.0, T), U0, method=method, rtol=tol, atol=tol)
+            assert 1 / 1.5 <= state.steps / (sc.t.size - 1) <= 1.5
+            assert 1 / 1.5 <= state.nfe / sc.nfev <= 1.5
+    assert errs[0] > errs[1] > errs[2]
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_adaptive_on_real_problem_matches_scipy(name):
+    # Lotka–Volterra, a classic nonlinear test with strong step-size variation
+    def lv(t, y):
+        return np.array([1.5 * y[0] - y[0] * y[1], -3.0 * y[1] + y[0] * y[1]])
+
+    tab = {"dopri5": DOPRI5}.get(name)
+    if tab is None:
+        from explore.numerics.tableaux import TABLEAUX
+
+        tab = TABLEAUX[name]
+    stepper = ExplicitRK(tab, lv, rtol=1e-8, atol=1e-10)
+    state = _run(stepper, np.array([10.0, 5.0]), 15.0)
+    sc = solve_ivp(lv, (0, 15), [10.0, 5.0], method="DOP853", rtol=1e-13, atol=1e-13)
+    assert np.allclose(state.y, sc.y[:, -1], rtol=1e-5, atol=1e-8)
+    mine = solve_ivp(lv, (0, 15), [10.0, 5.0], method={"dopri5": "RK45"}.get(name, "DOP853"),
+                     rtol=1e-8, atol=1e-10)
+    assert 1 / 1.5 <= state.steps / (mine.t.size - 1) <= 1.5
+
+
+@pytest.mark.parametrize("name", list(INTEGRATORS))
+def test_array_api_strict_matches_numpy(name):
+    xs = array_api_strict
+    out = {}
+    for xp in (np, xs):
+        problem = CGL(xp)
+        stepper = make_integrator(name, problem, dt=0.05, rtol=1e-7 if INTEGRATORS[name].adaptive else None)
+        state = stepper.init(0.0, xp.asarray(U0, dtype=xp.complex128))
+        for _ in range(4):
+            state = stepper.step(state, 1.0)
+        assert state.y.dtype == xp.complex128
+        assert type(state.y).__module__.split(".")[0] == xp.__name__.split(".")[0]
+        out[xp] = (state.t, np.asarray(state.y) if xp is np else np.asarray(xs.asarray(state.y)), state.nfe)
+    (t1, y1, n1), (t2, y2, n2) = out[np], out[xs]
+    assert t1 == t2 and n1 == n2
+    np.testing.assert_allclose(y2, y1, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(INTEGRATORS))
+def test_steps_land_exactly_on_t_stop(name):
+    problem = CGL()
+    kw = dict(rtol=1e-6) if INTEGRATORS[name].adaptive else dict(dt=0.07)
+    stepper = make_integrator(name, problem, **kw)
+    state = stepper.init(0.0, U0)
+    for t_stop in (0.25, 1.0, 1.7, 2.0):
+        while state.t < t_stop:
+            dt_before = state.dt
+            new = stepper.step(state, t_stop)
+            assert state.t < new.t <= t_stop
+            assert new.steps == state.steps + 1
+            if not INTEGRATORS[name].adaptive:
+                assert new.dt == dt_before == 0.07
+            state = new
+        assert state.t == t_stop
+    assert stepper.step(state, 2.0) is state  # already there: no step
+    with pytest.raises(ValueError, match="t_stop"):
+        stepper.step(state, 1.0)
+
+
+def test_clipped_step_does_not_shrink_proposal():
+    stepper = ExplicitRK(DOPRI5, lambda t, y: -y, rtol=1e-6)
+    state = stepper.step(stepper.init(0.0, np.ones(3)), 10.0)
+    proposed = state.dt
+    clipped = stepper.step(state, state.t + 1e-3 * proposed)
+    assert clipped.dt >= proposed
+
+
+def test_fixed_step_grid_has_no_sliver_steps():
+    stepper = ExplicitRK(RK4, lambda t, y: -y, dt=0.1)
+    state = _run(stepper, np.ones(2), 1.0)
+    assert state.steps == 10 and state.t == 1.0 and state.nfe == 40
+
+
+def test_blow_up_raises_step_size_too_small():
+    stepper = ExplicitRK(DOPRI5, lambda t, y: y * y, rtol=1e-6)
+    with pytest.raises(StepSizeTooSmall, match="step size"):
+        _run(stepper, np.array([1.0]), 2.0)
+
+
+def test_non_finite_trial_is_rejected_not_accepted():
+    # a huge first step overflows the trial; the stepper must shrink and carry on
+    stepper = ExplicitRK(DOPRI5, lambda t, y: -(y**3), dt=1e3, rtol=1e-6)
+    with np.errstate(all="ignore"):
+        state = stepper.step(stepper.init(0.0, np.array([10.0])), 1e3)
+    assert state.rejected >= 1 and np.all(np.isfinite(state.y)) and state.t < 1e3
+
+
+def test_max_steps():
+    stepper = ExplicitRK(RK4, lambda t, y: -y, dt=0.01, max_steps=5)
+    with pytest.raises(TooManySteps):
+        _run(stepper, np.ones(1), 1.0)
+
+
+def test_controller():
+    c = StepController()
+    assert c.factor(0.0, 4) == 10.0
+    assert c.factor(1e30, 4) == 0.2
+    assert c.factor(1e-10, 4, rejected=True) == 1.0
+    assert c.factor(1.0, 4) == pytest.approx(0.9)
+    with pytest.raises(ValueError):
+        StepController(min_factor=2.0)
+
+
+def test_integrating_factor_caches_per_dt():
+    stepper = IntegratingFactorRK(RK4, Forced(), dt=0.3)
+    state = _run(stepper, U0, 1.0)
+    assert state.t == 1.0 and len(stepper._cache) == 2  # the regular step and the clipped last one
+    _run(stepper, U0, 1.0)
+    assert len(stepper._cache) == 2
+
+
+@pytest.mark.parametrize("name", ["ifrk4", "etdrk4", "split_step"])
+def test_exponential_methods_exact_for_linear_problems(name):
+    class Linear:
+        linear = np.array([-50.0, -1.0 + 20j, 0.0, 3j])
+
+        def nonlinear(self, t, u):
+            return 0 * u
+
+        def nonlinear_flow(self, u, dt):
+            return u
+
+    state = _run(make_integrator(name, Linear(), dt=0.25), np.ones(4, dtype=complex), 2.0)
+    np.testing.assert_allclose(state.y, np.exp(Linear.linear * 2.0), rtol=1e-13, atol=1e-14)
+
+
+def test_make_integrator_errors_name_the_parameter():
+    with pytest.raises(ValueError, match=r"integrator.*'nope'.*dop853"):
+        make_integrator("nope", CGL())
+    for name in FIXED:
+        with pytest.raises(ValueError, match="dt"):
+            make_integrator(name, CGL())
+        with pytest.raises(ValueError, match="dt"):
+            make_integrator(name, CGL(), dt=-0.1)
+    with pytest.raises(ValueError, match="integrator.*nonlinear_flow"):
+        make_integrator("split_step", Forced(), dt=0.1)
+    with pytest.raises(ValueError, match="rtol"):
+        make_integrator("dopri5", CGL(), rtol=-1.0)
+    with pytest.raises(ValueError, match="already registered"):
+        register_integrator("rk4", order=4, adaptive=False, description="dup")(lambda p, **k: None)
