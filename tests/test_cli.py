@@ -1,0 +1,66 @@
+"""The command line end to end: list, run (netCDF out), and clear errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+from explore.cli import main
+
+
+def test_list_shows_labs_presets_and_parameter_docs(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "nlse" in out and "two_soliton" in out
+    assert main(["list", "nlse"]) == 0
+    out = capsys.readouterr().out
+    assert "integrator" in out and "etdrk4" in out and "Domain length" in out
+
+
+def test_run_writes_netcdf(tmp_path, capsys):
+    out = tmp_path / "run.nc"
+    code = main(["run", "nlse", "--preset", "two_soliton", "--set", "N=256", "--set", "integrator=etdrk4",
+                 "--set", "dt=0.01", "--set", "t_end=1", "--set", "n_snapshots=4", "--out", str(out)])
+    assert code == 0
+    ds = xr.load_dataset(out, engine="h5netcdf")
+    assert ds.attrs["integrator"] == "etdrk4" and ds.attrs["N"] == 256
+    assert set(ds.data_vars) >= {"mass_drift", "momentum_drift", "energy_drift", "spectrum", "abs_psi"}
+    assert ds.time.values[-1] == pytest.approx(1.0)
+    assert "mass_drift" in capsys.readouterr().out
+
+
+def test_console_script_progress_and_exit_code(tmp_path):
+    exe = [sys.executable, "-m", "explore.cli"]
+    r = subprocess.run(exe + ["run", "nlse", "--set", "t_end=0.2", "--set", "N=128", "--set", "n_snapshots=3",
+                              "--out", str(tmp_path / "a.nc")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "100.0%" in r.stderr  # the progress line
+    assert (tmp_path / "a.nc").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "heat"], "unknown lab 'heat'"),
+        (["run", "nlse", "--set", "M=3"], "unknown parameter 'M'"),
+        (["run", "nlse", "--set", "N=abc"], "N='abc' is not a valid integer"),
+        (["run", "nlse", "--set", "integrator=euler"], "integrator='euler' is not one of"),
+        (["run", "nlse", "--set", "N=0"], "N"),
+        (["run", "nlse", "--set", "L=-5"], "L"),
+        (["run", "nlse", "--preset", "nope"], "unknown preset 'nope'"),
+        (["run", "nlse", "--set", "N"], "NAME=VALUE"),
+        (["run", "nlse", "--backend", "cupy", "--set", "t_end=0.1"], "cupy"),
+    ],
+)
+def test_clear_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_divergence_exit_code(capsys):
+    code = main(["run", "nlse", "--set", "integrator=rk4", "--set", "dt=0.05", "--set", "t_end=5", "-q"])
+    assert code == 3
+    assert "non-finite" in capsys.readouterr().err

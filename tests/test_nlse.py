@@ -1,0 +1,210 @@
+"""The NLSE lab: spectral accuracy, integrator orders, invariants, exact breather, collision shifts."""
+from __future__ import annotations
+
+import math
+
+import array_api_strict
+import numpy as np
+import pytest
+
+from explore.core import SolverDiverged
+from explore.labs.nlse import NLSELab
+from explore.numerics import nlse as eq
+from explore.numerics.fourier import FourierGrid
+from explore.numerics.integrators import INTEGRATORS
+
+
+def final_error(**params) -> float:
+    ds = NLSELab(preset="single_soliton", n_snapshots=1, **params).run()
+    return float(ds.error[-1])
+
+
+def fitted_slope(x, y) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def test_spectral_accuracy_in_N():
+    """Error at t = 1 falls exponentially with N (log error linear in N), to the 1e-10 level."""
+    Ns = [96, 128, 192, 256, 384, 512]
+    errors = [final_error(N=N, t_end=1.0, integrator="etdrk4", dt=1e-3) for N in Ns]
+    # exponential decay: log(error) vs N has a steady negative slope, at least 2 decades per 128 modes
+    slopes = np.diff(np.log10(errors[:-1])) / np.diff(Ns[:-1])
+    assert np.all(slopes < -2 / 128), (Ns, errors)
+    # A = 2 on L = 50: |ψ^(k)| ~ exp(-πk/4) reaches 1e-10 only near k_max = 32, i.e. N = 512
+    assert errors[-1] <= 1e-10, errors
+    # a unit-amplitude soliton (half the bandwidth) reaches it by N = 256
+    unit = final_error(N=256, t_end=1.0, integrator="etdrk4", dt=1e-3, amplitude=1.0, position=0.0, velocity=0.0)
+    assert unit <= 1e-10
+
+
+@pytest.mark.parametrize("name", [n for n, info in INTEGRATORS.items() if not info.adaptive])
+def test_integrator_order_on_soliton(name):
+    """Fitted slope of log(error) vs log(dt) within ±0.3 of the declared order (registry-wide)."""
+    order = INTEGRATORS[name].order
+    base = dict(N=128, amplitude=1.0, position=0.0, velocity=0.5, L=40.0, t_end=1.0, integrator=name)
+    dts = [0.05, 0.025, 0.0125] if order >= 4 else [0.02, 0.01, 0.005]
+    if name == "rk4":  # explicit: dt must resolve max|k^2/2| (stability limit ~0.02 here)
+        dts = [0.01, 0.005, 0.0025]
+    ref = NLSELab(preset="single_soliton", **{**base, "integrator": "dop853", "rtol": 1e-13, "atol": 1e-15}, n_snapshots=1)
+    ref.run()
+    psi_ref = ref._final
+    errors = []
+    for dt in dts:
+        lab = NLSELab(preset="single_soliton", n_snapshots=1, dt=dt, **base)
+        lab.run()
+        errors.append(float(np.max(np.abs(lab._final - psi_ref))))
+    slope = fitted_slope(dts, errors)
+    assert abs(slope - order) <= 0.3, (name, dts, errors, slope)
+
+
+def test_dop853_error_tracks_tolerance():
+    errs = [final_error(N=256, amplitude=1.0, position=0.0, velocity=0.0, t_end=2.0, rtol=rtol, atol=rtol * 1e-2)
+            for rtol in (1e-5, 1e-7, 1e-9)]
+    assert errs[0] > errs[1] > errs[2]
+    for rtol, e in zip((1e-5, 1e-7, 1e-9), errs):
+        assert e < 100 * rtol
+
+
+def test_single_soliton_preset_conserves_mass():
+    ds = NLSELab(preset="single_soliton", t_end=5.0, n_snapshots=10).run()
+    assert float(ds.mass_drift.max()) <= 1e-10
+    assert float(ds.energy_drift.max()) <= 1e-9
+    assert float(ds.momentum_drift.max()) <= 1e-9
+    # exact invariants of A sech(A x) e^{ivx}: M = 2A, P = 2Av, H = A v^2 - A^3/3
+    a, v = 2.0, 1.0
+    assert float(ds.mass[0]) == pytest.approx(2 * a, rel=1e-12)
+    assert float(ds.momentum[0]) == pytest.approx(2 * a * v, rel=1e-12)
+    assert float(ds.energy[0]) == pytest.approx(a * v**2 - a**3 / 3, rel=1e-12)
+    assert float(ds.error.max()) < 1e-9
+
+
+def test_akhmediev_breather_against_exact():
+    ds = NLSELab(preset="breather", N=1024, t_end=10.0, peak_time=5.0, n_snapshots=20,
+                 rtol=1e-12, atol=1e-14).run()
+    assert float(ds.error.max()) < 1e-9
+    a = eq.akhmediev_parameter(0.5)
+    peak = 1 + 2 * math.sqrt(2 * a)  # |ψ| at the peak of the Akhmediev breather
+    assert float(ds.max_amplitude.max()) == pytest.approx(peak, rel=1e-6)
+    # it grows and recedes: small modulation at both ends
+    assert float(ds.max_amplitude[0]) < 1.2 and float(ds.max_amplitude[-1]) < 1.2
+
+
+def test_breather_growth_rate_is_the_modulation_instability_gain():
+    # b = sqrt(8a(1-2a)) equals the MI gain Ω sqrt(1 - Ω²/4) of the unit background
+    for omega in (0.5, 1.0, 1.5):
+        assert eq.akhmediev_growth_rate(omega) == pytest.approx(omega * math.sqrt(1 - omega**2 / 4))
+
+
+def test_two_soliton_shift_matches_theory():
+    # collisions at t = 5 and (through the periodic boundary) t = 17.5
+    ds = NLSELab(preset="two_soliton", N=512, t_end=22.0, n_snapshots=44).run()
+    after_first = ds.where((ds.collisions == 1), drop=True)
+    after_second = ds.where((ds.collisions == 2), drop=True)
+    assert after_first.step.size > 3 and after_second.step.size > 0
+    d1, d2 = eq.soliton_collision_shift(2.0, 2.0, 1.5, -2.0)
+    assert d1 > 0 > d2  # each soliton jumps ahead along its own direction
+    np.testing.assert_allclose(after_first.shift_1, d1, atol=1e-5)
+    np.testing.assert_allclose(after_first.shift_2, d2, atol=1e-5)
+    np.testing.assert_allclose(after_second.shift_1, 2 * d1, atol=1e-5)
+    assert float(ds.shift_error.max()) < 1e-5
+    # before the first collision the solitons move freely
+    before = ds.where(ds.collisions == 0, drop=True)
+    assert float(np.abs(before.shift_1).max()) < 1e-6
+
+
+def test_numerics_run_on_array_api_strict():
+    xp = array_api_strict
+    results = []
+    for namespace in (xp, None):
+        import array_api_compat
+        ns = namespace or array_api_compat.array_namespace(np.zeros(1))
+        grid = FourierGrid(30.0, 64, ns)
+        psi = eq.soliton(grid.x[0], 0.0, 1.0, 0.0, 0.5, 30.0)
+        problem = eq.NLSEProblem(grid, grid.dealias_mask())
+        from explore.numerics.integrators import make_integrator
+        for name in INTEGRATORS:
+            info = INTEGRATORS[name]
+            stepper = make_integrator(name, problem, dt=None if info.adaptive else 0.01, rtol=1e-8, atol=1e-10)
+            state = stepper.init(0.0, grid.fft(psi))
+            while state.t < 0.1:
+                state = stepper.step(state, 0.1)
+            out = grid.ifft(state.y)
+            results.append((name, np.asarray(out), eq.mass(grid, out), eq.hamiltonian(grid, out), eq.momentum(grid, out)))
+    half = len(results) // 2
+    for strict, plain in zip(results[:half], results[half:]):
+        assert strict[0] == plain[0]
+        np.testing.assert_allclose(strict[1], plain[1], atol=1e-13)
+        np.testing.assert_allclose(strict[2:], plain[2:], rtol=1e-12)
+
+
+def test_frames_and_result_shapes():
+    lab = NLSELab(preset="two_soliton", N=256, t_end=1.0, n_snapshots=5)
+    frames = list(lab.frames())
+    assert [f.step for f in frames] == list(range(6))
+    assert frames[-1].progress == 1.0 and frames[-1].time == pytest.approx(1.0)
+    f = frames[-1]
+    assert set(f.convergence) >= {"mass_drift", "momentum_drift", "energy_drift"}
+    assert f.spectrum.logy and f.spectrum.x.shape == (256,)
+    assert f.samples["abs_psi"].y.shape == (256,)
+    assert f.samples["waterfall"].values.shape == (6, 256)
+    big = list(NLSELab(N=2048, t_end=0.01, n_snapshots=1, integrator="etdrk4", dt=0.005).frames())[-1]
+    assert big.samples["abs_psi"].x.size <= 512 and big.spectrum.x.size <= 512
+    ds = lab.run()
+    assert ds.mass_drift.dims == ("step",) and ds.abs_psi.dims == ("step", "x")
+    assert ds.spectrum.dims == ("step", "k")
+    assert ds.attrs["N"] == 256 and ds.attrs["lab"] == "nlse" and ds.attrs["integrator"] == "dop853"
+
+
+def test_netcdf_round_trip(tmp_path):
+    import xarray as xr
+
+    ds = NLSELab(preset="single_soliton", N=128, t_end=0.5, n_snapshots=4, integrator="ifrk4", dt=0.01).run()
+    path = tmp_path / "run.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    back = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_identical(ds, back)
+
+
+def test_determinism_and_round_trip_through_parameters():
+    lab = NLSELab(preset="modulation_instability", N=128, t_end=0.5, n_snapshots=2)
+    a = lab.run()
+    b = type(lab)(**lab.values()).run()
+    np.testing.assert_array_equal(a.psi_real, b.psi_real)
+    c = NLSELab(preset="modulation_instability", N=128, t_end=0.5, n_snapshots=2, seed=7).run()
+    assert not np.array_equal(a.psi_real, c.psi_real)
+
+
+@pytest.mark.parametrize("preset", list(NLSELab.presets))
+def test_every_preset_runs(preset):
+    ds = NLSELab(preset=preset, t_end=0.2, n_snapshots=2).run()
+    assert float(ds.mass_drift.max()) < 1e-8
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(N=0), "N"),
+        (dict(L=-1.0), "L"),
+        (dict(integrator="euler"), "integrator"),
+        (dict(amplitude=float("nan")), "amplitude"),
+        (dict(position=float("nan")), "position"),
+        (dict(initial="akhmediev_breather", omega=0.5, L=50.0), "L"),
+        (dict(integrator="rk4", dt=1e-12), "dt"),
+        (dict(nonsense=1), "nonsense"),
+    ],
+)
+def test_bad_input_names_the_parameter(params, name):
+    with pytest.raises(ValueError, match=name):
+        lab = NLSELab(**params)
+        next(lab.frames())
+
+
+def test_blow_up_stops_with_a_message():
+    lab = NLSELab(preset="single_soliton", integrator="rk4", dt=0.05, t_end=5.0, n_snapshots=5)
+    with pytest.raises(SolverDiverged, match=r"non-finite at t = .*ifrk4"):
+        lab.run()
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="preset"):
+        NLSELab(preset="nope")
