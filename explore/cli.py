@@ -2,6 +2,7 @@
 
     explore list [LAB]                       labs, presets and parameters (with their docs)
     explore run LAB [--preset P] [--set NAME=VALUE ...] [--backend numpy|cupy] [--out FILE.nc]
+    explore sweep LAB --grid NAME=V1,V2 [--grid ...] [--preset P] [--set ...] [--scheduler tcp://HOST:PORT]
     explore serve [--address 127.0.0.1] [--port 5006] [--show]
 
 Values given with ``--set`` are parsed by the parameter's type (never evaluated); every error
@@ -153,6 +154,27 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from explore.sweep import sweep
+
+    lab_cls = _lab_class(args.lab)
+    grid = {}
+    for item in args.grid or []:
+        if "=" not in item:
+            raise UsageError(f"--grid expects NAME=V1,V2,..., got {item!r}")
+        name, text = item.split("=", 1)
+        grid[name.strip()] = [parse_value(lab_cls, name.strip(), v.strip()) for v in text.split(",")]
+    fixed = parse_sets(lab_cls, args.set or [])
+    if args.preset is not None and args.preset not in lab_cls.presets:
+        raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
+    ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
+    print(ds)
+    if args.out:
+        ds.to_netcdf(args.out, engine="h5netcdf")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from explore.ui.serve import serve
 
@@ -175,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="netCDF file to write (convergence history, spectra, snapshots)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("sweep", help="run a grid of parameter values as Dask tasks")
+    p.add_argument("lab")
+    p.add_argument("--grid", action="append", metavar="NAME=V1,V2,...", help="a swept parameter (repeatable)")
+    p.add_argument("--preset")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a fixed parameter (repeatable)")
+    p.add_argument("--scheduler", help="address of a Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="local cluster size (default: one per core)")
+    p.add_argument("--out", help="netCDF file for the gathered summary")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("serve", help="serve the gallery and every lab")
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=5006)
