@@ -1,0 +1,673 @@
+"""``LabView``: the generic dashboard of any :class:`~explore.core.lab.Lab`.
+
+One view per session. The solver runs in a daemon worker thread on a *copy* of the lab
+(``type(lab)(**lab.values())``) and puts frames into a bounded queue; the session's event loop
+calls :meth:`LabView.drain` at a fixed rate (a periodic callback when served), which appends every
+queued frame's convergence row and shows only the newest frame's spectrum and samples.
+Errors (bad parameters, diverging runs) are shown in an alert; they never reach the server.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+
+from explore.core.frame import Curve, Field, Frame, Points
+from explore.core.lab import Lab, SolverDiverged
+from explore.core.result import frames_to_dataset
+from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, sample_element
+
+#: frames waiting between the worker and the UI; a full queue makes the worker wait
+QUEUE_SIZE = 64
+#: how often a served view drains its queue (milliseconds)
+DRAIN_PERIOD_MS = 100
+#: earlier runs kept for comparison
+MAX_EARLIER_RUNS = 5
+#: how long the worker waits on a full queue / a paused state before re-checking for stop (seconds)
+_POLL_S = 0.05
+
+_FRAME, _DONE, _ERROR = "frame", "done", "error"
+
+
+class _Worker:
+    """Iterates ``lab.frames()`` in a daemon thread; pause, single steps and stop via a condition."""
+
+    def __init__(self, lab: Lab, out: queue.Queue, running: bool = True, steps: int = 0):
+        self.lab = lab
+        self.out = out
+        self._cond = threading.Condition()
+        self._running = running
+        self._steps = steps
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"explore-{lab.lab_name}", daemon=True)
+
+    # -- control (UI thread)
+    def start(self) -> None:
+        self.thread.start()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._running = True
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._running = False
+
+    def step(self) -> None:
+        with self._cond:
+            self._steps += 1
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+    @property
+    def paused(self) -> bool:
+        return not self._running
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    # -- worker thread
+    def _permitted(self) -> bool:
+        """Wait until running or a single step is granted; ``False`` if stopped meanwhile."""
+        with self._cond:
+            while not self._stop.is_set():
+                if self._running:
+                    return True
+                if self._steps > 0:
+                    self._steps -= 1
+                    return True
+                self._cond.wait(_POLL_S)
+        return False
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.out.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _loop(self) -> None:
+        frames = None
+        try:
+            frames = self.lab.frames()
+            while self._permitted():
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    self._put((_DONE, None))
+                    return
+                if not self._put((_FRAME, frame)):
+                    return
+        except Exception as exc:  # shown in the page; never kills the session
+            self._put((_ERROR, exc))
+        finally:
+            if frames is not None:
+                try:
+                    frames.close()
+                except Exception:
+                    pass
+
+
+def _format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _diff_label(values: dict, reference: dict) -> str:
+    diff = [f"{k}={_format_value(v)}" for k, v in values.items() if reference.get(k, object()) != v]
+    return ", ".join(diff)
+
+
+def _strip_heavy(frame: Frame) -> Frame:
+    """A frame without its fields and point clouds (only the last frame's are exported)."""
+    light = {k: s for k, s in frame.samples.items() if isinstance(s, Curve)}
+    spectrum = frame.spectrum if isinstance(frame.spectrum, Curve) else None
+    if len(light) == len(frame.samples) and spectrum is frame.spectrum:
+        return frame
+    return dataclasses.replace(frame, samples=light, spectrum=spectrum)
+
+
+def _guarded(method):
+    """Run a UI callback; any exception is shown in the alert instead of reaching the server."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the page must survive anything
+            self._show_error(exc)
+
+    return wrapper
+
+
+class LabView(pn.viewable.Viewer):
+    """Dashboard for any lab: grouped controls with presets, run controls, three live plots, export.
+
+    Parameters
+    ----------
+    lab
+        The lab to show; its parameters are edited by the controls.
+    poll
+        Start a periodic callback that drains the frame queue (``None``: when a Bokeh document is
+        active, i.e. served or in a notebook). Tests call :meth:`drain` themselves.
+    """
+
+    status = param.Selector(
+        default="idle", objects=["idle", "running", "paused", "finished", "stopped", "error"],
+        constant=True, doc="State of the current run.",
+    )
+    follow_data = param.Boolean(
+        default=True, doc="Axes follow the newest data; switch off to keep your zoom while a run streams.",
+    )
+
+    def __init__(self, lab: Lab, poll: bool | None = None, **params):
+        super().__init__(**params)
+        self.lab = lab
+        self._initial = dict(lab.values())
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self._worker: _Worker | None = None
+        self._run_lab: Lab | None = None
+        self._run_values: dict = {}
+        self._run_id = 0
+        self._archived_id: int | None = None
+        self._frames: list[Frame] = []
+        self._rows: list[tuple[float, dict[str, float]]] = []
+        self._diag_rows: list[tuple[float, dict[str, float]]] = []
+        self._earlier: deque = deque(maxlen=MAX_EARLIER_RUNS)
+        self._started_at: float | None = None
+        self._active_s = 0.0
+        self._progress = 0.0
+        self._suppress_param_events = False
+        self._poll_cb = None
+        self._layout = None
+        self._build_widgets()
+        self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
+        self.param.watch(self._on_follow, "follow_data")
+        if poll or (poll is None and pn.state.curdoc is not None):
+            self.start_polling()
+
+    # ================================================================= building
+    def _build_widgets(self) -> None:
+        lab = self.lab
+        presets = list(lab.presets)
+        self.preset = pn.widgets.Select(
+            label="Preset", options=presets, value=lab.default_preset if lab.default_preset in presets else
+            (presets[0] if presets else None), visible=bool(presets),
+            description="Named parameter set; choosing one resets the parameters to it.",
+        )
+        self.preset.param.watch(self._on_preset, "value")
+
+        self.run_button = pn.widgets.Button(label="Run", color="primary", description="Start or resume the run.")
+        self.pause_button = pn.widgets.Button(label="Pause", description="Pause the run (its state is kept).")
+        self.step_button = pn.widgets.Button(label="Step", description="Advance exactly one frame.")
+        self.reset_button = pn.widgets.Button(label="Reset", color="warning",
+                                              description="Stop the run and return to the preset.")
+        self.clear_button = pn.widgets.Button(label="Clear runs", description="Forget the earlier runs overlaid.")
+        self.run_button.on_click(lambda e: self.run())
+        self.pause_button.on_click(lambda e: self.pause())
+        self.step_button.on_click(lambda e: self.step())
+        self.reset_button.on_click(lambda e: self.reset())
+        self.clear_button.on_click(lambda e: self.clear_runs())
+
+        self.progress_bar = pn.indicators.Progress(value=0, max=100, sizing_mode="stretch_width", height=16)
+        self.progress_text = pn.pane.Markdown("Ready.", margin=(0, 10))
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+
+        # controls: one pn.Param per group (tooltips come from each parameter's doc)
+        names = lab.parameter_names()
+        grouped: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for group, members in lab.groups.items():
+            members = [m for m in members if m in names and m not in seen]
+            if members:
+                grouped[group] = members
+                seen.update(members)
+        rest = [n for n in names if n not in seen]
+        if rest:
+            grouped["Other"] = rest
+        self.param_panes = {
+            group: pn.Param(lab.param, parameters=members, show_name=False, sizing_mode="stretch_width",
+                            name=group)
+            for group, members in grouped.items()
+        }
+        self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
+                                     toggle=False)
+        self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
+
+        self.download = pn.widgets.FileDownload(
+            callback=self._download_callback, filename=f"{lab.lab_name or 'run'}.nc", label="Download run (netCDF)",
+            color="success", embed=False, disabled=True, sizing_mode="stretch_width",
+        )
+        self.code = pn.pane.Markdown(self._code_text(), sizing_mode="stretch_width")
+
+        self.convergence_plot = LivePlot(
+            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence"),
+            title="Convergence", kind=lambda d: "overlay",
+        )
+        self.diagnostics_plot = LivePlot(
+            lambda d: convergence_overlay(d["history"], [], logy=False, ylabel="diagnostics"),
+            title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay",
+        )
+        self.spectrum_plot = LivePlot(sample_element, title="Spectrum")
+        self.sample_plots: dict[str, LivePlot] = {}
+        self.samples_area = pn.FlexBox(sizing_mode="stretch_width")
+        self._placeholder = pn.pane.Markdown("*Press **Run** or **Step** to see the samples.*")
+        self.samples_area.objects = [self._placeholder]
+        self._send_convergence()
+
+    @property
+    def widgets(self) -> dict[str, pn.widgets.Widget]:
+        """The widget of each lab parameter, by parameter name."""
+        out: dict[str, pn.widgets.Widget] = {}
+        for pane in self.param_panes.values():
+            out.update({k: w for k, w in pane._widgets.items() if k != "name"})
+        return out
+
+    @property
+    def sidebar(self) -> pn.Column:
+        """Controls, run buttons, progress, alert, export (the left column)."""
+        self.__panel__()
+        return self._sidebar
+
+    @property
+    def main(self) -> pn.Column:
+        """The three live plot areas."""
+        self.__panel__()
+        return self._main
+
+    def __panel__(self):
+        if self._layout is None:
+            lab = self.lab
+            buttons = pn.Row(self.run_button, self.pause_button, self.step_button, self.reset_button,
+                             sizing_mode="stretch_width")
+            self._sidebar = pn.Column(
+                pn.pane.Markdown(f"## {lab.title or lab.lab_name}\n{lab.description}"),
+                self.preset, buttons, self.progress_bar, self.progress_text, self.alert,
+                self.controls,
+                pn.Row(self.follow_toggle, self.clear_button),
+                self.download,
+                pn.Card(self.code, title="Copy as code", collapsed=True, sizing_mode="stretch_width"),
+                width=380,
+            )
+            self._main = pn.Column(
+                pn.Row(pn.Column(self.convergence_plot.pane, self.diagnostics_plot.pane,
+                                 sizing_mode="stretch_width"),
+                       self.spectrum_plot.pane, sizing_mode="stretch_width"),
+                pn.pane.Markdown("### Samples"),
+                self.samples_area,
+                sizing_mode="stretch_width",
+            )
+            self._layout = pn.Row(self._sidebar, self._main, sizing_mode="stretch_width")
+            if self._poll_cb is None and pn.state.curdoc is not None and self._worker is None:
+                self.start_polling()
+        return self._layout
+
+    # ================================================================= polling / lifetime
+    def start_polling(self, period_ms: int = DRAIN_PERIOD_MS) -> None:
+        """Drain the queue every ``period_ms`` on the session's event loop; stop the worker with the session."""
+        if self._poll_cb is not None:
+            return
+        self._poll_cb = pn.state.add_periodic_callback(self.drain, period=period_ms)
+        try:
+            pn.state.on_session_destroyed(lambda ctx: self.stop())
+        except Exception:  # not in a server session (notebook): nothing to hook
+            pass
+
+    def stop(self) -> None:
+        """Stop the worker (joining its thread) and the periodic callback."""
+        self._stop_worker()
+        if self._poll_cb is not None:
+            try:
+                self._poll_cb.stop()
+            except Exception:
+                pass
+            self._poll_cb = None
+
+    # ================================================================= run control
+    @property
+    def running(self) -> bool:
+        """Whether a worker is alive and not paused."""
+        return self._worker is not None and self._worker.alive and not self._worker.paused
+
+    @property
+    def worker_thread(self) -> threading.Thread | None:
+        return None if self._worker is None else self._worker.thread
+
+    @property
+    def progress(self) -> float:
+        """Progress of the current run in [0, 1]."""
+        return self._progress
+
+    @property
+    def frames(self) -> list[Frame]:
+        """Frames received from the current run (fields and point clouds kept for the newest only)."""
+        return list(self._frames)
+
+    def _set_status(self, value: str) -> None:
+        with param.edit_constant(self):
+            self.status = value
+
+    def _start_worker(self, running: bool, steps: int) -> bool:
+        self._archive()
+        lab = type(self.lab)(**self.lab.values())
+        lab.validate()  # a bad value is reported before any work and before the old run is cleared
+        self._stop_worker()
+        self._drain_queue_discard()
+        self._run_lab = lab
+        self._run_values = lab.values()
+        self._run_id += 1
+        self._frames, self._rows, self._diag_rows = [], [], []
+        self._progress, self._active_s, self._started_at = 0.0, 0.0, None
+        self.download.disabled = True
+        for plot in self.sample_plots.values():
+            plot.clear()
+        self.sample_plots.clear()
+        self.samples_area.objects = [self._placeholder]
+        self.spectrum_plot.clear()
+        self._send_convergence()
+        self._worker = _Worker(lab, self._queue, running=running, steps=steps)
+        self._worker.start()
+        return True
+
+    @_guarded
+    def run(self) -> None:
+        """Start a run (or resume a paused one)."""
+        self._clear_alert()
+        if self._worker is not None and self._worker.alive:
+            self._worker.resume()
+        else:
+            self._start_worker(running=True, steps=0)
+        self._started_at = time.monotonic()
+        self._set_status("running")
+
+    @_guarded
+    def pause(self) -> None:
+        """Pause the run; the solver state is kept and Run resumes it."""
+        if self._worker is not None and self._worker.alive:
+            self._worker.pause()
+            self._tick()
+            self._set_status("paused")
+
+    @_guarded
+    def step(self) -> None:
+        """Advance exactly one frame (starting a paused run if there is none)."""
+        self._clear_alert()
+        if self._worker is not None and self._worker.alive:
+            if not self._worker.paused:
+                self._worker.pause()
+                self._tick()
+            self._worker.step()
+        else:
+            self._start_worker(running=False, steps=1)
+        self._set_status("paused")
+
+    @_guarded
+    def reset(self) -> None:
+        """Stop the run, keep it for comparison, and return to the preset (or the initial values)."""
+        self._stop_worker()
+        self._drain_queue_discard()
+        self._archive()
+        self._suppress_param_events = True
+        try:
+            if self.preset.value is not None and self.preset.value in self.lab.presets:
+                self.lab.apply_preset(self.preset.value)
+            else:
+                self.lab.param.update(**self._initial)
+        finally:
+            self._suppress_param_events = False
+        self._frames, self._rows, self._diag_rows = [], [], []
+        self._progress, self._active_s, self._started_at = 0.0, 0.0, None
+        self._run_lab = None
+        self.download.disabled = True
+        for plot in self.sample_plots.values():
+            plot.clear()
+        self.sample_plots.clear()
+        self.samples_area.objects = [self._placeholder]
+        self.spectrum_plot.clear()
+        self.diagnostics_plot.clear()
+        self._send_convergence()
+        self._update_progress(None)
+        self._clear_alert()
+        self.code.object = self._code_text()
+        self._set_status("idle")
+
+    @_guarded
+    def clear_runs(self) -> None:
+        """Forget the earlier runs overlaid on the convergence plot."""
+        self._earlier.clear()
+        self._send_convergence()
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+
+    def _drain_queue_discard(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def _tick(self) -> None:
+        if self._started_at is not None:
+            self._active_s += time.monotonic() - self._started_at
+            self._started_at = None
+
+    # ================================================================= draining
+    def drain(self) -> int:
+        """Move every queued frame into the plots; return the number of frames taken.
+
+        Convergence and diagnostics rows of all frames are appended; spectrum and samples show the
+        newest frame only. Runs on the session's event loop (or synchronously in tests).
+        """
+        try:
+            return self._drain()
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
+            return 0
+
+    def _drain(self) -> int:
+        newest: Frame | None = None
+        end: tuple[str, Any] | None = None
+        n = 0
+        while True:
+            try:
+                kind, payload = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if kind == _FRAME:
+                if self._frames:
+                    self._frames[-1] = _strip_heavy(self._frames[-1])
+                self._frames.append(payload)
+                self._rows.append((payload.time, dict(payload.convergence)))
+                self._diag_rows.append((payload.time, dict(payload.diagnostics)))
+                newest = payload
+                n += 1
+            else:
+                end = (kind, payload)
+                break
+        if newest is not None:
+            self._show_frame(newest)
+        if end is not None:
+            self._finish(*end)
+        return n
+
+    def _show_frame(self, frame: Frame) -> None:
+        self._progress = float(frame.progress)
+        self._send_convergence()
+        if frame.diagnostics or self._diag_rows and any(d for _, d in self._diag_rows):
+            self.diagnostics_plot.update({"history": self._history(self._diag_rows)})
+        if frame.spectrum is not None:
+            self.spectrum_plot.update(frame.spectrum)
+        for key, sample in frame.samples.items():
+            plot = self.sample_plots.get(key)
+            if plot is None:
+                plot = self.sample_plots[key] = LivePlot(sample_element, title=key, follow=self.follow_data)
+                plot.pane.sizing_mode = "fixed"
+                plot.pane.width = 420
+                if self._placeholder in self.samples_area.objects:
+                    self.samples_area.objects = []
+                self.samples_area.append(plot.pane)
+            plot.update(sample)
+        self.download.disabled = False
+        self._update_progress(frame)
+
+    def _finish(self, kind: str, payload) -> None:
+        self._tick()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+        if kind == _DONE:
+            self._progress = 1.0 if self._frames else self._progress
+            self._update_progress(self._frames[-1] if self._frames else None, done=True)
+            self._archive()
+            self._set_status("finished")
+        else:
+            self._show_error(payload)
+
+    def _update_progress(self, frame: Frame | None, done: bool = False) -> None:
+        self.progress_bar.value = int(round(100 * min(max(self._progress, 0.0), 1.0)))
+        if frame is None:
+            self.progress_text.object = "Ready."
+            return
+        active = self._active_s + (time.monotonic() - self._started_at if self._started_at else 0.0)
+        text = f"step {frame.step} · t = {frame.time:.4g} · {100 * self._progress:.0f}%"
+        if done:
+            text += f" · done in {active:.1f} s"
+        elif 0 < self._progress < 1 and active > 0:
+            text += f" · ETA {active * (1 - self._progress) / self._progress:.1f} s"
+        self.progress_text.object = text
+
+    # ================================================================= convergence history
+    @staticmethod
+    def _history(rows: list[tuple[float, dict[str, float]]]) -> dict[str, np.ndarray]:
+        keys = list(dict.fromkeys(k for _, r in rows for k in r))
+        out = {"time": np.array([t for t, _ in rows], dtype=float)}
+        for k in keys:
+            out[k] = np.array([r.get(k, np.nan) for _, r in rows], dtype=float)
+        return out
+
+    def convergence_history(self) -> dict[str, np.ndarray]:
+        """The current run's convergence quantities vs time (``'time'`` + one array each)."""
+        return self._history(self._rows)
+
+    @property
+    def earlier_runs(self) -> list[dict]:
+        """Earlier runs kept for comparison: ``{'id', 'values', 'history'}`` each."""
+        return list(self._earlier)
+
+    def _archive(self) -> None:
+        """Keep the current run for comparison (once)."""
+        if not self._rows or self._archived_id == self._run_id:
+            return
+        self._archived_id = self._run_id
+        self._earlier.append({"id": self._run_id, "values": dict(self._run_values),
+                              "history": self.convergence_history()})
+
+    def _send_convergence(self) -> None:
+        reference = self._run_values if self._rows else self.lab.values()
+        earlier = []
+        for i, run in enumerate(self._earlier):
+            if run["id"] == self._run_id and self._rows:
+                continue  # the run on screen is drawn solid
+            label = _diff_label(run["values"], reference) or f"run {run['id']}"
+            earlier.append({"label": label, "history": run["history"]})
+        self.convergence_plot.update({"history": self._history(self._rows), "earlier": earlier})
+
+    # ================================================================= parameters
+    def _on_lab_param(self, *events) -> None:
+        try:
+            self.code.object = self._code_text()
+            if self._suppress_param_events:
+                return
+            if self._worker is not None and self._worker.alive:
+                self._stop_worker()
+                self._drain()
+                self._archive()
+                self._tick()
+                self._set_status("stopped")
+                names = ", ".join(sorted({e.name for e in events}))
+                self._show_alert(f"Parameters changed ({names}): the run was stopped. Press Run to start a new one.",
+                                 "info")
+            elif not self._rows:
+                self._send_convergence()  # refresh the labels of earlier runs
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
+
+    @_guarded
+    def _on_preset(self, event) -> None:
+        if event.new is not None:
+            self.lab.apply_preset(event.new)
+
+    def _on_follow(self, event) -> None:
+        for plot in (self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()):
+            plot.set_follow(event.new)
+
+    def _code_text(self) -> str:
+        try:
+            return f"```python\n{self.lab.to_code()}```\n\n```bash\n{self.lab.to_cli()}\n```"
+        except Exception as exc:  # noqa: BLE001
+            return f"(cannot write code for these values: {exc})"
+
+    # ================================================================= alerts
+    def _show_alert(self, message: str, kind: str = "danger") -> None:
+        self.alert.alert_type = kind
+        self.alert.object = message
+        self.alert.visible = True
+
+    def _show_error(self, exc: BaseException) -> None:
+        if isinstance(exc, SolverDiverged):
+            message = f"**The solver diverged.** {exc}"
+        elif isinstance(exc, ValueError):
+            message = f"**Invalid parameters.** {exc}"
+        else:
+            message = f"**{type(exc).__name__}:** {exc}"
+        self._tick()
+        self._set_status("error")
+        self._show_alert(message, "danger")
+
+    def _clear_alert(self) -> None:
+        self.alert.object = ""
+        self.alert.visible = False
+
+    # ================================================================= export
+    def to_dataset(self):
+        """The frames received so far as an ``xarray.Dataset`` (see :func:`frames_to_dataset`)."""
+        if not self._frames:
+            raise ValueError("nothing to export yet: run the lab first")
+        return frames_to_dataset(self._frames, self._run_lab or self.lab)
+
+    def export_bytes(self) -> bytes:
+        """The run received so far as netCDF bytes (h5netcdf engine)."""
+        return bytes(self.to_dataset().to_netcdf(engine="h5netcdf"))
+
+    def _download_callback(self):
+        try:
+            return io.BytesIO(self.export_bytes())
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
+            return io.BytesIO(b"")
+
+
+__all__ = ["LabView"]

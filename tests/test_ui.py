@@ -1,0 +1,273 @@
+"""Server-side tests of the generic dashboard (no browser): LabView, run loop, alerts, export, gallery, serve."""
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import xarray as xr
+
+pn = pytest.importorskip("panel")
+hv = pytest.importorskip("holoviews")
+
+import toy_lab  # noqa: E402  (registers toy_decay)
+from explore.core import lab_classes, lab_names  # noqa: E402
+from explore.ui import LabView, gallery, serve  # noqa: E402
+from explore.ui.plots import field_element, sample_element  # noqa: E402
+from explore.core.frame import Curve, Field, Points  # noqa: E402
+
+
+def wait_for(predicate, view: LabView | None = None, timeout: float = 10.0, period: float = 0.01) -> bool:
+    """Drain ``view`` until ``predicate()`` holds (or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if view is not None:
+            view.drain()
+        if predicate():
+            return True
+        time.sleep(period)
+    return False
+
+
+@pytest.fixture
+def view():
+    v = LabView(toy_lab.ToyDecay())
+    yield v
+    v.stop()
+
+
+# ----------------------------------------------------------------- plots
+def test_frame_objects_become_holoviews_elements():
+    x = np.linspace(0, 1, 5)
+    assert isinstance(sample_element(Curve(x, x + 1, "k", "power", logy=True)), hv.Curve)
+    assert isinstance(sample_element(Points(x, x)), hv.Points)
+    assert isinstance(sample_element(Field(x, x[:3], np.ones((3, 5)))), hv.Image)
+    assert isinstance(field_element(Field(x**2, x[:3], np.ones((3, 5)))), hv.QuadMesh)
+    with pytest.raises(TypeError):
+        sample_element(np.zeros(3))
+
+
+# ----------------------------------------------------------------- building
+def test_build_toy_view(view):
+    root = view.__panel__().get_root()
+    assert root is not None
+    assert set(view.widgets) >= {"a", "n", "dt", "t_end", "delay", "blowup", "seed", "backend"}
+    assert list(view.param_panes)[:2] == ["Problem", "Method"] and "Other" in view.param_panes
+    assert view.preset.options == list(toy_lab.ToyDecay.presets)
+    assert "ToyDecay" in view.code.object and "explore run toy_decay" in view.code.object
+    assert view.status == "idle" and view.progress == 0.0
+
+
+@pytest.mark.parametrize("name", lab_names())
+def test_every_registered_lab_builds_and_renders_a_first_frame(name):
+    view = LabView(lab_classes()[name]())
+    try:
+        view.__panel__().get_root()
+        view.step()
+        assert view.alert.visible is False, view.alert.object
+        assert wait_for(lambda: len(view.frames) >= 1, view, timeout=30), view.alert.object
+        hv.render(view.convergence_plot.dmap)
+        for plot in [view.spectrum_plot, *view.sample_plots.values()]:
+            if plot.dmap is not None:
+                hv.render(plot.dmap)
+    finally:
+        view.stop()
+
+
+# ----------------------------------------------------------------- running
+def test_run_streams_frames(view):
+    view.lab.set(delay=0.01, n_frames=100)
+    view.__panel__().get_root()
+    view.run()
+    lengths, samples = [], []
+    deadline = time.monotonic() + 20
+    while view.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.03)
+        if view.drain():
+            lengths.append(len(view.convergence_history()["time"]))
+            samples.append(view.sample_plots["u"].data.y.copy())
+    assert view.status == "finished", view.alert.object
+    assert view.progress == pytest.approx(1.0)
+    assert view.progress_bar.value == 100
+    assert len(set(lengths)) >= 3 and lengths == sorted(lengths)  # the convergence history grows
+    assert any(not np.array_equal(a, b) for a, b in zip(samples, samples[1:]))  # samples change
+    history = view.convergence_plot.data["history"]
+    assert set(history) == {"time", "error", "norm"} and history["time"].size == len(view.frames) >= 40
+    assert set(view.sample_plots) == {"u", "field"}
+
+
+def test_pause_step_reset_and_stop(view):
+    baseline = threading.active_count()
+    view.lab.set(delay=0.02, n_frames=200, t_end=2.0)
+    view.run()
+    assert wait_for(lambda: len(view.frames) >= 3, view)
+    view.pause()
+    time.sleep(0.1)
+    view.drain()  # a frame in flight when pausing still arrives
+    n, progress = len(view.frames), view.progress
+    time.sleep(0.25)
+    view.drain()
+    assert len(view.frames) == n and view.progress == progress and view.status == "paused"
+
+    view.step()
+    assert wait_for(lambda: len(view.frames) == n + 1, view)
+    time.sleep(0.15)
+    view.drain()
+    assert len(view.frames) == n + 1
+
+    view.run()  # resume keeps the state: frame steps continue where they were
+    assert wait_for(lambda: len(view.frames) >= n + 3, view)
+    assert [f.step for f in view.frames] == list(range(1, len(view.frames) + 1))
+
+    view.reset()
+    assert view.status == "idle" and view.frames == [] and view.progress == 0.0
+    assert view.lab.values() == toy_lab.ToyDecay().values()
+    assert view.worker_thread is None
+    assert len(view.earlier_runs) == 1  # the interrupted run is kept for comparison
+    assert wait_for(lambda: threading.active_count() <= baseline, timeout=5)
+
+    view.lab.set(delay=0.02, n_frames=200, t_end=2.0)
+    view.run()
+    assert view.worker_thread.is_alive()
+    thread = view.worker_thread
+    view.stop()
+    assert not thread.is_alive()
+    assert threading.active_count() <= baseline
+
+
+def test_step_from_idle_starts_paused_run(view):
+    view.step()
+    assert wait_for(lambda: len(view.frames) == 1, view)
+    time.sleep(0.1)
+    view.drain()
+    assert len(view.frames) == 1 and view.status == "paused"
+
+
+def test_changing_a_parameter_stops_the_run(view):
+    view.lab.set(delay=0.02, n_frames=200, t_end=2.0)
+    view.run()
+    assert wait_for(lambda: len(view.frames) >= 2, view)
+    view.widgets["a"].value = 2.0
+    assert view.status == "stopped" and view.worker_thread is None
+    assert view.alert.visible and view.alert.alert_type == "info" and "stopped" in view.alert.object
+    view.lab.delay = 0.0
+    view.run()  # a new run with the new value
+    assert view.alert.visible is False
+    assert wait_for(lambda: view.status == "finished", view, timeout=15)
+    assert view.frames[-1].step == 200
+
+
+def test_comparison_runs_are_overlaid_with_differing_parameters(view):
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+    view.widgets["a"].value = 3.0
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+    labels = [run["label"] for run in view.convergence_plot.data["earlier"]]
+    assert labels == ["a=1"]
+    overlay = view.convergence_plot.dmap[()]
+    assert any(c.label == "error (a=1)" for c in overlay)
+    for _ in range(6):
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+    assert len(view.earlier_runs) == 5
+    view.clear_runs()
+    assert view.earlier_runs == [] and view.convergence_plot.data["earlier"] == []
+
+
+# ----------------------------------------------------------------- errors
+def test_bad_value_shows_error_and_view_stays_usable(view):
+    view.widgets["a"].value = 50.0
+    view.widgets["dt"].value = 0.5  # a*dt > 2: rejected by check()
+    view.run()
+    assert view.alert.visible and view.alert.alert_type == "danger"
+    assert "'dt'" in view.alert.object and view.status == "error"
+    assert view.worker_thread is None
+    view.widgets["dt"].value = 0.01
+    view.run()
+    assert not view.alert.visible
+    assert wait_for(lambda: view.status == "finished", view)
+
+
+def test_diverging_run_shows_solver_message(view):
+    view.preset.value = "blowup"
+    assert view.lab.blowup is True
+    view.run()
+    assert wait_for(lambda: view.status == "error", view)
+    assert view.alert.visible and "diverged" in view.alert.object and "non-finite" in view.alert.object
+    assert "Switch off 'blowup'" in view.alert.object
+    view.reset()
+    assert view.lab.blowup is True and not view.alert.visible  # reset returns to the chosen preset
+    view.preset.value = "default"
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+
+
+# ----------------------------------------------------------------- export
+def test_export_netcdf(view):
+    assert view.download.disabled
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+    assert not view.download.disabled
+    ds = xr.open_dataset(io.BytesIO(view.export_bytes()), engine="h5netcdf")
+    assert {"error", "norm", "mean", "spectrum", "u", "field"} <= set(ds.data_vars)
+    assert ds.sizes["step"] == 20 and ds.attrs["lab"] == "toy_decay"
+    np.testing.assert_allclose(ds["error"].values, view.convergence_history()["error"])
+    assert view._download_callback().getbuffer().nbytes > 0
+    assert "ToyDecay(" in view.code.object and "--backend numpy" in view.code.object
+
+
+# ----------------------------------------------------------------- gallery and server
+def test_gallery_lists_every_lab():
+    page = gallery()
+    text = " ".join(str(getattr(o, "object", "")) for o in page.select(pn.pane.HTML))
+    for name, cls in lab_classes().items():
+        assert f'href="./{name}"' in text and cls.title in text
+    assert "fast decay" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 15.0) -> tuple[int, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, r.read().decode("utf-8", "replace")
+        except (ConnectionError, urllib.error.URLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_serve_gallery_and_lab_routes():
+    port = _free_port()
+    server = serve(port=port, threaded=True, verbose=False)
+    try:
+        status, body = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and "Explore" in body
+        status, body = _get(f"http://127.0.0.1:{port}/toy_decay")
+        assert status == 200 and "Toy decay" in body
+    finally:
+        server.stop()
+        server.join(10)
+    assert not server.is_alive()
+
+
+def test_follow_data_toggle_rebuilds_plots_once(view):
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+    old = view.sample_plots["u"].dmap
+    view.follow_data = False
+    plot = view.sample_plots["u"]
+    assert plot.dmap is not old and plot.follow is False
+    assert plot.dmap[()].opts.get("norm").kwargs["framewise"] is False
+    hv.render(plot.dmap)
