@@ -20,6 +20,8 @@ from explore.core.frame import Curve, Field, Points
 #: default plot sizes (pixels); plots stretch to the width of their column
 PLOT_HEIGHT = 280
 SMALL_PLOT_HEIGHT = 200
+#: pixels per legend entry (legends sit right of the plot)
+LEGEND_ROW_PX = 27
 #: line dash of earlier runs overlaid on the convergence plot
 EARLIER_RUN_DASH = "dashed"
 
@@ -160,8 +162,19 @@ class LivePlot:
 
     def _element(self, data):
         el = self._render(data)
-        return el.opts(title=self.title, framewise=self.follow, axiswise=True, responsive=True,
-                       height=self.height, show_grid=True)
+        norm = dict(framewise=self.follow, axiswise=True)
+        height = self.height
+        if isinstance(el, hv.Overlay):
+            # the legend sits to the right: make room for every entry (two columns past 12)
+            entries = len(el)
+            cols = 1 if entries <= 12 else 2
+            height = max(height, min(LEGEND_ROW_PX * -(-entries // cols) + 80, 520))
+            el = el.opts(legend_cols=cols)  # normalisation options only take effect on the overlaid elements
+            for child in el:  # (axiswise=True on the children would freeze the ranges again)
+                child.opts(framewise=self.follow)
+            norm = {}
+        self.pane.height = height
+        return el.opts(title=self.title, responsive=True, height=height, show_grid=True, **norm)
 
     def _build(self, obj) -> None:
         self.pipe = hv.streams.Pipe(data=obj)

@@ -5,8 +5,6 @@ Every route is a factory: each browser session builds its own lab and :class:`La
 """
 from __future__ import annotations
 
-import functools
-
 import panel as pn
 
 from explore.core.registry import lab_classes
@@ -33,9 +31,15 @@ def routes(labs: list[str] | None = None) -> dict:
     """URL slug → factory, for ``pn.serve``: ``/`` is the gallery, ``/<lab_name>`` each lab."""
     classes = lab_classes()
     names = list(classes) if labs is None else list(labs)
-    out = {"/": functools.partial(gallery_page, names)}
+    # plain functions, not functools.partial: pn.serve renders a partial's repr instead of calling it
+    def factory(make, *args):
+        def page():
+            return make(*args)
+        return page
+
+    out = {"/": factory(gallery_page, names)}
     for name in names:
-        out[f"/{name}"] = functools.partial(lab_page, classes[name])
+        out[f"/{name}"] = factory(lab_page, classes[name])
     return out
 
 

@@ -310,9 +310,8 @@ class LabView(pn.viewable.Viewer):
                 width=380,
             )
             self._main = pn.Column(
-                pn.Row(pn.Column(self.convergence_plot.pane, self.diagnostics_plot.pane,
-                                 sizing_mode="stretch_width"),
-                       self.spectrum_plot.pane, sizing_mode="stretch_width"),
+                pn.Row(self.convergence_plot.pane, self.spectrum_plot.pane, sizing_mode="stretch_width"),
+                self.diagnostics_plot.pane,
                 pn.pane.Markdown("### Samples"),
                 self.samples_area,
                 sizing_mode="stretch_width",
