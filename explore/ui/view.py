@@ -375,15 +375,7 @@ class LabView(pn.viewable.Viewer):
         self._run_lab = lab
         self._run_values = lab.values()
         self._run_id += 1
-        self._frames, self._rows, self._diag_rows = [], [], []
-        self._progress, self._active_s, self._started_at = 0.0, 0.0, None
-        self.download.disabled = True
-        for plot in self.sample_plots.values():
-            plot.clear()
-        self.sample_plots.clear()
-        self.samples_area.objects = [self._placeholder]
-        self.spectrum_plot.clear()
-        self._send_convergence()
+        self._clear_run_display()
         self._worker = _Worker(lab, self._queue, running=running, steps=steps)
         self._worker.start()
         return True
@@ -434,9 +426,17 @@ class LabView(pn.viewable.Viewer):
                 self.lab.param.update(**self._initial)
         finally:
             self._suppress_param_events = False
+        self._run_lab = None
+        self._clear_run_display()
+        self._update_progress(None)
+        self._clear_alert()
+        self.code.object = self._code_text()
+        self._set_status("idle")
+
+    def _clear_run_display(self) -> None:
+        """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
         self._frames, self._rows, self._diag_rows = [], [], []
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
-        self._run_lab = None
         self.download.disabled = True
         for plot in self.sample_plots.values():
             plot.clear()
@@ -445,10 +445,6 @@ class LabView(pn.viewable.Viewer):
         self.spectrum_plot.clear()
         self.diagnostics_plot.clear()
         self._send_convergence()
-        self._update_progress(None)
-        self._clear_alert()
-        self.code.object = self._code_text()
-        self._set_status("idle")
 
     @_guarded
     def clear_runs(self) -> None:
