@@ -16,7 +16,7 @@ import array_api_compat
 from explore.numerics.rk import StepState, as_state_array, check_t_stop, land_on
 from explore.numerics.tableaux import ButcherTableau
 
-__all__ = ["IntegratingFactorRK", "ETDRK4", "DtCache"]
+__all__ = ["IntegratingFactorRK", "ETDRK4", "DtCache", "FixedStepSemilinear"]
 
 #: Number of ``dt`` values whose operators are kept (the regular step and a clipped last one).
 CACHE_SIZE = 4
@@ -58,7 +58,54 @@ def _linear(problem, y):
     return xp, xp.asarray(problem.linear)
 
 
-class IntegratingFactorRK:
+class FixedStepSemilinear:
+    """Shared loop of the fixed-step steppers for ``u' = L u + N(t, u)``.
+
+    Subclasses define ``_build(dt)`` (the dt-dependent operators, cached per ``dt`` in the
+    state's namespace) and ``_advance(t, u, h, ops) -> u_new``; this class owns ``init``,
+    landing exactly on ``t_stop`` and the bookkeeping of :class:`StepState`.
+    """
+
+    #: evaluations of the nonlinear part per step
+    nfe_per_step = 1
+
+    def __init__(self, problem, dt: float):
+        self.problem = problem
+        self.dt = _fixed_dt(dt)
+        self._xp = None
+        self._L = None
+        self._cache = DtCache(self._build)
+
+    def _bind(self, y) -> None:
+        self._xp, self._L = _linear(self.problem, y)
+        self._cache = DtCache(self._build)  # operators belong to this namespace / device
+
+    def init(self, t0: float, y0) -> StepState:
+        y0 = as_state_array(y0)
+        self._bind(y0)
+        return StepState(t=float(t0), y=y0, dt=self.dt)
+
+    def step(self, state: StepState, t_stop: float) -> StepState:
+        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
+        t_stop = float(t_stop)
+        check_t_stop(state.t, t_stop)
+        if state.t == t_stop:
+            return state
+        if self._xp is None:
+            self._bind(state.y)
+        h, t_new, _ = land_on(state.t, state.dt, t_stop)
+        y_new = self._advance(state.t, state.y, h, self._cache(h))
+        return StepState(t=t_new, y=y_new, dt=state.dt, nfe=state.nfe + self.nfe_per_step,
+                         steps=state.steps + 1, rejected=state.rejected)
+
+    def _build(self, dt: float):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _advance(self, t: float, u, h: float, ops):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class IntegratingFactorRK(FixedStepSemilinear):
     """Integrating-factor (Lawson) Runge–Kutta method for ``u' = L u + N(t, u)``.
 
     Lawson's "Generalized Runge-Kutta processes for stable systems with large Lipschitz
@@ -84,12 +131,9 @@ class IntegratingFactorRK:
 
     def __init__(self, tableau: ButcherTableau, problem, dt: float):
         self.tableau = tableau
-        self.problem = problem
-        self.dt = _fixed_dt(dt)
         self.order = tableau.order
-        self._cache = DtCache(self._build)
-        self._xp = None
-        self._L = None
+        self.nfe_per_step = tableau.stages
+        super().__init__(problem, dt)
 
     def _build(self, dt: float) -> dict[float, object]:
         xp, L = self._xp, self._L
@@ -101,23 +145,8 @@ class IntegratingFactorRK:
                     shifts.add(tab.c[i] - tab.c[j])
         return {x: xp.exp((x * dt) * L) for x in shifts}
 
-    def init(self, t0: float, y0) -> StepState:
-        y0 = as_state_array(y0)
-        self._xp, self._L = _linear(self.problem, y0)
-        self._cache = DtCache(self._build)  # operators belong to this namespace / device
-        return StepState(t=float(t0), y=y0, dt=self.dt)
-
-    def step(self, state: StepState, t_stop: float) -> StepState:
-        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
-        t_stop = float(t_stop)
-        check_t_stop(state.t, t_stop)
-        if state.t == t_stop:
-            return state
-        if self._xp is None:
-            self._xp, self._L = _linear(self.problem, state.y)
-        h, t_new, _ = land_on(state.t, state.dt, t_stop)
-        E = self._cache(h)
-        tab, N, t, u = self.tableau, self.problem.nonlinear, state.t, state.y
+    def _advance(self, t: float, u, h: float, E):
+        tab, N = self.tableau, self.problem.nonlinear
         ks = []
         for i in range(tab.stages):
             ci = tab.c[i]
@@ -131,11 +160,10 @@ class IntegratingFactorRK:
         for j in range(tab.stages):
             if tab.b[j] != 0.0:
                 y_new = y_new + (h * tab.b[j]) * (E[1.0 - tab.c[j]] * ks[j])
-        return StepState(t=t_new, y=y_new, dt=state.dt, nfe=state.nfe + tab.stages,
-                         steps=state.steps + 1, rejected=state.rejected)
+        return y_new
 
 
-class ETDRK4:
+class ETDRK4(FixedStepSemilinear):
     """Fourth-order exponential time differencing Runge–Kutta method (ETDRK4).
 
     Cox & Matthews, "Exponential time differencing for stiff systems", for
@@ -162,13 +190,7 @@ class ETDRK4:
     """
 
     order = 4
-
-    def __init__(self, problem, dt: float):
-        self.problem = problem
-        self.dt = _fixed_dt(dt)
-        self._cache = DtCache(self._build)
-        self._xp = None
-        self._L = None
+    nfe_per_step = 4
 
     def _build(self, dt: float):
         xp, L = self._xp, self._L
@@ -194,23 +216,9 @@ class ETDRK4:
         E2 = xp.exp((dt / 2) * L)
         return E, E2, Q, f1, f2, f3
 
-    def init(self, t0: float, y0) -> StepState:
-        y0 = as_state_array(y0)
-        self._xp, self._L = _linear(self.problem, y0)
-        self._cache = DtCache(self._build)  # operators belong to this namespace / device
-        return StepState(t=float(t0), y=y0, dt=self.dt)
-
-    def step(self, state: StepState, t_stop: float) -> StepState:
-        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
-        t_stop = float(t_stop)
-        check_t_stop(state.t, t_stop)
-        if state.t == t_stop:
-            return state
-        if self._xp is None:
-            self._xp, self._L = _linear(self.problem, state.y)
-        h, t_new, _ = land_on(state.t, state.dt, t_stop)
-        E, E2, Q, f1, f2, f3 = self._cache(h)
-        N, t, u = self.problem.nonlinear, state.t, state.y
+    def _advance(self, t: float, u, h: float, ops):
+        E, E2, Q, f1, f2, f3 = ops
+        N = self.problem.nonlinear
         Nu = N(t, u)
         a = E2 * u + Q * Nu
         Na = N(t + h / 2, a)
@@ -218,6 +226,4 @@ class ETDRK4:
         Nb = N(t + h / 2, b)
         c = E2 * a + Q * (2.0 * Nb - Nu)
         Nc = N(t + h, c)
-        y_new = E * u + f1 * Nu + 2.0 * f2 * (Na + Nb) + f3 * Nc
-        return StepState(t=t_new, y=y_new, dt=state.dt, nfe=state.nfe + 4,
-                         steps=state.steps + 1, rejected=state.rejected)
+        return E * u + f1 * Nu + 2.0 * f2 * (Na + Nb) + f3 * Nc

@@ -1,17 +1,12 @@
 """Operator splitting for semilinear problems ``u' = L u + N(u)``."""
 from __future__ import annotations
 
-import math
-
-import array_api_compat
-
-from explore.numerics.exponential import DtCache
-from explore.numerics.rk import StepState, as_state_array, check_t_stop, land_on
+from explore.numerics.exponential import FixedStepSemilinear
 
 __all__ = ["StrangSplitting"]
 
 
-class StrangSplitting:
+class StrangSplitting(FixedStepSemilinear):
     """Strang splitting (split-step) for ``u' = L u + N(u)``, order 2.
 
     Strang, "On the construction and comparison of difference schemes": a half step of the
@@ -40,31 +35,10 @@ class StrangSplitting:
                 f"Strang splitting needs the exact nonlinear flow: {type(problem).__name__} has no "
                 "method nonlinear_flow(u, dt); choose another integrator"
             )
-        if dt is None or not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt: Strang splitting needs a positive step, got {dt!r}")
-        self.problem = problem
-        self.dt = float(dt)
-        self._L = None
-        self._cache = DtCache(lambda h: self._xp.exp((h / 2) * self._L))
+        super().__init__(problem, dt)
 
-    def init(self, t0: float, y0) -> StepState:
-        y0 = as_state_array(y0)
-        self._xp = array_api_compat.array_namespace(y0)
-        self._L = self._xp.asarray(self.problem.linear)
-        self._cache = DtCache(lambda h: self._xp.exp((h / 2) * self._L))
-        return StepState(t=float(t0), y=y0, dt=self.dt)
+    def _build(self, dt: float):
+        return self._xp.exp((dt / 2) * self._L)
 
-    def step(self, state: StepState, t_stop: float) -> StepState:
-        """One step of size ``dt`` (shortened to land exactly on ``t_stop``)."""
-        t_stop = float(t_stop)
-        check_t_stop(state.t, t_stop)
-        if state.t == t_stop:
-            return state
-        if self._L is None:
-            self._xp = array_api_compat.array_namespace(state.y)
-            self._L = self._xp.asarray(self.problem.linear)
-        h, t_new, _ = land_on(state.t, state.dt, t_stop)
-        half = self._cache(h)
-        u = half * self.problem.nonlinear_flow(half * state.y, h)
-        return StepState(t=t_new, y=u, dt=state.dt, nfe=state.nfe + 1,
-                         steps=state.steps + 1, rejected=state.rejected)
+    def _advance(self, t: float, u, h: float, half):
+        return half * self.problem.nonlinear_flow(half * u, h)
