@@ -5,6 +5,13 @@ the ``simple-idealized-1d-nlse`` library, or the integrating-factor / ETD / spli
 treat the stiff ``k^2`` term exactly). Exact solutions (soliton, Akhmediev breather) give the error
 live; mass, momentum and Hamiltonian drifts, entropies of :math:`|\psi|^2` and the two-soliton
 collision shift (against Zakharov–Shabat theory) are reported every frame.
+
+Reading the drifts: mass and the (spectrally computed) Hamiltonian are conserved by the
+semi-discrete collocation system, so their drift measures the time integrator; momentum is not
+conserved once the cubic product aliases, so a jump in ``momentum_drift`` (e.g. 1e-7 during the
+two-soliton collision at N = 512, 1e-14 at N = 1024) flags an under-resolved grid. The Akhmediev
+breather is modulationally unstable: any error grows like e^t (the background's largest gain), so
+its ``error`` rises after the peak even with a perfect integrator.
 """
 from __future__ import annotations
 
