@@ -92,10 +92,14 @@ def test_fixed_step_order(name, problem_cls):
         pytest.skip(f"{name} needs {info.requires}")
     T = 2.0
     ref = problem.exact(T, U0)
-    dts = T / np.array([40, 80, 160, 320], dtype=float)
-    errs = [float(np.max(np.abs(_run(make_integrator(name, problem, dt=float(dt)), U0, T).y - ref)))
-            for dt in dts]
-    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    dts = T / np.array([2, 3, 4, 6, 8, 12, 16, 24, 40, 80, 160, 320], dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):  # explicit rk4 is unstable at the coarsest dts
+        errs = np.array([float(np.max(np.abs(_run(make_integrator(name, problem, dt=float(dt)), U0, T).y - ref)))
+                         for dt in dts])
+    # the asymptotic regime: below O(1) errors, above round-off (high orders reach it early)
+    fit = (errs < 1e-2) & (errs > 1e-12)
+    assert fit.sum() >= 3, (name, errs)
+    slope = np.polyfit(np.log(dts[fit]), np.log(errs[fit]), 1)[0]
     assert abs(slope - info.order) <= 0.3, (name, slope, errs)
 
 

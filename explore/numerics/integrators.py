@@ -23,7 +23,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 from explore.numerics.exponential import ETDRK4, IntegratingFactorRK
 from explore.numerics.rk import DEFAULT_RTOL, ExplicitRK, StepState
-from explore.numerics.splitting import StrangSplitting
+from explore.numerics.splitting import YOSHIDA4, YOSHIDA6, CompositionSplitting, StrangSplitting
 from explore.numerics.tableaux import DOP853, DOPRI5, RK4
 
 __all__ = [
@@ -194,3 +194,15 @@ def _etdrk4(problem, *, dt=None, rtol=None, atol=None):
                      description="Strang split-step: exact linear and nonlinear flows, fixed dt")
 def _split_step(problem, *, dt=None, rtol=None, atol=None):
     return StrangSplitting(problem, dt)
+
+
+@register_integrator("split_step4", order=4, adaptive=False, requires=("nonlinear_flow",),
+                     description="4th-order split-step: Yoshida's triple jump of Strang steps, fixed dt")
+def _split_step4(problem, *, dt=None, rtol=None, atol=None):
+    return CompositionSplitting(problem, dt, YOSHIDA4, order=4)
+
+
+@register_integrator("split_step6", order=6, adaptive=False, requires=("nonlinear_flow",),
+                     description="6th-order split-step: Yoshida's 7-stage composition of Strang steps, fixed dt")
+def _split_step6(problem, *, dt=None, rtol=None, atol=None):
+    return CompositionSplitting(problem, dt, YOSHIDA6, order=6)
