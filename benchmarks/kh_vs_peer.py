@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Explore's Kelvin–Helmholtz lab side by side with the published ``kh2d-solver`` package.
+
+For each of the peer's four presets (same grid, same simulated time, 100 output frames) this runs,
+each in its own fresh process and one after the other:
+
+  (a) the peer's whole CLI run   ``kh2d-simulate --config cfg.txt --output-dir TMP --cores 1``
+      (its default outputs: NetCDF and GIF; ``--peer-no-gif`` also times it without the GIF)
+  (b) Explore's whole CLI run    ``explore run kelvin_helmholtz --preset P --set n_snapshots=100 --out TMP.nc``
+
+and reports whole-process wall time and peak resident memory (``/usr/bin/time -v``), plus, from
+Explore's result, the rms divergence and mean-density drift (the peer's are 37–55 % of the rms
+vorticity and up to 6 %, see ``shared/PEERS.md``).
+
+The peer is installed from PyPI into ``benchmarks/.venv-kh`` (git-ignored) by :func:`ensure_peer_env`;
+it is never a dependency of Explore and none of its code is used or copied. Its named scenarios look
+for config files the wheel does not ship, so the script writes an explicit config with the preset's
+parameters. Only the standard library is imported here.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/kh_vs_peer.py                           # all four presets
+    .venv/bin/python benchmarks/kh_vs_peer.py --presets basic_shear     # one
+    .venv/bin/python benchmarks/kh_vs_peer.py --explore-only            # skip the peer
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEER_VENV = HERE / ".venv-kh"
+PEER_PACKAGE = "kh2d-solver"
+PEER_CLI = PEER_VENV / "bin" / "kh2d-simulate"
+EXPLORE_PY = ROOT / ".venv" / "bin" / "python"
+GNU_TIME = Path("/usr/bin/time")
+N_SNAPSHOTS = 100
+
+# The peer's presets (shared/PEERS.md), written as its TXT config keys.
+_COMMON = dict(lx=2.0, lz=1.0, nx=256, nz=128, noise_amplitude=0.01, n_snapshots=N_SNAPSHOTS,
+               save_netcdf=True, save_animation=True)
+PEER_CONFIGS = {
+    "basic_shear": dict(_COMMON, initial_condition="shear_layer", t_final=10.0, shear_thickness=0.05,
+                        u_top=1.0, u_bot=-1.0, rho_top=1.0, rho_bot=1.2, reynolds=1000, richardson=0.25),
+    "double_shear": dict(_COMMON, initial_condition="double_shear", t_final=15.0, shear_thickness=0.04,
+                         separation=0.3, u_max=1.0, reynolds=2000, richardson=0.1),
+    "rotating": dict(_COMMON, initial_condition="rotating", t_final=20.0, shear_thickness=0.05,
+                     u_top=1.0, u_bot=-1.0, rho_top=1.0, rho_bot=1.3, rotation_rate=0.5,
+                     reynolds=1500, richardson=0.3),
+    "forced": dict(_COMMON, nx=384, nz=192, initial_condition="forced", t_final=30.0, shear_thickness=0.05,
+                   u_top=1.0, u_bot=-1.0, rho_top=1.0, rho_bot=1.1, n_forcing_modes=5,
+                   forcing_amplitude=0.1, reynolds=5000, richardson=0.15),
+}
+
+
+def ensure_peer_env() -> None:
+    """Create ``benchmarks/.venv-kh`` and install the published peer from PyPI (once)."""
+    if PEER_CLI.exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(PEER_VENV / "bin" / "python"), "-m", "pip", "install", "-q", PEER_PACKAGE], check=True)
+
+
+def timed(cmd: list[str], cwd: Path) -> dict:
+    """Run ``cmd`` under GNU time: wall seconds, peak RSS (MiB), exit status and output."""
+    start = time.perf_counter()
+    proc = subprocess.run([str(GNU_TIME), "-v", *cmd], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr))
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mib": int(rss.group(1)) / 1024 if rss else float("nan"),
+            "rc": proc.returncode, "stdout": proc.stdout[-2000:], "stderr": proc.stderr[-3000:]}
+
+
+def run_peer(preset: str, tmp: Path, gif: bool = True) -> dict:
+    cfg = dict(PEER_CONFIGS[preset], scenario_name=preset, save_animation=gif)
+    path = tmp / f"{preset}.txt"
+    path.write_text("".join(f"{k} = {v}\n" for k, v in cfg.items()))
+    out = tmp / f"peer_{preset}_{'gif' if gif else 'nogif'}"
+    return timed([str(PEER_CLI), "--config", str(path), "--output-dir", str(out), "--cores", "1", "--quiet"], tmp)
+
+
+def run_explore(preset: str, tmp: Path) -> dict:
+    out = tmp / f"explore_{preset}.nc"
+    env_cmd = [str(EXPLORE_PY), "-m", "explore.cli", "run", "kelvin_helmholtz", "--preset", preset,
+               "--set", f"n_snapshots={N_SNAPSHOTS}", "--out", str(out), "--quiet"]
+    res = timed(env_cmd, ROOT)
+    if res["rc"] == 0:
+        probe = (
+            "import json, xarray as xr\n"
+            f"ds = xr.load_dataset({str(out)!r}, engine='h5netcdf')\n"
+            "print(json.dumps({'divergence_max': float(ds.divergence.max()),"
+            " 'mean_density_drift_max': float(ds.mean_density_drift.max()),"
+            " 'energy_budget_residual': float(ds.energy_budget_residual[-1]),"
+            " 'steps': int(ds.steps[-1]), 't_end': float(ds.time[-1])}))\n"
+        )
+        q = subprocess.run([str(EXPLORE_PY), "-c", probe], capture_output=True, text=True, cwd=ROOT)
+        res["accuracy"] = json.loads(q.stdout) if q.returncode == 0 else {"error": q.stderr[-500:]}
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default=",".join(PEER_CONFIGS))
+    ap.add_argument("--explore-only", action="store_true")
+    ap.add_argument("--peer-no-gif", action="store_true", help="also time the peer without its GIF")
+    ap.add_argument("--out", default="results/kh_vs_peer", help="report stem (under benchmarks/)")
+    args = ap.parse_args(argv)
+    presets = [p for p in args.presets.split(",") if p]
+    if not args.explore_only:
+        ensure_peer_env()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for preset in presets:
+            row = {"preset": preset, "grid": f"{PEER_CONFIGS[preset]['nx']}x{PEER_CONFIGS[preset]['nz']}",
+                   "t_end": PEER_CONFIGS[preset]["t_final"]}
+            row["explore"] = run_explore(preset, tmp)
+            if not args.explore_only:
+                row["peer"] = run_peer(preset, tmp)
+                if args.peer_no_gif:
+                    row["peer_nogif"] = run_peer(preset, tmp, gif=False)
+            rows.append(row)
+            print(json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items()
+                                                                       if kk not in ("stdout", "stderr")})
+                              for k, v in row.items()}), flush=True)
+    lines = [
+        f"# Kelvin–Helmholtz: Explore vs kh2d-solver (load average {os.getloadavg()[0]:.2f}, "
+        f"{os.cpu_count()} cores, peer with --cores 1)",
+        "",
+        "| preset | grid | t | peer whole (s) | peer CPU (s) | peer RSS (MiB) | peer no GIF (s) | peer no GIF CPU (s) "
+        "| Explore whole (s) | Explore CPU (s) | Explore RSS (MiB) | speedup (wall) | speedup (CPU) | Explore steps "
+        "| Explore max rms div | Explore mean-density drift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        e, p, q = r["explore"], r.get("peer", {}), r.get("peer_nogif", {})
+        acc = e.get("accuracy", {})
+        fmt = lambda d, k: (f"{d[k]:.1f}" if d.get("rc") == 0 else ("failed" if d else "–"))
+        ok = p.get("rc") == 0 and e["rc"] == 0
+        speed = f"{p['wall_s'] / e['wall_s']:.2f}×" if ok else "–"
+        speed_cpu = f"{p['cpu_s'] / e['cpu_s']:.2f}×" if ok else "–"
+        lines.append(
+            f"| {r['preset']} | {r['grid']} | {r['t_end']:g} | {fmt(p, 'wall_s')} | {fmt(p, 'cpu_s')} | {fmt(p, 'rss_mib')} | "
+            f"{fmt(q, 'wall_s')} | {fmt(q, 'cpu_s')} | {fmt(e, 'wall_s')} | {fmt(e, 'cpu_s')} | {fmt(e, 'rss_mib')} | "
+            f"{speed} | {speed_cpu} | {acc.get('steps', '–')} | "
+            f"{acc.get('divergence_max', float('nan')):.1e} | {acc.get('mean_density_drift_max', float('nan')):.1e} |"
+        )
+    report = "\n".join(lines) + "\n"
+    stem = HERE / args.out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".md").write_text(report)
+    stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+r"""The Kelvin–Helmholtz lab: a stratified shear layer rolling up into billows.
+
+Two-dimensional incompressible Boussinesq flow in the x–z plane, periodic in x, free-slip walls in z
+(or doubly periodic),
+
+.. math:: \mathbf u_t + \mathbf u\cdot\nabla\mathbf u = -\nabla p + Re^{-1}\nabla^2\mathbf u - Ri\,\rho\,\hat z,
+          \quad \nabla\cdot\mathbf u = 0, \quad \rho_t + \mathbf u\cdot\nabla\rho = (Re\,Pr)^{-1}\nabla^2\rho,
+
+solved in vorticity–streamfunction form (velocity divergence-free by construction), Fourier × sine/cosine
+pseudo-spectral with 2/3 dealiasing (:mod:`explore.numerics.boussinesq`), and an exponential
+integrator (ETDRK4 or IF-RK4: viscosity and diffusion exact) whose step follows a CFL number.
+``ρ`` is the density anomaly in units of the jump ``rho_bottom - rho_top`` (so ``Ri`` is the bulk
+Richardson number ``g Δρ Lref / (ρ0 U²)``; the gradient Richardson number at the centre of a tanh
+layer is ``Ri · shear_thickness² / (2 · density_thickness)``).
+
+Rotation: a Coriolis force about the axis normal to the plane, ``-2Ω ŷ × u = 2Ω ∇ψ``, is a pure
+gradient in 2-D incompressible flow. The pressure absorbs it; it has no curl (so no vorticity
+source) and does no work (``u·∇ψ = 0``), so the flow is exactly the non-rotating one — only the
+pressure changes, by ``2Ωψ``. The ``rotating`` preset adds the force (its curl is computed and added
+every step) and reports ``coriolis_torque`` (≈ 1e-16) next to ``coriolis_force`` (order Ω) so the run
+shows it. (kh2d-solver instead adds a linear shear to the initial velocity and calls that rotation.)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import param
+
+from explore.core import Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
+from explore.core.frame import decimate
+from explore.numerics import boussinesq as bq
+from explore.numerics.integrators import INTEGRATORS, make_integrator
+from explore.numerics.rk import StepSizeTooSmall
+
+#: integrators that need nothing beyond ``linear`` / ``nonlinear``
+KH_INTEGRATORS = [name for name, info in INTEGRATORS.items() if not info.requires]
+#: rungs per halving of the CFL-chosen step (dt-dependent exponentials are cached per rung)
+DT_RUNGS_PER_OCTAVE = 4
+#: density-histogram bins of the Shannon entropy
+ENTROPY_BINS = 64
+
+ROTATION_NOTE = (
+    "In 2-D incompressible flow a Coriolis force about the axis normal to the plane, -2Ω ŷ×u = 2Ω∇ψ, "
+    "is a pure gradient: the pressure absorbs it, its curl (the vorticity source) is identically zero "
+    "and it does no work, so the flow is the non-rotating one."
+)
+
+_PEER = dict(Lx=2.0, Lz=1.0, nx=256, nz=128, boundary="walls", noise=0.01, velocity=1.0)
+
+
+@register_lab
+class KelvinHelmholtzLab(Lab):
+    """Kelvin–Helmholtz instability of a stratified shear layer (2-D Boussinesq, spectral)."""
+
+    lab_name = "kelvin_helmholtz"
+    title = "Kelvin–Helmholtz instability"
+    description = (
+        "A stratified shear layer rolls up into Kelvin–Helmholtz billows: 2-D Boussinesq flow, "
+        "vorticity–streamfunction, Fourier × sine/cosine spectral with free-slip walls, ETDRK4 with a CFL step; "
+        "energy budget, mixing and the linear growth rate against Rayleigh/Michalke theory live."
+    )
+    presets = {
+        "basic_shear": dict(_PEER, t_end=10.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.2,
+                            Re=1000.0, Ri=0.25),
+        "double_shear": dict(_PEER, t_end=15.0, profile="double", shear_thickness=0.04, separation=0.3,
+                             rho_top=1.0, rho_bottom=1.2, Re=2000.0, Ri=0.1),
+        "rotating": dict(_PEER, t_end=20.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.3,
+                         rotation=0.5, Re=1500.0, Ri=0.3),
+        "forced": dict(_PEER, nx=384, nz=192, t_end=30.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.1,
+                       forcing_amplitude=0.1, forcing_modes=5, Re=5000.0, Ri=0.15),
+    }
+    default_preset = "basic_shear"
+    groups = {
+        "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "rho_top",
+                 "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],
+        "Initial perturbation": ["noise", "perturbation", "perturbation_mode", "seed"],
+        "Grid": ["boundary", "Lx", "Lz", "nx", "nz"],
+        "Time stepping": ["integrator", "cfl", "dt", "rtol", "atol", "t_end", "n_snapshots"],
+        "Other": ["backend"],
+    }
+
+    # ---------------------------------------------------------------- flow
+    profile = param.Selector(default="single", objects=["single", "double"],
+                             doc="Velocity profile: single tanh shear layer, or double shear (a jet, two layers).")
+    velocity = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 2),
+                            doc="Velocity jump half-amplitude U0: u = ±U0 on either side of a layer.")
+    shear_thickness = param.Number(0.05, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.01, 0.2),
+                                   doc="Shear-layer thickness δ: U = U0 tanh(z/δ).")
+    density_thickness = param.Number(None, bounds=(0, None), inclusive_bounds=(False, True), allow_None=True,
+                                     softbounds=(0.01, 0.2),
+                                     doc="Density-interface thickness (default: the shear thickness).")
+    separation = param.Number(0.3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 0.8),
+                              doc="Distance between the two layers of the double shear.")
+    rho_top = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
+                           doc="Density of the upper fluid.")
+    rho_bottom = param.Number(1.2, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
+                              doc="Density of the lower fluid (heavier below: stable stratification).")
+    Re = param.Number(1000.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(10, 20000),
+                      doc="Reynolds number U0 Lref / ν.")
+    Ri = param.Number(0.25, bounds=(0, None), softbounds=(0, 1),
+                      doc="Bulk Richardson number g Δρ Lref / (ρ0 U0²) (0: unstratified, density passive).")
+    Pr = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 10),
+                      doc="Prandtl (Schmidt) number ν / κ.")
+    rotation = param.Number(0.0, softbounds=(0, 2),
+                            doc="Rotation rate Ω about the axis normal to the plane (Coriolis force; "
+                                "no effect in 2-D incompressible flow — see the lab notes).")
+    forcing_amplitude = param.Number(0.0, bounds=(0, None), softbounds=(0, 0.5),
+                                     doc="Amplitude of the steady random-phase body force (per mode).")
+    forcing_modes = param.Integer(5, bounds=(1, 64), doc="Number of forced x-modes (wavenumbers 1..n, random phases).")
+    # ---------------------------------------------------------------- perturbation
+    noise = param.Number(0.01, bounds=(0, None), softbounds=(0, 0.1),
+                         doc="rms velocity of the seeded random perturbation near the layer(s).")
+    perturbation = param.Number(0.0, bounds=(0, None), softbounds=(0, 0.1),
+                                doc="rms velocity of a single-mode perturbation cos(2π n x/Lx) sech²(z/δ).")
+    perturbation_mode = param.Integer(1, bounds=(1, None), softbounds=(1, 16), doc="Mode number n of that perturbation.")
+    # ---------------------------------------------------------------- grid
+    boundary = param.Selector(default="walls", objects=["walls", "periodic"],
+                              doc="z boundaries: free-slip no-flux walls (sine/cosine series) or doubly periodic.")
+    Lx = param.Number(2.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 10), doc="Domain length in x (periodic).")
+    Lz = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 10), doc="Domain height: z in [-Lz/2, Lz/2].")
+    nx = param.Integer(256, bounds=(8, 8192), softbounds=(16, 1024), doc="Grid points in x (even; FFT-friendly sizes are fastest).")
+    nz = param.Integer(128, bounds=(8, 8192), softbounds=(8, 512),
+                       doc="Grid intervals in z (nz + 1 points with walls; nz points doubly periodic).")
+    # ---------------------------------------------------------------- time
+    integrator = param.Selector(default="etdrk4", objects=KH_INTEGRATORS,
+                                doc="Time integrator: etdrk4 / ifrk4 (viscosity exact, CFL step), rk4, or adaptive dop853 / dopri5.")
+    cfl = param.Number(1.0, bounds=(0, 1.35), softbounds=(0, 1.2),
+                       doc="CFL number dt (max|u|/dx + max|w|/dz) of the fixed-step methods; 0: constant dt.")
+    dt = param.Number(0.02, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
+                      doc="Largest (or, with cfl = 0, constant) time step.")
+    rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
+    atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
+    t_end = param.Number(10.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 50), doc="Final time.")
+    n_snapshots = param.Integer(50, bounds=(1, 100_000), softbounds=(1, 400), doc="Number of frames after t = 0.")
+
+    notes = ROTATION_NOTE
+
+    # ---------------------------------------------------------------- validation
+    def check(self) -> None:
+        name = self.lab_name
+        if self.nx % 2:
+            raise ValueError(f"{name}: 'nx' must be even, got {self.nx}")
+        if self.boundary == "periodic" and self.nz % 2:
+            raise ValueError(f"{name}: 'nz' must be even when doubly periodic, got {self.nz}")
+        if self.nx * self.nz > 2**24:
+            raise ValueError(f"{name}: nx × nz = {self.nx * self.nz} is too large; reduce 'nx' or 'nz'")
+        if self.rho_bottom == self.rho_top:
+            raise ValueError(f"{name}: 'rho_bottom' equals 'rho_top'; the density jump sets the buoyancy scale")
+        if self.profile == "single" and self.boundary == "periodic":
+            raise ValueError(f"{name}: profile 'single' is not periodic in z; use boundary 'walls' "
+                             "(or profile 'double' for the doubly periodic case)")
+        half = self.Lz / 2
+        thick = max(self.shear_thickness, self._density_thickness)
+        if self.profile == "single" and 5 * thick > half:
+            raise ValueError(f"{name}: 'shear_thickness'/'density_thickness' {thick:g} too large for Lz = {self.Lz:g} "
+                             "(the layer must decay before the walls)")
+        if self.profile == "double" and self.separation / 2 + 4 * thick > half:
+            raise ValueError(f"{name}: 'separation' {self.separation:g} leaves no room for layers of thickness "
+                             f"{thick:g} in Lz = {self.Lz:g}")
+        if 3 * self.perturbation_mode >= self.nx:
+            raise ValueError(f"{name}: 'perturbation_mode' {self.perturbation_mode} is outside the resolved band of nx = {self.nx}")
+        if self.forcing_amplitude > 0 and 3 * self.forcing_modes >= self.nx:
+            raise ValueError(f"{name}: 'forcing_modes' {self.forcing_modes} is outside the resolved band of nx = {self.nx}")
+        info = INTEGRATORS[self.integrator]
+        if not info.adaptive and self.cfl == 0 and self.t_end / self.dt > 5e7:
+            raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
+
+    @property
+    def _density_thickness(self) -> float:
+        return self.shear_thickness if self.density_thickness is None else self.density_thickness
+
+    @property
+    def divergence_hint(self) -> str:  # type: ignore[override]
+        if INTEGRATORS[self.integrator].adaptive:
+            return "Tighten 'rtol'/'atol', or increase 'nx'/'nz' (the flow may be under-resolved)."
+        if self.cfl == 0:
+            return ("With cfl = 0 the step is constant: reduce 'dt' or set 'cfl' (e.g. 0.8) so the step "
+                    "follows the velocity; or increase 'nx'/'nz'.")
+        return "Reduce 'cfl' or 'dt', or increase 'nx'/'nz' (the flow may be under-resolved)."
+
+    # ---------------------------------------------------------------- set-up
+    def make_grid(self, xp) -> bq.ChannelGrid:
+        return bq.ChannelGrid(self.Lx, self.Lz, self.nx, self.nz, xp, walls=self.boundary == "walls")
+
+    def base_profiles(self, z):
+        """Host arrays ``U(z)``, ``dU/dz`` and the density anomaly ``ρ(z)`` in units of the jump."""
+        d, dr, U0 = self.shear_thickness, self._density_thickness, self.velocity
+        if self.profile == "single":
+            U = U0 * np.tanh(z / d)
+            dU = U0 / d / np.cosh(z / d) ** 2
+            rho = -0.5 * np.tanh(z / dr)
+        else:
+            a = self.separation / 2
+            U = U0 * (np.tanh((z + a) / d) - np.tanh((z - a) / d) - 1.0)
+            dU = U0 / d * (1 / np.cosh((z + a) / d) ** 2 - 1 / np.cosh((z - a) / d) ** 2)
+            rho = -0.25 * (np.tanh((z - a) / dr) + np.tanh((z + a) / dr))
+        if self.boundary == "periodic":  # uniform background gradient -z/Lz carries the stratification
+            rho = np.zeros_like(z)
+        return U, dU, rho
+
+    def initial_state(self):
+        """Host initial state: ``(y0, mean_velocity, forcing, forcing_streamfunction)`` on a NumPy grid."""
+        import array_api_compat
+
+        g = self.make_grid(array_api_compat.array_namespace(np.zeros(1)))
+        z, x = g.z[:, None], g.x[None, :]
+        U, dU, rho = self.base_profiles(g.z)
+        zeta = g.forward(np.broadcast_to(dU[:, None], g.shape), bq.ODD)
+        rho_hat = g.forward(np.broadcast_to(rho[:, None], g.shape), bq.EVEN)
+        mean_velocity = float(g.mean(np.broadcast_to(U[:, None], g.shape)))
+        d = self.shear_thickness
+        if self.profile == "single":
+            envelope = 1 / np.cosh(z / d) ** 2
+        else:
+            a = self.separation / 2
+            envelope = 1 / np.cosh((z - a) / d) ** 2 + 1 / np.cosh((z + a) / d) ** 2
+        if self.noise > 0:
+            rng = np.random.default_rng([self.seed, 0])
+            r = rng.standard_normal(g.shape) * envelope
+            # smooth noise: the lowest ~nx/16 x-modes and ~nz/8 z-modes
+            low = (g.kx <= g.kx[0, 1] * max(2, self.nx // 16)) & (np.abs(g.kz) <= abs(g.kz[1, 0]) * max(2, self.nz // 8))
+            noise_hat = g.forward(r, bq.ODD) * low
+            noise_hat[:, 0] = 0.0  # a perturbation, not a change of the mean flow
+            zeta = zeta + noise_hat * (self.noise / self._rms_velocity(g, noise_hat))
+        if self.perturbation > 0:
+            k = 2 * math.pi * self.perturbation_mode / self.Lx
+            mode_hat = g.forward(np.cos(k * x) * envelope, bq.ODD)
+            zeta = zeta + mode_hat * (self.perturbation / self._rms_velocity(g, mode_hat))
+        forcing = psi_f_hat = None
+        if self.forcing_amplitude > 0:
+            rng = np.random.default_rng([self.seed, 1])
+            phases = rng.uniform(0, 2 * math.pi, size=(self.forcing_modes, 2))
+            psi_f = np.zeros(g.shape)
+            for j in range(self.forcing_modes):
+                kx = 2 * math.pi * (j + 1) / self.Lx
+                if g.walls:
+                    kz = math.pi / self.Lz
+                    zpart = np.sin(kz * (z + self.Lz / 2))
+                else:
+                    kz = 2 * math.pi / self.Lz
+                    zpart = np.sin(kz * z + phases[j, 1])
+                psi_f = psi_f + self.forcing_amplitude / math.hypot(kx, kz) * np.cos(kx * x + phases[j, 0]) * zpart
+            psi_f_hat = g.forward(psi_f, bq.ODD) * g.dealias
+            forcing = -g.K2 * psi_f_hat
+        y0 = np.stack([zeta, rho_hat]) * g.dealias
+        return y0, mean_velocity, forcing, psi_f_hat
+
+    @staticmethod
+    def _rms_velocity(g, zeta_hat) -> float:
+        return math.sqrt(2 * bq.kinetic_energy(g, zeta_hat)) or 1.0
+
+    def make_problem(self, xp):
+        """The grid, the :class:`~explore.numerics.boussinesq.BoussinesqProblem` and ``y0`` on backend ``xp``."""
+        grid = self.make_grid(xp)
+        y0, mean_velocity, forcing, psi_f = self.initial_state()
+        problem = bq.BoussinesqProblem(
+            grid, self.Re, self.Ri, self.Pr, mean_velocity=mean_velocity, rotation=self.rotation,
+            forcing=None if forcing is None else xp.asarray(forcing),
+            forcing_streamfunction=None if psi_f is None else xp.asarray(psi_f),
+            background_gradient=1.0 / self.Lz if self.boundary == "periodic" else 0.0,
+        )
+        return grid, problem, xp.asarray(y0)
+
+    # ---------------------------------------------------------------- time step
+    def _cfl_limit(self, problem, grid) -> float:
+        """The step at which ``dt (max|u|/dx + max|w|/dz)`` equals ``cfl`` (never above ``dt``)."""
+        umax, wmax = problem.max_speed
+        rate = umax / grid.dx + wmax / grid.dz
+        if not math.isfinite(rate):
+            raise SolverDiverged(float("nan"), "the velocity (CFL)", self.divergence_hint)
+        return self.dt if rate <= 0 else min(self.dt, self.cfl / rate)
+
+    @staticmethod
+    def _steps_per_frame(need: float) -> int:
+        """Smallest rung ``ceil(2^(k/4))`` ≥ ``need``: few distinct step sizes over a run."""
+        k = max(0, math.ceil(DT_RUNGS_PER_OCTAVE * math.log2(max(need, 1.0)) - 1e-9))
+        while math.ceil(2 ** (k / DT_RUNGS_PER_OCTAVE)) < need:
+            k += 1
+        return math.ceil(2 ** (k / DT_RUNGS_PER_OCTAVE))
+
+    def _advance_cfl(self, stepper, problem, grid, state, t_target: float, frame_dt: float):
+        """Advance to ``t_target`` in equal steps ``frame_dt / n`` that keep the CFL number below ``cfl``.
+
+        The dt-dependent exponentials are cached per step size, so the step is a whole fraction of
+        the frame interval taken from a ladder of ~19 % rungs (chosen with a 10 % margin): the same
+        few step sizes recur all run long and every frame is reached without a clipped step. If the
+        flow speeds up within an interval beyond ``cfl``, the rest of the interval is re-split.
+        """
+        n = self._steps_per_frame(frame_dt / (0.9 * self._cfl_limit(problem, grid)))
+        h = frame_dt / n
+        eps = 1e-9 * h
+        while t_target - state.t > eps:
+            remaining = t_target - state.t
+            limit = self._cfl_limit(problem, grid)
+            if h > limit * (1 + 1e-12):  # sped up: split what is left of the interval afresh
+                h = remaining / math.ceil(remaining / (0.9 * limit))
+            if remaining < h * (1 - 1e-6):  # only after a re-split: one odd step lands on the frame
+                h_now, t_stop = remaining, t_target
+            else:  # a full step (the last one lands on the frame up to round-off, with the cached h)
+                h_now, t_stop = h, state.t + 2 * h
+            if h_now != state.dt:
+                state = dataclasses.replace(state, dt=h_now)
+            state = self._one_step(stepper, problem, state, t_stop)
+        if abs(state.t - t_target) <= 1e-9 * h:  # n steps of frame_dt / n: the frame time up to round-off
+            state = dataclasses.replace(state, t=t_target)
+        return state
+
+    def _one_step(self, stepper, problem, state, t_stop: float):
+        t0 = state.t
+        problem.record = True
+        try:
+            state = stepper.step(state, t_stop)
+        except StepSizeTooSmall as exc:
+            raise SolverDiverged(state.t, f"the step size ({exc})", self.divergence_hint) from None
+        self._accumulate(t0, problem.budget)
+        if state.steps % 32 == 0:
+            self.ensure_finite(state.y, state.t, "the vorticity and density")
+        return state
+
+    # ---------------------------------------------------------------- the run
+    def _frames(self, xp):
+        grid, problem, y0 = self.make_problem(xp)
+        self.ensure_finite(y0, 0.0, "the initial state")
+        info = INTEGRATORS[self.integrator]
+        adaptive = info.adaptive
+        stepper = make_integrator(self.integrator, problem, dt=None if adaptive else self.dt,
+                                  rtol=self.rtol, atol=self.atol)
+        # one evaluation at t = 0 gives the velocity for the first CFL step and the budget at t = 0
+        problem.record = True
+        problem.nonlinear(0.0, y0)
+        state = stepper.init(0.0, y0)
+        use_cfl = not adaptive and self.cfl > 0
+        frame_dt = self.t_end / self.n_snapshots
+        self._grid, self._problem = grid, problem
+        self._setup_diagnostics(grid, problem, y0)
+        self._final = None
+        eps = 1e-12 * max(1.0, self.t_end)
+        with np.errstate(over="ignore", invalid="ignore"):
+            yield self._frame(0, grid, problem, state)
+            for i in range(1, self.n_snapshots + 1):
+                t_target = self.t_end * i / self.n_snapshots
+                if use_cfl:
+                    state = self._advance_cfl(stepper, problem, grid, state, t_target, frame_dt)
+                while t_target - state.t > eps:
+                    state = self._one_step(stepper, problem, state, t_target)
+                self.ensure_finite(state.y, state.t, "the vorticity and density")
+                yield self._frame(i, grid, problem, state)
+        self._final = (to_host(grid.inverse(state.y[0], bq.ODD)), to_host(self._density(grid, state.y)))
+
+    # ---------------------------------------------------------------- diagnostics
+    def _density(self, grid, y):
+        """Density anomaly (in units of the jump) including the periodic background."""
+        rho = grid.inverse(y[1], bq.EVEN)
+        if grid.walls:
+            return rho
+        return rho - grid.z[:, None] / self.Lz
+
+    def _setup_diagnostics(self, grid, problem, y0) -> None:
+        xp = grid.xp
+        self._ke0 = bq.kinetic_energy(grid, y0[0], problem.mean_velocity)
+        self._budget_ref = (0.0, dict(problem.budget))
+        self._budget_integral = 0.0      # ∫ (-ε + B + P + C) dt up to the reference time
+        self._dissipation_integral = 0.0
+        self._abs_integral = 0.0
+        rho0 = self._density(grid, y0)
+        self._rho_range = (float(xp.min(rho0)), float(xp.max(rho0)))
+        self._mean0 = float(grid.mean(rho0))
+        self._bpe0 = bq.background_potential_energy(grid, rho0, self.Ri)
+        self._wavy = xp.astype(grid.kx > 0, xp.float64)
+        self._z_host = to_host(grid.z)
+        self._x_host = to_host(grid.x)
+
+    @staticmethod
+    def _rate(b: dict) -> float:
+        return -b["dissipation"] + b["buoyancy_flux"] + b["forcing_power"] + b["coriolis_power"]
+
+    @staticmethod
+    def _abs_rate(b: dict) -> float:
+        return b["dissipation"] + abs(b["buoyancy_flux"]) + abs(b["forcing_power"]) + abs(b["coriolis_power"])
+
+    def _accumulate(self, t0: float, budget: dict | None) -> None:
+        """Trapezoid in time of the kinetic-energy sources, from the budget recorded at each step start."""
+        t_ref, b_ref = self._budget_ref
+        if budget is None or t0 <= t_ref:
+            return
+        h = t0 - t_ref
+        self._budget_integral += 0.5 * h * (self._rate(b_ref) + self._rate(budget))
+        self._dissipation_integral += 0.5 * h * (b_ref["dissipation"] + budget["dissipation"])
+        self._abs_integral += 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(budget))
+        self._budget_ref = (t0, dict(budget))
+
+    def _frame(self, i: int, grid, problem, state) -> Frame:
+        xp = grid.xp
+        y = state.y
+        t = float(state.t) if i else 0.0
+        # budget at this state, and the integrals up to it
+        problem.record = True
+        problem.nonlinear(t, y)
+        b = problem.budget
+        t_ref, b_ref = self._budget_ref
+        h = t - t_ref
+        integral = self._budget_integral + 0.5 * h * (self._rate(b_ref) + self._rate(b))
+        diss_int = self._dissipation_integral + 0.5 * h * (b_ref["dissipation"] + b["dissipation"])
+        abs_int = self._abs_integral + 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(b))
+        ke = bq.kinetic_energy(grid, y[0], problem.mean_velocity)
+        u, w = problem.velocity(y)
+        rho = self._density(grid, y)
+        zeta = grid.inverse(y[0], bq.ODD)
+        Ri, jump = self.Ri, self.rho_bottom - self.rho_top
+        mean_rho = float(grid.mean(rho))
+        pe = float(Ri * grid.mean(rho * grid.z[:, None]))
+        bpe = bq.background_potential_energy(grid, rho, Ri)
+        mixing = bpe - self._bpe0
+        psi_hat = problem.streamfunction(y[0])
+        wavy = psi_hat * self._wavy  # the x-dependent part: what an instability grows
+        pert = float(0.5 * grid.inner(wavy * grid.K2, wavy))
+        convergence = {
+            "divergence": bq.divergence_rms(grid, u, w),
+            "mean_density_drift": abs(mean_rho - self._mean0) * abs(jump),
+            "energy_budget_residual": abs(ke - self._ke0 - integral) / max(abs_int, 1e-300) if t > 0 else 0.0,
+        }
+        rho_host = to_host(rho)
+        profile = rho_host @ np.ones(self.nx) / self.nx  # x-mean ρ(z), in units of the jump
+        lo, hi = self._rho_range
+        frac = (profile - lo) / (hi - lo)
+        wz = to_host(grid.z_weights)[:, 0] * self.Lz
+        thickness = float(np.sum(wz * ((frac > 0.05) & (frac < 0.95))))
+        hist, _ = np.histogram(rho_host, bins=ENTROPY_BINS, range=(lo, hi),
+                               weights=np.broadcast_to(to_host(grid.z_weights), rho_host.shape))
+        p = hist[hist > 0] / hist.sum()
+        entropy = float(-(p * np.log(p)).sum() / math.log(ENTROPY_BINS))
+        diagnostics = {
+            "kinetic_energy": ke,
+            "perturbation_energy": pert,
+            "potential_energy": pe,
+            "background_potential_energy": bpe,
+            "available_potential_energy": pe - bpe,
+            "dissipation": b["dissipation"],
+            "buoyancy_flux": b["buoyancy_flux"],
+            "forcing_power": b["forcing_power"],
+            "enstrophy": bq.enstrophy(grid, y[0]),
+            "mean_density": float(self._to_physical_density(mean_rho)),
+            "mixed_layer_thickness": thickness,
+            "mixing_efficiency": mixing / (mixing + diss_int) if mixing + diss_int > 0 else 0.0,
+            "density_entropy": entropy,
+            "dt": float(state.dt),
+        }
+        if self.rotation:
+            torque = grid.inverse(problem.coriolis_torque(psi_hat), bq.ODD)
+            convergence["coriolis_torque"] = float(xp.sqrt(grid.mean(torque * torque)))
+            up = u - problem.mean_velocity
+            diagnostics["coriolis_force"] = 2 * abs(self.rotation) * float(xp.sqrt(grid.mean(up * up + w * w)))
+            diagnostics["coriolis_power"] = b["coriolis_power"]
+        k, E = bq.energy_spectrum(grid, u - problem.mean_velocity, w)
+        k, E = to_host(k)[1:], to_host(E)[1:]
+        x_disp, z_disp = decimate(self._x_host), decimate(self._z_host)
+        density_phys = self._to_physical_density(rho_host)
+        return Frame(
+            step=i, time=t, progress=i / self.n_snapshots,
+            convergence=convergence, diagnostics=diagnostics,
+            spectrum=Curve(k, np.maximum(E, 1e-300), xlabel="k", ylabel="E(k)", logx=True, logy=True),
+            samples={
+                "vorticity": Field(x_disp, z_disp, decimate(to_host(zeta)), xlabel="x", ylabel="z", label="vorticity ζ"),
+                "density": Field(x_disp, z_disp, decimate(density_phys), xlabel="x", ylabel="z", label="density ρ"),
+                "density_profile": Curve(self._z_host, self._to_physical_density(profile), xlabel="z", ylabel="mean density"),
+            },
+            nfe=state.nfe, steps=state.steps,
+        )
+
+    def _to_physical_density(self, rho):
+        return 0.5 * (self.rho_top + self.rho_bottom) + (self.rho_bottom - self.rho_top) * rho
+
+    def result_extras(self) -> dict:
+        if self._final is None:
+            return {}
+        zeta, rho = self._final
+        out = {
+            "vorticity_final": (("z_grid", "x_grid"), zeta, {"long_name": "vorticity ζ at t_end (full resolution)"}),
+            "density_final": (("z_grid", "x_grid"), self._to_physical_density(rho),
+                              {"long_name": "density at t_end (full resolution)"}),
+            "x_grid": ("x_grid", self._x_host),
+            "z_grid": ("z_grid", self._z_host),
+        }
+        if self.rotation:
+            out["rotation_note"] = ((), float(self.rotation), {"note": ROTATION_NOTE})
+        return out
+
+
+__all__ = ["KelvinHelmholtzLab", "ROTATION_NOTE"]

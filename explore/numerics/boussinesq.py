@@ -1,0 +1,442 @@
+r"""Two-dimensional incompressible Boussinesq flow in the x–z plane, vorticity–streamfunction form.
+
+.. math::
+    \zeta_t + \mathbf u\cdot\nabla\zeta = Ri\,\rho_x + Re^{-1}\nabla^2\zeta + F_\zeta,\qquad
+    \rho_t + \mathbf u\cdot\nabla\rho = (Re\,Pr)^{-1}\nabla^2\rho,
+
+with :math:`\zeta = u_z - w_x = \nabla^2\psi`, :math:`u = U_m + \psi_z`, :math:`w = -\psi_x` (so
+:math:`\nabla\cdot\mathbf u = 0` by construction) and :math:`\rho` the density anomaly scaled by the
+density jump (the momentum equation carries :math:`-Ri\,\rho\,\hat z`).
+
+Space: Fourier in x (real FFTs); in z either Fourier (doubly periodic) or sine/cosine series on a
+vertex grid ``z_j = -Lz/2 + j Lz/nz``, ``j = 0..nz`` (free-slip walls): ψ and ζ are sine series
+(ψ = ζ = 0 on the walls, so w = 0 and u_z = 0), ρ a cosine series (no flux, ρ_z = 0, so the mean
+density is conserved).  The sine/cosine transforms are written array-API style as the even/odd
+extension to a ``2 nz``-periodic FFT, so the same code runs on NumPy, CuPy and ``array_api_strict``.
+Coefficients are stored as the first ``nz + 1`` entries of the extended spectrum, which keeps every
+z-derivative a multiplication by ``i k_z`` (``k_z = π m / Lz``) and every field exactly of its parity.
+
+The quadratic terms are dealiased by the 2/3 rule (strict: 3 × cut < number of points), which
+makes advection conserve kinetic energy and enstrophy exactly in the semi-discrete scheme; the
+energy budget ``dKE/dt = -ε + B + P`` then closes up to the time-stepping error.
+
+The baroclinic torque Ri ρ_x is an even (cosine) field on the walls; it enters the odd (sine) vorticity
+equation through its odd extension, which is exact while the density along each wall is uniform and
+always keeps the kinetic-energy exchange ``B = -Ri <w ρ>`` exact.
+
+A Coriolis force ``-2Ω ŷ × u`` about the axis normal to the plane equals ``2Ω ∇ψ`` — a pure
+gradient, absorbed by the pressure: its curl (the only way it could enter the vorticity equation)
+is identically zero and it does no work.  :class:`BoussinesqProblem` still adds the computed curl, so
+a run can show that it is zero to round-off.
+
+Linear stability reference: :func:`rayleigh_growth_rate` solves the Rayleigh equation of an inviscid
+parallel shear flow between walls as a generalized eigenproblem (Chebyshev collocation);
+for ``U = tanh z`` it reproduces Michalke's curve ("On the inviscid instability of the hyperbolic
+tangent velocity profile", 1964): maximal growth 0.1897 at α = 0.4446, neutral at α = 1.
+"""
+from __future__ import annotations
+
+import math
+
+from array_api_compat import array_namespace, is_numpy_namespace
+
+__all__ = [
+    "ChannelGrid",
+    "BoussinesqProblem",
+    "tanh_shear",
+    "double_shear",
+    "kinetic_energy",
+    "enstrophy",
+    "divergence_rms",
+    "background_potential_energy",
+    "energy_spectrum",
+    "rayleigh_growth_rate",
+    "rayleigh_growth_curve",
+    "MICHALKE_ALPHA_MAX",
+    "MICHALKE_GROWTH_MAX",
+]
+
+#: Michalke (1964): most unstable wavenumber and growth rate of U = tanh(z) (unbounded domain).
+MICHALKE_ALPHA_MAX = 0.4446
+MICHALKE_GROWTH_MAX = 0.1897
+
+EVEN, ODD = "even", "odd"
+
+
+def _where(xp, cond, a: float, b: float):
+    """``where`` with two float constants (array-API strict wants arrays there)."""
+    return xp.where(cond, xp.asarray(a, dtype=xp.float64), xp.asarray(b, dtype=xp.float64))
+
+
+class ChannelGrid:
+    """Fourier (x) × sine/cosine or Fourier (z) grid on ``[0, Lx) × [-Lz/2, Lz/2]``.
+
+    Parameters
+    ----------
+    Lx, Lz : float
+        Domain lengths.
+    nx : int
+        Points in x (even).
+    nz : int
+        Intervals in z: ``nz + 1`` points including both walls (``walls=True``), or ``nz``
+        periodic points.
+    xp
+        Array namespace.
+    walls : bool
+        Free-slip walls at ``z = ±Lz/2`` (sine/cosine in z) or doubly periodic.
+
+    Notes
+    -----
+    Spectral arrays have shape ``(mz, nx//2 + 1)``: ``mz = nz + 1`` z-modes ``m = 0..nz`` (walls) or
+    ``nz`` Fourier modes (periodic).  Coefficients are amplitudes: the ``[0, 0]`` entry of an even
+    field is its domain mean (trapezoid rule in z on the walls).
+    """
+
+    def __init__(self, Lx: float, Lz: float, nx: int, nz: int, xp, *, walls: bool = True,
+                 fast_path: bool = True):
+        if nx < 4 or nx % 2:
+            raise ValueError(f"nx must be an even number >= 4, got {nx}")
+        if nz < 4 or (not walls and nz % 2):
+            raise ValueError(f"nz must be >= 4 (and even when doubly periodic), got {nz}")
+        if not (Lx > 0 and Lz > 0):
+            raise ValueError(f"Lx and Lz must be positive, got {Lx}, {Lz}")
+        self.Lx, self.Lz, self.nx, self.nz, self.xp, self.walls = float(Lx), float(Lz), int(nx), int(nz), xp, walls
+        # NumPy: SciPy's real-to-real DCT-I / DST-I do the same transforms without the doubled array
+        self._scipy = fast_path and walls and is_numpy_namespace(xp)
+        self.dx, self.dz = self.Lx / nx, self.Lz / nz
+        f64, c128 = xp.float64, xp.complex128
+        self.x = self.dx * xp.arange(nx, dtype=f64)
+        nzp = nz + 1 if walls else nz
+        self.z = -self.Lz / 2 + self.dz * xp.arange(nzp, dtype=f64)
+        self.shape = (nzp, nx)
+        nkx = nx // 2 + 1
+        kx = (2 * math.pi / self.Lx) * xp.arange(nkx, dtype=f64)
+        if walls:
+            mz = xp.arange(nz + 1, dtype=f64)
+            kz = (math.pi / self.Lz) * mz
+            index_z, n_ext = mz, 2 * nz
+        else:
+            index_z = xp.asarray([float(m if m <= nz // 2 else m - nz) for m in range(nz)], dtype=f64)
+            kz = (2 * math.pi / self.Lz) * index_z
+            n_ext = nz
+        self.spectral_shape = (kz.shape[0], nkx)
+        self.kx = xp.reshape(kx, (1, nkx))
+        self.kz = xp.reshape(kz, (kz.shape[0], 1))
+        self.K2 = self.kx**2 + self.kz**2
+        self.inv_K2 = xp.where(self.K2 > 0, 1.0 / xp.where(self.K2 > 0, self.K2, 1.0), 0.0)
+        # first derivatives; the x-Nyquist column is removed (it is outside the 2/3 band anyway)
+        nyq_x = xp.reshape(xp.arange(nkx) < nx // 2, (1, nkx))
+        self.ikx = xp.astype(xp.where(nyq_x, self.kx, 0.0), c128) * 1j
+        nyq_z = xp.reshape(xp.abs(index_z) < n_ext // 2, (kz.shape[0], 1))
+        self.ikz = xp.astype(xp.where(nyq_z, self.kz, 0.0), c128) * 1j
+        # 2/3 rule, strict: 3 * cut < number of points, so cubic energy products are alias-free too
+        keep_x = (3 * xp.arange(nkx, dtype=f64) < nx)
+        keep_z = (3 * xp.abs(index_z) < n_ext)
+        self.dealias = xp.astype(xp.reshape(keep_z, (-1, 1)) & xp.reshape(keep_x, (1, -1)), f64)
+        self._odd_rows = xp.reshape(xp.astype((mz > 0) & (mz < nz), f64), (-1, 1)) if walls else None
+        # Parseval weights of the half spectrum: <f g> = sum(W Re(f^ conj(g^)))
+        wx = _where(xp, (xp.arange(nkx) == 0) | (xp.arange(nkx) == nx // 2), 1.0, 2.0)
+        if walls:
+            wz = _where(xp, (mz == 0) | (mz == nz), 1.0, 2.0)
+        else:
+            wz = xp.ones(nz, dtype=f64)
+        self.weights = xp.reshape(wz, (-1, 1)) * xp.reshape(wx, (1, -1))
+        # trapezoid weights in z (physical-space means)
+        if walls:
+            jz = xp.arange(nz + 1)
+            self.z_weights = xp.reshape(_where(xp, (jz == 0) | (jz == nz), 0.5, 1.0), (-1, 1)) / nz
+        else:
+            self.z_weights = xp.ones((nz, 1), dtype=f64) / nz
+
+    # ------------------------------------------------------------------ transforms
+    def forward(self, f, parity: str = EVEN):
+        """Physical ``f[..., z, x]`` (real) → spectral coefficients of the given z-parity."""
+        xp = self.xp
+        if self._scipy:
+            return self._forward_scipy(f, parity)
+        fx = xp.fft.rfft(f, axis=-1, norm="forward")
+        if not self.walls:
+            return xp.fft.fft(fx, axis=-2, norm="forward")
+        nz = self.nz
+        inner = fx[..., 1:nz, :]
+        if parity == EVEN:
+            ext = xp.concat([fx, xp.flip(inner, axis=-2)], axis=-2)
+            return xp.fft.fft(ext, axis=-2, norm="forward")[..., : nz + 1, :]
+        zero = xp.zeros_like(fx[..., :1, :])
+        ext = xp.concat([zero, inner, zero, -xp.flip(inner, axis=-2)], axis=-2)
+        return xp.fft.fft(ext, axis=-2, norm="forward")[..., : nz + 1, :] * self._odd_rows
+
+    def inverse(self, c, parity: str = EVEN):
+        """Spectral coefficients of the given z-parity → physical field ``[..., z, x]`` (real)."""
+        xp = self.xp
+        if self._scipy:
+            return self._inverse_scipy(c, parity)
+        if self.walls:
+            nz = self.nz
+            inner = c[..., 1:nz, :]
+            if parity == EVEN:
+                full = xp.concat([c, xp.flip(inner, axis=-2)], axis=-2)
+            else:
+                full = xp.concat([c[..., :nz, :], xp.zeros_like(c[..., :1, :]), -xp.flip(inner, axis=-2)], axis=-2)
+            cz = xp.fft.ifft(full, axis=-2, norm="forward")[..., : nz + 1, :]
+        else:
+            cz = xp.fft.ifft(c, axis=-2, norm="forward")
+        return xp.fft.irfft(cz, n=self.nx, axis=-1, norm="forward")
+
+    def _forward_scipy(self, f, parity):
+        # DCT-I of the vertex values is the FFT of the even extension; DST-I of the interior
+        # values is i times the FFT of the odd extension (Britanak, Yip & Rao, "Discrete Cosine
+        # and Sine Transforms").
+        import numpy as np
+        import scipy.fft as sf
+
+        nz = self.nz
+        fx = sf.rfft(f, axis=-1, norm="forward")
+        if parity == EVEN:
+            return sf.dct(fx, type=1, axis=-2) / (2 * nz)
+        out = np.zeros(fx.shape, dtype=fx.dtype)
+        out[..., 1:nz, :] = sf.dst(fx[..., 1:nz, :], type=1, axis=-2) * (-0.5j / nz)
+        return out
+
+    def _inverse_scipy(self, c, parity):
+        import numpy as np
+        import scipy.fft as sf
+
+        nz = self.nz
+        if parity == EVEN:
+            cz = sf.dct(c, type=1, axis=-2)
+        else:
+            cz = np.zeros(c.shape, dtype=c.dtype)
+            cz[..., 1:nz, :] = sf.dst(c[..., 1:nz, :], type=1, axis=-2) * 1j
+        return sf.irfft(cz, n=self.nx, axis=-1, norm="forward")
+
+    # ------------------------------------------------------------------ quadrature
+    def mean(self, f):
+        """Domain mean of a physical field (trapezoid in z on the walls: exact for the band)."""
+        xp = self.xp
+        return xp.sum(f * self.z_weights, axis=(-2, -1)) / self.nx
+
+    def inner(self, a, b):
+        """Domain mean of the product of two fields of equal parity, from their coefficients."""
+        xp = self.xp
+        return xp.sum(self.weights * xp.real(a * xp.conj(b)), axis=(-2, -1))
+
+
+# ---------------------------------------------------------------------------- the equations
+class BoussinesqProblem:
+    """Semilinear form ``y' = L y + N(t, y)`` of the Boussinesq equations on a :class:`ChannelGrid`.
+
+    The state ``y`` stacks the coefficients of ζ (odd) and ρ (even): shape ``(2, mz, nkx)``.
+    ``L`` holds the viscous and diffusive symbols ``-K²/Re`` and ``-K²/(Re Pr)``; ``N`` the
+    advection, the baroclinic torque, the body forcing, the curl of the Coriolis force and (doubly
+    periodic only) the advection of a linear background density ``-gradient * z``.
+
+    Parameters
+    ----------
+    grid : ChannelGrid
+    Re, Ri, Pr : float
+        Reynolds, (bulk) Richardson and Prandtl numbers.
+    mean_velocity : float
+        Uniform velocity ``U_m`` added to ``u`` (the mean flow a sine series cannot hold).
+    rotation : float
+        Rotation rate Ω about the axis normal to the plane (Coriolis force ``-2Ω ŷ × u``).
+    forcing : array, optional
+        Coefficients (odd parity) of a steady vorticity source ``F_ζ = ∇²ψ_f``.
+    forcing_streamfunction : array, optional
+        Coefficients of ``ψ_f`` (for the work done by the forcing).
+    background_gradient : float
+        Doubly periodic only: the total density is ``-background_gradient * z + ρ``.
+
+    Attributes
+    ----------
+    max_speed : tuple
+        ``(max|u|, max|w|)`` of the last evaluation, for a CFL step.
+    budget : dict or None
+        After a call with ``record = True``: ``dissipation``, ``buoyancy_flux``, ``forcing_power``,
+        ``coriolis_power`` (kinetic-energy sources at that state).
+    """
+
+    def __init__(self, grid: ChannelGrid, Re: float, Ri: float, Pr: float = 1.0, *, mean_velocity: float = 0.0,
+                 rotation: float = 0.0, forcing=None, forcing_streamfunction=None, background_gradient: float = 0.0):
+        xp = grid.xp
+        self.grid, self.Re, self.Ri, self.Pr = grid, float(Re), float(Ri), float(Pr)
+        self.nu, self.kappa = 1.0 / self.Re, 1.0 / (self.Re * self.Pr)
+        self.mean_velocity, self.rotation = float(mean_velocity), float(rotation)
+        self.forcing, self.forcing_streamfunction = forcing, forcing_streamfunction
+        self.background_gradient = float(background_gradient)
+        self.linear = xp.stack([-self.nu * grid.K2, -self.kappa * grid.K2])
+        self.max_speed = (abs(self.mean_velocity), 0.0)
+        self.record = False
+        self.budget = None
+
+    def streamfunction(self, zeta_hat):
+        """ψ̂ = -ζ̂ / K² (the mean mode of ψ is irrelevant)."""
+        return -zeta_hat * self.grid.inv_K2
+
+    def velocity(self, y):
+        """Physical ``(u, w)`` of state ``y`` (u includes the mean velocity)."""
+        g = self.grid
+        psi = self.streamfunction(y[0, ...])
+        return g.inverse(g.ikz * psi, EVEN) + self.mean_velocity, g.inverse(-(g.ikx * psi), ODD)
+
+    def coriolis_torque(self, psi_hat):
+        """Curl of the Coriolis force ``2Ω ∇ψ``: ``∂z(2Ω ψ_x) - ∂x(2Ω ψ_z)`` — zero up to round-off."""
+        g, two_omega = self.grid, 2.0 * self.rotation
+        return g.ikz * (two_omega * (g.ikx * psi_hat)) - g.ikx * (two_omega * (g.ikz * psi_hat))
+
+    def nonlinear(self, t, y):
+        xp, g = self.grid.xp, self.grid
+        zeta, rho = y[0, ...], y[1, ...]
+        psi = self.streamfunction(zeta)
+        even = g.inverse(xp.stack([g.ikz * psi, g.ikz * zeta, g.ikx * rho]), EVEN)      # u', ζ_z, ρ_x
+        odd = g.inverse(xp.stack([-(g.ikx * psi), g.ikx * zeta, g.ikz * rho]), ODD)     # w, ζ_x, ρ_z
+        u = even[0, ...] + self.mean_velocity
+        w = odd[0, ...]
+        rho_x = even[2, ...]
+        n_zeta = self.Ri * rho_x - (u * odd[1, ...] + w * even[1, ...])
+        n_rho = -(u * rho_x + w * odd[2, ...])
+        out_zeta = g.dealias * g.forward(n_zeta, ODD)
+        out_rho = g.dealias * g.forward(n_rho, EVEN)
+        if self.background_gradient:
+            out_rho = out_rho + self.background_gradient * (-(g.ikx * psi))  # -w d(-γ z)/dz = γ w
+        if self.forcing is not None:
+            out_zeta = out_zeta + self.forcing
+        coriolis = None
+        if self.rotation:
+            coriolis = self.coriolis_torque(psi)
+            out_zeta = out_zeta + coriolis
+        self.max_speed = (float(xp.max(xp.abs(u))), float(xp.max(xp.abs(w))))
+        if self.record:
+            self.record = False
+            self.budget = self._budget(zeta, psi, rho_x, coriolis)
+        return xp.stack([out_zeta, out_rho])
+
+    def _budget(self, zeta, psi, rho_x, coriolis) -> dict:
+        """Kinetic-energy sources ``dKE/dt = -dissipation + buoyancy_flux + forcing_power`` (domain means)."""
+        g = self.grid
+        psi_phys = g.inverse(psi, ODD)
+        out = {
+            "dissipation": float(self.nu * g.inner(zeta, zeta)),
+            "buoyancy_flux": float(-self.Ri * g.mean(psi_phys * rho_x)),   # -<ψ, Ri ρ_x> = -Ri <w ρ>
+            "forcing_power": 0.0 if self.forcing is None else float(-g.inner(psi, self.forcing)),
+            "coriolis_power": 0.0 if coriolis is None else float(-g.inner(psi, coriolis)),
+        }
+        return out
+
+
+# ---------------------------------------------------------------------------- initial profiles
+def tanh_shear(z, thickness: float, velocity: float = 1.0):
+    """``U(z) = velocity * tanh(z / thickness)`` (a shear layer of vorticity thickness 2·thickness)."""
+    xp = array_namespace(z)
+    return velocity * xp.tanh(z / thickness)
+
+
+def double_shear(z, thickness: float, separation: float, velocity: float = 1.0):
+    """A jet: ``U = velocity (tanh((z + s/2)/δ) - tanh((z - s/2)/δ) - 1)``, +velocity inside, -velocity outside."""
+    xp = array_namespace(z)
+    a = separation / 2
+    return velocity * (xp.tanh((z + a) / thickness) - xp.tanh((z - a) / thickness) - 1.0)
+
+
+# ---------------------------------------------------------------------------- diagnostics
+def kinetic_energy(grid: ChannelGrid, zeta_hat, mean_velocity: float = 0.0) -> float:
+    """``KE = ½ <u² + w²> = ½ <|∇ψ|²> + ½ U_m²`` (domain mean), exact from the coefficients."""
+    psi = -zeta_hat * grid.inv_K2
+    return float(0.5 * grid.inner(psi * grid.K2, psi) + 0.5 * mean_velocity**2)
+
+
+def enstrophy(grid: ChannelGrid, zeta_hat) -> float:
+    """``½ <ζ²>`` (domain mean)."""
+    return float(0.5 * grid.inner(zeta_hat, zeta_hat))
+
+
+def divergence_rms(grid: ChannelGrid, u, w) -> float:
+    """rms of ``u_x + w_z`` of the physical velocity (u: cosine in z, w: sine in z), spectrally."""
+    xp = grid.xp
+    u_x = grid.inverse(grid.ikx * grid.forward(u, EVEN), EVEN)
+    w_z = grid.inverse(grid.ikz * grid.forward(w, ODD), EVEN)
+    d = u_x + w_z
+    return float(xp.sqrt(grid.mean(d * d)))
+
+
+def background_potential_energy(grid: ChannelGrid, rho, Ri: float) -> float:
+    """Background (minimal) potential energy ``Ri <ρ* z*>``: the density sorted stably, heaviest at
+    the bottom, each point keeping its area (Winters et al., "Available potential energy and mixing
+    in density-stratified fluids")."""
+    xp = grid.xp
+    area = xp.reshape(xp.broadcast_to(grid.z_weights, grid.shape), (-1,)) / grid.nx
+    r = xp.reshape(rho, (-1,))
+    order = xp.argsort(r, descending=True)
+    r_sorted = xp.take(r, order)
+    a_sorted = xp.take(area, order)
+    top = xp.cumulative_sum(a_sorted)
+    z_star = -grid.Lz / 2 + grid.Lz * (top - 0.5 * a_sorted)
+    return float(Ri * xp.sum(a_sorted * r_sorted * z_star))
+
+
+def energy_spectrum(grid: ChannelGrid, u, w):
+    """1-D kinetic-energy spectrum in x: ``E(k_x)`` with ``sum E = ½ <u² + w²>``; returns ``(k, E)``."""
+    xp = grid.xp
+    uh = xp.fft.rfft(u, axis=-1, norm="forward")
+    wh = xp.fft.rfft(w, axis=-1, norm="forward")
+    power = xp.real(uh * xp.conj(uh)) + xp.real(wh * xp.conj(wh))
+    wx = _where(xp, (xp.arange(grid.nx // 2 + 1) == 0) | (xp.arange(grid.nx // 2 + 1) == grid.nx // 2), 0.5, 1.0)
+    E = xp.sum(power * grid.z_weights, axis=0) * wx
+    return grid.kx[0, :], E
+
+
+# ---------------------------------------------------------------------------- linear stability
+def _chebyshev(n: int):
+    """Chebyshev points ``x_j = cos(πj/n)`` and the differentiation matrix (Trefethen, "Spectral Methods in MATLAB")."""
+    import numpy as np
+
+    j = np.arange(n + 1)
+    x = np.cos(np.pi * j / n)
+    c = np.where((j == 0) | (j == n), 2.0, 1.0) * (-1.0) ** j
+    X = x[:, None] - x[None, :]
+    D = np.outer(c, 1 / c) / (X + np.eye(n + 1))
+    D -= np.diag(D.sum(axis=1))
+    return x, D
+
+
+def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, n: int = 160,
+                         return_phase_speed: bool = False):
+    r"""Temporal growth rate ``σ = α Im c`` of the most unstable mode of the Rayleigh equation
+
+    .. math:: (U - c)(\phi'' - \alpha^2 \phi) - U'' \phi = 0,\qquad \phi(\pm H) = 0,
+
+    solved as the generalized eigenproblem ``A φ = c B φ`` by Chebyshev collocation on ``n + 1``
+    points (host NumPy / SciPy).  ``profile(z) -> (U, U'')`` defaults to ``U = tanh z``
+    (Michalke's problem); ``half_height`` is the wall distance ``H``.  Returns 0 for a stable
+    wavenumber; with ``return_phase_speed`` also ``Re c``.
+    """
+    import numpy as np
+    import scipy.linalg
+
+    if profile is None:
+        def profile(z):
+            t = np.tanh(z)
+            return t, -2.0 * t * (1 - t**2)
+    s, D = _chebyshev(n)
+    z = half_height * s
+    D = D / half_height
+    D2 = D @ D
+    U, U2 = profile(z)
+    inner = slice(1, n)
+    B = D2[inner, inner] - alpha**2 * np.eye(n - 1)
+    A = np.diag(U[inner]) @ B - np.diag(U2[inner])
+    c = scipy.linalg.eigvals(A, B)
+    umax = float(np.max(np.abs(U)))
+    ok = np.isfinite(c) & (np.abs(c.real) <= umax * (1 + 1e-9)) & (np.abs(c.imag) < 10 * umax)
+    if not np.any(ok) or np.max(c[ok].imag) <= 1e-8:
+        return (0.0, 0.0) if return_phase_speed else 0.0
+    best = c[ok][np.argmax(c[ok].imag)]
+    sigma = float(alpha * best.imag)
+    return (sigma, float(best.real)) if return_phase_speed else sigma
+
+
+def rayleigh_growth_curve(alphas, profile=None, half_height: float = 10.0, n: int = 160):
+    """:func:`rayleigh_growth_rate` over an array of wavenumbers (Michalke's curve for the default)."""
+    import numpy as np
+
+    return np.array([rayleigh_growth_rate(float(a), profile, half_height, n) for a in np.asarray(alphas)])

@@ -1,0 +1,218 @@
+"""The Kelvin–Helmholtz lab: exact transforms, linear stability, invariants, budgets, orders, backends."""
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+import array_api_strict
+import numpy as np
+import pytest
+
+from explore.core import SolverDiverged
+from explore.labs.kelvin_helmholtz import KH_INTEGRATORS, KelvinHelmholtzLab
+from explore.numerics import boussinesq as bq
+from explore.numerics.integrators import INTEGRATORS, make_integrator
+
+NP = array_api_compat.array_namespace(np.zeros(1))
+SMALL = dict(nx=64, nz=32, t_end=0.5, n_snapshots=2)
+
+
+def fitted_slope(x, y) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+@pytest.mark.parametrize("walls", [True, False])
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_transforms_are_exact_on_the_band(walls, fast_path):
+    g = bq.ChannelGrid(2.0, 1.0, 32, 16, NP, walls=walls, fast_path=fast_path)
+    x, z = g.x[None, :], g.z[:, None]
+    kx = 2 * math.pi * 2 / g.Lx
+    if walls:  # cosine mode 3 and sine mode 5 of the wall-bounded box
+        kz = 3 * math.pi / g.Lz
+        even = np.cos(kx * x) * np.cos(kz * (z + 0.5)) + 0.25
+        odd = np.sin(kx * x) * np.sin(kz * (z + 0.5))
+        d_odd_dz = np.sin(kx * x) * kz * np.cos(kz * (z + 0.5))
+    else:
+        kz = 2 * 2 * math.pi / g.Lz
+        even = np.cos(kx * x) * np.cos(kz * z) + 0.25
+        odd = np.sin(kx * x) * np.sin(kz * z)
+        d_odd_dz = np.sin(kx * x) * kz * np.cos(kz * z)
+    for f, parity in ((even, bq.EVEN), (odd, bq.ODD)):
+        c = g.forward(f, parity)
+        np.testing.assert_allclose(g.inverse(c, parity), f, atol=1e-14)
+    c_even = g.forward(even, bq.EVEN)
+    assert c_even[0, 0].real == pytest.approx(0.25, abs=1e-15)  # the [0, 0] coefficient is the mean
+    assert float(g.mean(even)) == pytest.approx(0.25, abs=1e-15)
+    np.testing.assert_allclose(g.inverse(g.ikz * g.forward(odd, bq.ODD), bq.EVEN), d_odd_dz, atol=1e-12)
+    # Parseval with the half-spectrum weights
+    assert float(g.inner(c_even, c_even)) == pytest.approx(float(g.mean(even * even)), rel=1e-13)
+
+
+def test_fast_path_equals_the_extension():
+    a = bq.ChannelGrid(2.0, 1.0, 64, 32, NP)
+    b = bq.ChannelGrid(2.0, 1.0, 64, 32, NP, fast_path=False)
+    f = np.random.default_rng(0).standard_normal((2, 33, 64))
+    for parity in (bq.EVEN, bq.ODD):
+        np.testing.assert_allclose(a.forward(f, parity), b.forward(f, parity), atol=1e-15)
+        c = b.forward(f, parity)
+        np.testing.assert_allclose(a.inverse(c, parity), b.inverse(c, parity), atol=1e-14)
+
+
+def test_rayleigh_solver_reproduces_michalke():
+    """U = tanh z: maximal growth 0.1897 at α = 0.4446, neutral at α = 1 (Michalke 1964)."""
+    assert bq.rayleigh_growth_rate(bq.MICHALKE_ALPHA_MAX) == pytest.approx(bq.MICHALKE_GROWTH_MAX, rel=5e-3)
+    assert bq.rayleigh_growth_rate(1.05) == 0.0
+    sigma, c = bq.rayleigh_growth_rate(0.3, return_phase_speed=True)
+    assert 0 < sigma < bq.MICHALKE_GROWTH_MAX and abs(c) < 1e-6  # the mode of an odd profile is stationary
+
+
+def test_linear_growth_rate_matches_rayleigh_theory():
+    """A small single-mode perturbation of a tanh layer at Ri = 0 grows at the Rayleigh rate (±5%)."""
+    alpha = bq.MICHALKE_ALPHA_MAX
+    lab = KelvinHelmholtzLab(preset="basic_shear", Lx=2 * math.pi / alpha, Lz=20.0, nx=16, nz=64,
+                             shear_thickness=1.0, Ri=0.0, Re=1e5, noise=0.0, perturbation=1e-5,
+                             t_end=40.0, n_snapshots=40, dt=0.5)
+    ds = lab.run()
+    t, energy = ds.time.values, ds.perturbation_energy.values
+    late = t >= 20
+    measured = float(np.polyfit(t[late], 0.5 * np.log(energy[late]), 1)[0])  # d ln|A| / dt
+    theory = bq.rayleigh_growth_rate(alpha, half_height=10.0)
+    assert abs(measured / theory - 1) < 0.05, (measured, theory)
+    assert abs(measured / bq.MICHALKE_GROWTH_MAX - 1) < 0.05
+
+
+@pytest.mark.parametrize("preset", list(KelvinHelmholtzLab.presets))
+def test_every_preset_runs_with_divergence_and_mean_density_at_round_off(preset):
+    ds = KelvinHelmholtzLab(preset=preset, **SMALL).run()
+    assert float(ds.divergence.max()) <= 1e-10
+    assert float(ds.mean_density_drift.max()) <= 1e-14
+    assert float(ds.energy_budget_residual.max()) < 1e-3
+    assert ds.vorticity.dims == ("vorticity_y", "vorticity_x") and ds.spectrum.dims == ("step", "k")
+    assert float(ds.perturbation_energy[-1]) > float(ds.perturbation_energy[0])  # the layer is unstable
+    lab = KelvinHelmholtzLab(preset=preset)
+    assert lab.Lx == 2.0 and lab.Lz == 1.0
+
+
+def test_doubly_periodic_double_shear():
+    ds = KelvinHelmholtzLab(preset="double_shear", boundary="periodic", **SMALL).run()
+    assert float(ds.divergence.max()) <= 1e-10 and float(ds.mean_density_drift.max()) <= 1e-14
+    assert float(ds.energy_budget_residual.max()) < 1e-3
+
+
+def test_energy_budget_closes_at_second_order_in_dt():
+    """dKE/dt = -ε + B + P holds exactly in space; the residual is the trapezoid rule in time."""
+    res = [float(KelvinHelmholtzLab(preset="forced", nx=64, nz=32, t_end=1.0, n_snapshots=1, cfl=0, dt=dt)
+                 .run().energy_budget_residual[-1]) for dt in (0.02, 0.01)]
+    assert 3.5 < res[0] / res[1] < 4.5, res
+
+
+@pytest.mark.parametrize("name", [n for n in KH_INTEGRATORS if not INTEGRATORS[n].adaptive])
+def test_temporal_order_of_the_stepper(name):
+    base = dict(preset="basic_shear", nx=32, nz=16, Re=100.0, shear_thickness=0.1, noise=0.05,
+                t_end=0.4, n_snapshots=1, cfl=0, integrator=name)
+    ref = KelvinHelmholtzLab(**{**base, "integrator": "etdrk4"}, dt=0.0025).run()
+    dts = [0.04, 0.02, 0.01]
+    errors = []
+    for dt in dts:
+        ds = KelvinHelmholtzLab(**base, dt=dt).run()
+        errors.append(float(np.max(np.abs(ds.vorticity_final.values - ref.vorticity_final.values))))
+    slope = fitted_slope(dts, errors)
+    assert abs(slope - INTEGRATORS[name].order) <= 0.3, (name, errors, slope)
+
+
+def test_cfl_step_follows_the_velocity():
+    ds = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, t_end=0.5, n_snapshots=2, cfl=0.5, dt=0.1).run()
+    dt = float(ds.dt[-1])
+    assert dt < 0.1 and 0.5 * (2.0 / 64) / 1.5 < dt <= 0.5 * (2.0 / 64)  # ≈ cfl · dx / max|u|
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_numerics_on_array_api_strict_equal_numpy(fast_path):
+    lab = KelvinHelmholtzLab(preset="forced", nx=32, nz=16, rotation=0.3)
+    out = []
+    for xp in (array_api_strict, NP):
+        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 32, 16, xp, fast_path=fast_path)
+        y0, um, forcing, psi_f = lab.initial_state()
+        problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, rotation=0.3,
+                                       forcing=xp.asarray(forcing), forcing_streamfunction=xp.asarray(psi_f))
+        stepper = make_integrator("etdrk4", problem, dt=0.01)
+        state = stepper.init(0.0, xp.asarray(y0))
+        for _ in range(3):
+            state = stepper.step(state, 1.0)
+        u, w = problem.velocity(state.y)
+        rho = grid.inverse(state.y[1, ...], bq.EVEN)
+        out.append((np.asarray(state.y), bq.kinetic_energy(grid, state.y[0, ...], um), bq.enstrophy(grid, state.y[0, ...]),
+                    bq.divergence_rms(grid, u, w), bq.background_potential_energy(grid, rho, lab.Ri),
+                    np.asarray(bq.energy_spectrum(grid, u, w)[1])))
+    strict, plain = out
+    np.testing.assert_allclose(strict[0], plain[0], atol=1e-13)
+    np.testing.assert_allclose(strict[1:3], plain[1:3], rtol=1e-12)
+    assert strict[3] < 1e-12 and plain[3] < 1e-12
+    assert strict[4] == pytest.approx(plain[4], rel=1e-12)
+    np.testing.assert_allclose(strict[5], plain[5], rtol=1e-10, atol=1e-20)
+
+
+def test_rotation_has_no_effect_in_two_dimensions():
+    """The Coriolis force about the normal axis is a gradient: same flow, zero torque, zero work."""
+    params = dict(preset="rotating", nx=64, nz=32, t_end=1.0, n_snapshots=2)
+    rot = KelvinHelmholtzLab(**params).run()
+    still = KelvinHelmholtzLab(**params, rotation=0.0).run()
+    scale = float(np.abs(still.vorticity_final).max())
+    assert float(np.abs(rot.vorticity_final - still.vorticity_final).max()) < 1e-10 * scale
+    assert float(rot.coriolis_torque.max()) < 1e-12 * float(rot.coriolis_force.min())
+    assert float(np.abs(rot.coriolis_power).max()) < 1e-15
+    assert "pure gradient" in rot.rotation_note.attrs["note"]
+
+
+def test_forcing_does_work_and_runs_are_seeded():
+    params = dict(preset="forced", nx=64, nz=32, t_end=1.0, n_snapshots=2)
+    a = KelvinHelmholtzLab(**params).run()
+    b = KelvinHelmholtzLab(**params).run()
+    c = KelvinHelmholtzLab(**params, seed=3).run()
+    unforced = KelvinHelmholtzLab(**params, forcing_amplitude=0.0).run()
+    np.testing.assert_array_equal(a.vorticity_final, b.vorticity_final)
+    assert not np.array_equal(a.vorticity_final, c.vorticity_final)
+    assert float(np.abs(a.forcing_power).max()) > 1e-3 and float(np.abs(unforced.forcing_power).max()) == 0
+    assert float(a.kinetic_energy[-1]) > float(unforced.kinetic_energy[-1])
+
+
+def test_frames_are_reduced_for_display():
+    lab = KelvinHelmholtzLab(preset="basic_shear", nx=1024, nz=16, Lz=1.0, shear_thickness=0.08,
+                             t_end=0.002, n_snapshots=1)
+    f = list(lab.frames())[-1]
+    assert f.samples["vorticity"].values.shape == (17, 512)
+    assert f.samples["density"].values.shape[1] <= 512
+    assert f.spectrum.logx and f.spectrum.logy
+    assert set(f.convergence) >= {"divergence", "mean_density_drift", "energy_budget_residual"}
+    assert set(f.diagnostics) >= {"kinetic_energy", "potential_energy", "dissipation", "buoyancy_flux",
+                                  "enstrophy", "mean_density", "mixed_layer_thickness",
+                                  "mixing_efficiency", "density_entropy"}
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(nx=63), "nx"),
+        (dict(nx=0), "nx"),
+        (dict(Re=-1.0), "Re"),
+        (dict(Ri=float("nan")), "Ri"),
+        (dict(rho_bottom=1.0, rho_top=1.0), "rho_bottom"),
+        (dict(boundary="periodic"), "profile"),
+        (dict(shear_thickness=0.2), "shear_thickness"),
+        (dict(profile="double", separation=0.9), "separation"),
+        (dict(integrator="split_step"), "integrator"),
+        (dict(cfl=0, dt=1e-9), "dt"),
+        (dict(perturbation_mode=100, nx=64), "perturbation_mode"),
+        (dict(nonsense=1), "nonsense"),
+    ],
+)
+def test_bad_input_names_the_parameter(params, name):
+    with pytest.raises(ValueError, match=name):
+        next(KelvinHelmholtzLab(**params).frames())
+
+
+def test_blow_up_stops_with_a_message():
+    lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, integrator="rk4", cfl=0, dt=0.2,
+                             t_end=20.0, n_snapshots=4)
+    with pytest.raises(SolverDiverged, match="cfl"):
+        lab.run()
