@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 5006
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test test-all bench env clean
+.PHONY: serve test test-all test-browser bench env clean
 
 env: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 # slow studies too (not part of `make test`)
 test-all: $(STAMP)
 	$(PY) -m pytest -m ''
+
+# the real-browser tests (headless Chromium; screenshots in test-artifacts/)
+test-browser: $(STAMP)
+	$(PY) -m pytest -m '' tests/browser
 
 bench: $(STAMP)
 	$(PY) benchmarks/nlse_vs_peer.py

@@ -1,11 +1,18 @@
-"""The gallery index: one card per registered lab (title, one-line description, presets, link)."""
+"""The gallery index: one card per registered lab (thumbnail, title, one-line description, presets, links)."""
 from __future__ import annotations
 
+import functools
 import html
+import itertools
+from urllib.parse import quote
 
+import numpy as np
 import panel as pn
 
+from explore.core.frame import Curve, Field, Points
 from explore.core.registry import lab_classes
+
+THUMB_W, THUMB_H = 320, 90
 
 
 def _one_line(text: str) -> str:
@@ -14,14 +21,60 @@ def _one_line(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def lab_card(cls: type, prefix: str = "./") -> pn.pane.HTML:
-    """The card of one lab class: its title linking to ``{prefix}{lab_name}``, description, presets."""
+def _svg_polyline(x: np.ndarray, y: np.ndarray) -> str:
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 2:
+        return ""
+    step = max(1, x.size // 200)
+    x, y = x[::step], y[::step]
+    sx = (x - x.min()) / (np.ptp(x) or 1.0) * (THUMB_W - 8) + 4
+    sy = THUMB_H - 4 - (y - y.min()) / (np.ptp(y) or 1.0) * (THUMB_H - 8)
+    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy))
+    return f'<polyline points="{points}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
+
+
+@functools.lru_cache(maxsize=None)
+def thumbnail(name: str) -> str:
+    """A small inline SVG of the lab's first frame (its first curve or point cloud; a field's mean
+    profile); ``''`` when the lab cannot make one quickly. Computed once per lab and server."""
+    try:
+        lab = lab_classes()[name]()
+        frames = lab.frames()
+        frame = next(itertools.islice(frames, 1), None)
+        frames.close()
+    except Exception:  # noqa: BLE001 - a card without a picture is fine
+        return ""
+    if frame is None:
+        return ""
+    shapes = ""
+    for sample in [*frame.samples.values(), frame.spectrum]:
+        if isinstance(sample, (Curve, Points)):
+            y = np.asarray(sample.y, float)
+            shapes = _svg_polyline(np.asarray(sample.x, float), np.log10(np.where(y > 0, y, np.nan))
+                                   if getattr(sample, "logy", False) else y)
+        elif isinstance(sample, Field):
+            shapes = _svg_polyline(np.asarray(sample.x, float), np.nanmean(np.asarray(sample.values, float), axis=0))
+        if shapes:
+            break
+    if not shapes:
+        return ""
+    return (f'<svg role="img" aria-label="first frame of {html.escape(name)}" width="{THUMB_W}" '
+            f'height="{THUMB_H}" viewBox="0 0 {THUMB_W} {THUMB_H}" style="color:#0072B5;display:block;'
+            f'margin-bottom:6px">{shapes}</svg>')
+
+
+def lab_card(cls: type, prefix: str = "./", thumb: bool = True) -> pn.pane.HTML:
+    """The card of one lab class: a thumbnail, its title linking to ``{prefix}{lab_name}``, its
+    one-line description and its presets, each linking to ``{prefix}{lab_name}?preset=...``."""
     name = cls.lab_name
-    presets = ", ".join(html.escape(p) for p in cls.presets) or "none"
+    url = f"{prefix}{quote(name)}"
+    presets = ", ".join(f'<a href="{url}?preset={quote(p)}">{html.escape(p)}</a>' for p in cls.presets) or "none"
     body = (
-        f'<h3 style="margin:0 0 4px 0"><a href="{prefix}{html.escape(name)}">{html.escape(cls.title or name)}</a></h3>'
+        (thumbnail(name) if thumb else "")
+        + f'<h3 style="margin:0 0 4px 0"><a href="{url}">{html.escape(cls.title or name)}</a></h3>'
         f'<p style="margin:0 0 4px 0">{html.escape(_one_line(cls.description))}</p>'
-        f'<p style="margin:0;color:#666;font-size:90%">presets: {presets} · <code>{html.escape(name)}</code></p>'
+        f'<p style="margin:0;opacity:0.75;font-size:90%">presets: {presets} · <code>{html.escape(name)}</code></p>'
     )
     return pn.pane.HTML(body, name=name, width=340, margin=8,
                         styles={"border": "1px solid #ddd", "border-radius": "6px", "padding": "10px"})

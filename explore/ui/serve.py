@@ -2,29 +2,81 @@
 
 Every route is a factory: each browser session builds its own lab and :class:`LabView`
 (nothing per-session lives at module level), and closing the session stops its worker.
+A lab page reads its configuration from the URL (``?preset=two_soliton&N=1024``) and writes it back
+as the widgets change. Pages need nothing from the internet: Panel serves its JS/CSS itself, and the
+template's web font (Open Sans from Google Fonts) is replaced by the system font.
 """
 from __future__ import annotations
 
+import base64
+
 import panel as pn
+from panel.io.resources import CDN_DIST
+from panel.theme import Fast
 
 from explore.core.registry import lab_classes
 from explore.ui.gallery import gallery
+from explore.ui.urlstate import apply_query
 from explore.ui.view import LabView
 
+#: how often the server looks for closed sessions, and how long one may stay unused (milliseconds)
+CHECK_UNUSED_SESSIONS_MS = 500
+UNUSED_SESSION_LIFETIME_MS = 1000
 
-def lab_page(cls: type, template: bool = True):
-    """A new lab of class ``cls`` and its view, wrapped in a page template (one per session)."""
-    view = LabView(cls())
+#: the page's font: the system UI font (the template's default loads Open Sans from Google Fonts)
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+#: before the page renders, a dark browser without ?theme= in the URL reloads once with ?theme=dark
+_THEME_JS = """(function () { try {
+  var q = new URLSearchParams(window.location.search);
+  if (!q.has("theme") && window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches) {
+    q.set("theme", "dark");
+    window.location.replace(window.location.pathname + "?" + q.toString() + window.location.hash);
+  }
+} catch (e) {} })();"""
+THEME_JS_URL = "data:text/javascript;base64," + base64.b64encode(_THEME_JS.encode()).decode()
+
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its web font: Fast lists Open Sans from fonts.googleapis.com as a
+    resource of every page (a failed request and a console error offline)."""
+
+    _resources = {
+        **Fast._resources,
+        "font": {},
+        # named by its bundled URL: a relative path would be looked up under this subclass's name
+        "js_modules": {**Fast._resources["js_modules"], "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js"},
+    }
+
+
+def page(title: str, main: list, sidebar: list | None = None, **kwargs) -> pn.template.FastListTemplate:
+    """A page in the project's template: offline, following the browser's light/dark preference."""
+    template = pn.template.FastListTemplate(
+        title=title, main=main, sidebar=sidebar or [], design=OfflineFast, font=FONT, font_url="", **kwargs,
+    )
+    template.config.js_files["explore_theme"] = THEME_JS_URL
+    return template
+
+
+def lab_page(cls: type, template: bool = True, args: dict | None = None):
+    """A new lab of class ``cls`` and its view, configured from the URL, in a page template (one per session)."""
+    lab = cls()
+    if args is None:
+        args = dict(pn.state.session_args) if pn.state.curdoc is not None else {}
+    preset, problems = apply_query(lab, args)
+    view = LabView(lab, preset=preset)
+    if problems:
+        view._show_alert("The link could not be applied in full: " + " · ".join(problems), "warning")
+    if pn.state.curdoc is not None and pn.state.location is not None:
+        view.sync_location(pn.state.location)
     if not template:
         return view
-    return pn.template.FastListTemplate(
-        title=cls.title or cls.lab_name, sidebar=[view.sidebar], main=[view.main], sidebar_width=400,
-    )
+    return page(cls.title or cls.lab_name, main=[view.main], sidebar=[view.sidebar], sidebar_width=400)
 
 
 def gallery_page(labs: list[str] | None = None):
     """The gallery in a page template (one per session)."""
-    return pn.template.FastListTemplate(title="Explore", main=[gallery(labs)])
+    return page("Explore", main=[gallery(labs)])
 
 
 def routes(labs: list[str] | None = None) -> dict:
@@ -51,6 +103,9 @@ def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs
     Other keyword arguments go to ``pn.serve`` (e.g. ``websocket_origin``, ``verbose``).
     """
     kwargs.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
+    # a closed tab's session (and its worker thread) goes within ~2 s, not Bokeh's default ~30 s
+    kwargs.setdefault("check_unused_sessions", CHECK_UNUSED_SESSIONS_MS)
+    kwargs.setdefault("unused_session_lifetime", UNUSED_SESSION_LIFETIME_MS)
     apps = routes(labs)
     classes = lab_classes()
     kwargs.setdefault("title", {slug: "Explore" if slug == "/" else (classes[slug[1:]].title or slug[1:])

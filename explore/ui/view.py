@@ -8,6 +8,7 @@ Errors (bad parameters, diverging runs) are shown in an alert; they never reach 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -28,14 +29,31 @@ from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, s
 
 #: frames waiting between the worker and the UI; a full queue makes the worker wait
 QUEUE_SIZE = 64
-#: how often a served view drains its queue (milliseconds)
-DRAIN_PERIOD_MS = 100
+#: how often a served view drains its queue (milliseconds); a drain costs ~1-3 ms (data goes straight
+#: into the Bokeh sources), so 25 Hz leaves the worker thread nearly all the CPU
+DRAIN_PERIOD_MS = 40
 #: earlier runs kept for comparison
 MAX_EARLIER_RUNS = 5
 #: how long the worker waits on a full queue / a paused state before re-checking for stop (seconds)
 _POLL_S = 0.05
 
 _FRAME, _DONE, _ERROR = "frame", "done", "error"
+
+
+def _typed_inputs(lab: Lab, names: list[str]) -> dict:
+    """Number inputs instead of sliders where a slider cannot work: a value that may be ``None``
+    (a slider has no empty state), an open range, or a range spanning decades (tolerances)."""
+    out = {}
+    for name in names:
+        p = lab.param[name]
+        if not isinstance(p, param.Number):
+            continue
+        lo, hi = p.get_soft_bounds()
+        open_range = lo is None or hi is None
+        decades = lo is not None and hi is not None and lo > 0 and hi / lo > 1e3
+        if p.allow_None or open_range or decades:
+            out[name] = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+    return out
 
 
 class _Worker:
@@ -127,6 +145,45 @@ class _Worker:
                     pass
 
 
+class _Columns:
+    """Rows of named scalars stored column-wise (a name first seen late is NaN before)."""
+
+    def __init__(self):
+        self.time: list[float] = []
+        self.cols: dict[str, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def append(self, t: float, row: dict[str, float]) -> None:
+        n = len(self.time)
+        for k, v in row.items():
+            col = self.cols.get(k)
+            if col is None:
+                col = self.cols[k] = [np.nan] * n
+            col.append(v)
+        self.time.append(t)
+        for col in self.cols.values():
+            if len(col) == n:
+                col.append(np.nan)
+
+    def any_values(self) -> bool:
+        return bool(self.cols)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"time": np.array(self.time, dtype=float)}
+        out.update({k: np.array(v, dtype=float) for k, v in self.cols.items()})
+        return out
+
+
+def _hold():
+    """Batch the Bokeh changes of one drain into one message when a document is active."""
+    doc = pn.state.curdoc
+    if doc is None:
+        return contextlib.nullcontext()
+    return pn.io.hold(doc)
+
+
 def _format_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -180,9 +237,10 @@ class LabView(pn.viewable.Viewer):
         default=True, doc="Axes follow the newest data; switch off to keep your zoom while a run streams.",
     )
 
-    def __init__(self, lab: Lab, poll: bool | None = None, **params):
+    def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
         super().__init__(**params)
         self.lab = lab
+        self._initial_preset = preset
         self._initial = dict(lab.values())
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         self._worker: _Worker | None = None
@@ -191,8 +249,8 @@ class LabView(pn.viewable.Viewer):
         self._run_id = 0
         self._archived_id: int | None = None
         self._frames: list[Frame] = []
-        self._rows: list[tuple[float, dict[str, float]]] = []
-        self._diag_rows: list[tuple[float, dict[str, float]]] = []
+        self._rows = _Columns()
+        self._diag_rows = _Columns()
         self._earlier: deque = deque(maxlen=MAX_EARLIER_RUNS)
         self._started_at: float | None = None
         self._active_s = 0.0
@@ -210,8 +268,9 @@ class LabView(pn.viewable.Viewer):
     def _build_widgets(self) -> None:
         lab = self.lab
         presets = list(lab.presets)
+        first = self._initial_preset if self._initial_preset in presets else lab.default_preset
         self.preset = pn.widgets.Select(
-            label="Preset", options=presets, value=lab.default_preset if lab.default_preset in presets else
+            label="Preset", options=presets, value=first if first in presets else
             (presets[0] if presets else None), visible=bool(presets),
             description="Named parameter set; choosing one resets the parameters to it.",
         )
@@ -247,7 +306,7 @@ class LabView(pn.viewable.Viewer):
             grouped["Other"] = rest
         self.param_panes = {
             group: pn.Param(lab.param, parameters=members, show_name=False, sizing_mode="stretch_width",
-                            name=group)
+                            name=group, widgets=_typed_inputs(lab, members))
             for group, members in grouped.items()
         }
         self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
@@ -262,13 +321,13 @@ class LabView(pn.viewable.Viewer):
 
         self.convergence_plot = LivePlot(
             lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence"),
-            title="Convergence", kind=lambda d: "overlay",
+            title="Convergence", kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
             lambda d: convergence_overlay(d["history"], [], logy=False, ylabel="diagnostics"),
-            title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay",
+            title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay", name="diagnostics",
         )
-        self.spectrum_plot = LivePlot(sample_element, title="Spectrum")
+        self.spectrum_plot = LivePlot(sample_element, title="Spectrum", name="spectrum")
         self.sample_plots: dict[str, LivePlot] = {}
         self.samples_area = pn.FlexBox(sizing_mode="stretch_width")
         self._placeholder = pn.pane.Markdown("*Press **Run** or **Step** to see the samples.*")
@@ -435,7 +494,7 @@ class LabView(pn.viewable.Viewer):
 
     def _clear_run_display(self) -> None:
         """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
-        self._frames, self._rows, self._diag_rows = [], [], []
+        self._frames, self._rows, self._diag_rows = [], _Columns(), _Columns()
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
         self.download.disabled = True
         for plot in self.sample_plots.values():
@@ -495,36 +554,46 @@ class LabView(pn.viewable.Viewer):
                 if self._frames:
                     self._frames[-1] = _strip_heavy(self._frames[-1])
                 self._frames.append(payload)
-                self._rows.append((payload.time, dict(payload.convergence)))
-                self._diag_rows.append((payload.time, dict(payload.diagnostics)))
+                self._rows.append(payload.time, payload.convergence)
+                self._diag_rows.append(payload.time, payload.diagnostics)
                 newest = payload
                 n += 1
             else:
                 end = (kind, payload)
                 break
-        if newest is not None:
-            self._show_frame(newest)
-        if end is not None:
-            self._finish(*end)
+        with _hold():  # every change of this drain reaches the browser as one message
+            # a paused or stepping run shows each frame at once; a streaming one may defer heavy plots
+            force = end is not None or not self.running
+            if newest is not None:
+                self._show_frame(newest, force=force)
+            else:
+                for plot in self._plots():
+                    plot.flush(force=force)
+            if end is not None:
+                self._finish(*end)
         return n
 
-    def _show_frame(self, frame: Frame) -> None:
+    def _plots(self) -> list[LivePlot]:
+        return [self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()]
+
+    def _show_frame(self, frame: Frame, force: bool = True) -> None:
         self._progress = float(frame.progress)
-        self._send_convergence()
-        if frame.diagnostics or self._diag_rows and any(d for _, d in self._diag_rows):
-            self.diagnostics_plot.update({"history": self._history(self._diag_rows)})
+        self._send_convergence(force=force)
+        if self._diag_rows.any_values():
+            self.diagnostics_plot.update({"history": self._diag_rows.arrays()}, force=force)
         if frame.spectrum is not None:
-            self.spectrum_plot.update(frame.spectrum)
+            self.spectrum_plot.update(frame.spectrum, force=force)
         for key, sample in frame.samples.items():
             plot = self.sample_plots.get(key)
             if plot is None:
-                plot = self.sample_plots[key] = LivePlot(sample_element, title=key, follow=self.follow_data)
+                plot = self.sample_plots[key] = LivePlot(sample_element, title=key, follow=self.follow_data,
+                                                         name=f"sample:{key}")
                 plot.pane.sizing_mode = "fixed"
                 plot.pane.width = 420
                 if self._placeholder in self.samples_area.objects:
                     self.samples_area.objects = []
                 self.samples_area.append(plot.pane)
-            plot.update(sample)
+            plot.update(sample, force=force)
         self.download.disabled = False
         self._update_progress(frame)
 
@@ -555,17 +624,9 @@ class LabView(pn.viewable.Viewer):
         self.progress_text.object = text
 
     # ================================================================= convergence history
-    @staticmethod
-    def _history(rows: list[tuple[float, dict[str, float]]]) -> dict[str, np.ndarray]:
-        keys = list(dict.fromkeys(k for _, r in rows for k in r))
-        out = {"time": np.array([t for t, _ in rows], dtype=float)}
-        for k in keys:
-            out[k] = np.array([r.get(k, np.nan) for _, r in rows], dtype=float)
-        return out
-
     def convergence_history(self) -> dict[str, np.ndarray]:
         """The current run's convergence quantities vs time (``'time'`` + one array each)."""
-        return self._history(self._rows)
+        return self._rows.arrays()
 
     @property
     def earlier_runs(self) -> list[dict]:
@@ -580,7 +641,7 @@ class LabView(pn.viewable.Viewer):
         self._earlier.append({"id": self._run_id, "values": dict(self._run_values),
                               "history": self.convergence_history()})
 
-    def _send_convergence(self) -> None:
+    def _send_convergence(self, force: bool = True) -> None:
         reference = self._run_values if self._rows else self.lab.values()
         earlier = []
         for i, run in enumerate(self._earlier):
@@ -588,7 +649,7 @@ class LabView(pn.viewable.Viewer):
                 continue  # the run on screen is drawn solid
             label = _diff_label(run["values"], reference) or f"run {run['id']}"
             earlier.append({"label": label, "history": run["history"]})
-        self.convergence_plot.update({"history": self._history(self._rows), "earlier": earlier})
+        self.convergence_plot.update({"history": self._rows.arrays(), "earlier": earlier}, force=force)
 
     # ================================================================= parameters
     def _on_lab_param(self, *events) -> None:
@@ -618,6 +679,22 @@ class LabView(pn.viewable.Viewer):
     def _on_follow(self, event) -> None:
         for plot in (self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()):
             plot.set_follow(event.new)
+
+    def sync_location(self, location) -> None:
+        """Keep ``location.search`` (a ``pn.state.location``) equal to the preset + changed parameters."""
+        from explore.ui.urlstate import search_of
+
+        def write(*events):
+            try:
+                search = search_of(self.lab, self.preset.value)
+                if location.search != search:
+                    location.search = search
+            except Exception:  # noqa: BLE001 - the URL is a convenience; never break the page for it
+                pass
+
+        self.lab.param.watch(write, self.lab.parameter_names())
+        self.preset.param.watch(write, "value")
+        write()
 
     def _code_text(self) -> str:
         try:
