@@ -14,7 +14,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,notebook]'
+	$(PY) -m pip install --quiet -e '.[dev,notebook,diffusers]'
 	touch $(STAMP)
 
 serve: $(STAMP)

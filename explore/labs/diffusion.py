@@ -1,0 +1,351 @@
+r"""The diffusion-sampler lab: fast ODE/SDE samplers of diffusion models against an exact reference.
+
+The data is a Gaussian mixture, so every noised marginal is a mixture too and the "network"
+(noise / data prediction, score, velocity) is exact; the probability-flow ODE from the same
+starting noise is solved by DOP853 to ``reference_rtol``. A run samples ``n_samples`` particles
+with the chosen sampler and step schedule and streams one frame per sampler step:
+
+- convergence: ``error`` (mean distance of the particles to the reference PF-ODE solution at the
+  same level, on the first ``n_reference`` particles), ``distance`` (sliced 2-Wasserstein distance
+  to exact samples of the noised marginal), ``local_error`` (one step from the reference state,
+  single-step samplers); the last frame adds the error-vs-NFE study over several step counts;
+- spectrum: the stability region of the sampler (Adams–Bashforth with momentum for the multistep
+  samplers, the order-p Taylor polynomial for single-step ones), or for the random-image target the
+  radially averaged power of each step's update;
+- samples: the particle cloud (2-D), trajectories of a few particles, the 1-D histogram against the
+  exact density, or a sample image.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import param
+
+from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
+from explore.core.frame import MAX_POINTS
+from explore.numerics.diffusion import analysis
+from explore.numerics.diffusion.optimal import optimal_times
+from explore.numerics.diffusion.reference import pf_ode
+from explore.numerics.diffusion.samplers import SAMPLERS, sample
+from explore.numerics.diffusion.schedules import SCHEDULES, Levels, levels, make_schedule
+from explore.numerics.diffusion.step_schedules import STEP_SCHEDULES, step_times
+from explore.numerics.diffusion.targets import TARGETS, guided_model, make_target
+from explore.numerics.rk import StepSizeTooSmall
+
+N_TRAJECTORIES = 16
+#: a particle this many times farther out than the data plus noise can reach counts as diverged
+DIVERGENCE_FACTOR = 20.0
+
+
+@register_lab
+class DiffusionLab(Lab):
+    """Samplers of diffusion models on Gaussian-mixture data with an exact score."""
+
+    lab_name = "diffusion"
+    title = "Diffusion samplers"
+    description = (
+        "DDIM, DPM-Solver(++), UniPC, DEIS, PNDM, SA-Solver, EDM Heun, flow matching … on Gaussian-mixture data "
+        "whose score is exact: error against the reference PF-ODE solution vs NFE, live."
+    )
+    presets = {
+        "ring8": dict(target="ring8", schedule="vp_discrete", sampler="dpmpp_2m", steps=10,
+                      timesteps="uniform_t"),
+        "bimodal_1d": dict(target="bimodal_1d", schedule="vp_linear", sampler="dpm_solver_3", steps=6,
+                           timesteps="logsnr", n_samples=5000),
+        "narrow_modes": dict(target="narrow_modes", schedule="edm", sampler="heun", steps=12,
+                             timesteps="karras"),
+        "grid25": dict(target="grid25", schedule="vp_linear", sampler="unipc", order=2, steps=10,
+                       timesteps="logsnr"),
+        "guided_ring": dict(target="ring_conditional", schedule="vp_discrete", sampler="dpmpp_2m", steps=15,
+                            timesteps="uniform_t", guidance=4.0, class_label=2),
+        "image16": dict(target="image16", schedule="vp_cosine", sampler="ddim", steps=10, timesteps="beta",
+                        n_samples=200, n_reference=200, reference_rtol=1e-7, study=False),
+        "flow": dict(target="ring8", schedule="flow", sampler="fm_heun", steps=8, timesteps="uniform_t"),
+    }
+    default_preset = "ring8"
+    groups = {
+        "Problem": ["target", "schedule", "guidance", "class_label"],
+        "Sampler": ["sampler", "order", "variant", "eta", "momentum", "warmup", "thresholding"],
+        "Steps": ["steps", "timesteps", "rho", "beta_a", "beta_b", "denoise"],
+        "Run": ["n_samples", "n_reference", "reference_rtol", "study", "compare", "seed", "backend"],
+    }
+
+    @property
+    def divergence_hint(self) -> str:  # type: ignore[override]
+        if self.guidance > 1:
+            return (f"Guidance {self.guidance:g} drives {self.sampler} unstable at steps = {self.steps}: lower "
+                    "'guidance', increase 'steps', use the first-order 'ddim', or enable 'thresholding' "
+                    "(dpm_solver, dpmpp_2m, dpmpp_3m).")
+        return "Increase 'steps', or choose a lower-order or data-prediction sampler (ddim, dpmpp_2m)."
+
+    target = param.Selector(default="ring8", objects=list(TARGETS), doc="Data distribution (a Gaussian mixture).")
+    schedule = param.Selector(default="vp_discrete", objects=list(SCHEDULES),
+                              doc="Noise schedule: VP discrete (DDPM linear beta), VP linear/cosine, VE, EDM, flow.")
+    sampler = param.Selector(default="dpmpp_2m", objects=list(SAMPLERS), doc="The sampler.")
+    order = param.Integer(default=2, bounds=(1, 4),
+                          doc="Order of the multistep samplers (dpm_solver, deis, unipc: 1-3; plms_hb: 1-4).")
+    variant = param.Selector(default="bh2", objects=["bh1", "bh2"], doc="UniPC's B(h): h (bh1) or e^h - 1 (bh2).")
+    eta = param.Number(default=0.0, bounds=(0.0, 1.0), doc="DDIM stochasticity (0: ODE, 1: DDPM ancestral).")
+    momentum = param.Number(default=0.8, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+                            doc="Heavy-ball momentum beta of plms_hb (1: plain PLMS).")
+    warmup = param.Selector(default="lower_order", objects=["lower_order", "singlestep"],
+                            doc="Start of multistep samplers: lower-order steps, or one DPM-Solver-3 step.")
+    thresholding = param.Boolean(default=False, doc="Dynamic thresholding of x0 (dpm_solver, dpmpp_2m/3m).")
+    steps = param.Integer(default=10, bounds=(1, 1000), softbounds=(1, 100), doc="Number of sampler steps.")
+    timesteps = param.Selector(default="uniform_t", objects=list(STEP_SCHEDULES),
+                               doc="Step schedule: uniform t, uniform log-SNR, quadratic, Karras, Beta, optimal (DP).")
+    rho = param.Number(default=7.0, bounds=(0.5, 20.0), doc="Karras schedule exponent rho.")
+    beta_a = param.Number(default=0.6, bounds=(0.05, 10.0), doc="Beta step schedule parameter a.")
+    beta_b = param.Number(default=0.6, bounds=(0.05, 10.0), doc="Beta step schedule parameter b.")
+    denoise = param.Boolean(default=True, doc="Finish with a step to the clean level sigma = 0.")
+    guidance = param.Number(default=1.0, bounds=(0.0, 100.0), softbounds=(0.0, 10.0),
+                            doc="Classifier-free guidance scale (ring_conditional only; 1 = conditional model).")
+    class_label = param.Integer(default=0, bounds=(0, 7), doc="Class of the guided target (ring_conditional).")
+    n_samples = param.Integer(default=2000, bounds=(1, 1_000_000), softbounds=(100, 20_000), doc="Number of particles.")
+    n_reference = param.Integer(default=2000, bounds=(1, 100_000),
+                                doc="Particles whose reference PF-ODE solution is computed (error, trajectories).")
+    reference_rtol = param.Number(default=1e-9, bounds=(1e-13, 1e-3), doc="Tolerance of the DOP853 reference.")
+    study = param.Boolean(default=True, doc="At the end, error vs NFE over several step counts.")
+    compare = param.String(default="", doc="Comma-separated samplers run side by side at the same NFE budget "
+                                           "(last frame: their clouds and errors), e.g. 'ddim,unipc'.")
+
+    # ------------------------------------------------------------------ validation
+    def compared(self) -> list[str]:
+        return [c.strip() for c in self.compare.split(",") if c.strip()]
+
+    def check(self) -> None:
+        for name in self.compared():
+            if name not in SAMPLERS:
+                raise ValueError(f"diffusion: 'compare' names an unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+        info = SAMPLERS[self.sampler]
+        if info.orders and "order" in info.defaults and self.order not in info.orders:
+            raise ValueError(f"diffusion: 'order' = {self.order} is not available for {self.sampler}; "
+                             f"choose one of {info.orders}")
+        if self.guidance != 1.0 and self.target != "ring_conditional":
+            raise ValueError("diffusion: 'guidance' needs the class-conditional target 'ring_conditional'")
+        if self.schedule == "vp_discrete" and self.steps > 999:
+            raise ValueError("diffusion: 'steps' must be below the 1000 levels of the discrete schedule")
+        if self.thresholding and self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+            raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
+        if self.timesteps == "optimal" and self.steps > 24:
+            raise ValueError("diffusion: the 'optimal' step schedule is searched for 'steps' <= 24")
+
+    # ------------------------------------------------------------------ set-up
+    def model(self):
+        """The exact model ``(x, alpha, sigma) -> (eps, x0)`` (guided for ring_conditional)."""
+        target = make_target(self.target)
+        if self.target == "ring_conditional":
+            return target, guided_model(target, target.conditional(self.class_label), self.guidance)
+        return target, target.predict
+
+    def options(self) -> dict:
+        """Sampler options from the parameters (only those the sampler takes)."""
+        info = SAMPLERS[self.sampler]
+        opts = dict(info.defaults)
+        values = dict(order=self.order, variant=self.variant, eta=self.eta, beta=self.momentum,
+                      warmup=self.warmup)
+        for key in opts:
+            if key in values:
+                opts[key] = values[key]
+        if self.thresholding:
+            if self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+                raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
+            opts["thresholding"] = True
+        return opts
+
+    def times(self, schedule, steps: int, model=None) -> np.ndarray:
+        if self.timesteps == "optimal":
+            return optimal_times(model, schedule, steps, sampler=self.sampler, seed=self.seed)
+        extra = {"karras": dict(rho=self.rho), "beta": dict(a=self.beta_a, b=self.beta_b)}.get(self.timesteps, {})
+        return step_times(self.timesteps, schedule, steps, **extra)
+
+    def noise_levels(self, steps: int | None = None, model=None) -> Levels:
+        schedule = make_schedule(self.schedule)
+        return levels(schedule, self.times(schedule, steps or self.steps, model), denoise=self.denoise)
+
+    # ------------------------------------------------------------------ the run
+    def _frames(self, xp):
+        target, model = self.model()
+        d = target.dim
+        lv = self.noise_levels(model=model)
+        rng = np.random.default_rng(self.seed)
+        x_host = rng.standard_normal((self.n_samples, d)) * float(lv.sigma[0])
+        x = xp.asarray(x_host)
+        n_ref = min(self.n_reference, self.n_samples)
+        stops = [lv.at(i) for i in range(1, lv.steps + 1)]
+        try:
+            ref, _ = pf_ode(model, x[:n_ref], lv.at(0), stops, rtol=self.reference_rtol, atol=self.reference_rtol)
+        except StepSizeTooSmall as exc:
+            raise SolverDiverged(0.0, f"the reference PF-ODE ({exc})", self.divergence_hint) from None
+        ref = [x[:n_ref]] + ref
+        info = SAMPLERS[self.sampler]
+        records = []
+
+        def record(step):
+            records.append((step["x"], step["nfe"]))
+
+        opts = self.options()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out, nfe = sample(self.sampler, model, x, lv, rng=np.random.default_rng(self.seed + 1),
+                              callback=record, **opts)
+        self._final = to_host(out)
+        self._stability = None
+        self._reference = to_host(ref[-1])
+        self._target = target
+        exact_rng = np.random.default_rng(self.seed + 2)
+        data = target.conditional(self.class_label) if self.target == "ring_conditional" else target
+        n_dist = min(self.n_samples, 4000)
+        history = [to_host(x[:N_TRAJECTORIES])]
+        prev = x
+        states = [(x, 0)] + records
+        radius = float(np.max(np.linalg.norm(target.means, axis=1)) + 6 * math.sqrt(float(target.eigenvalues.max())))
+        for i, (xi, nfe_i) in enumerate(states):
+            self.ensure_finite(xi, float(nfe_i), f"the samples after step {i} of {self.sampler}")
+            a, s = lv.at(i)
+            bound = DIVERGENCE_FACTOR * (radius * a + 6 * s * math.sqrt(d))
+            largest = float(xp.max(xp.sqrt(xp.sum(xi * xi, axis=1))))
+            if largest > bound:
+                raise SolverDiverged(float(nfe_i), f"the samples after step {i} of {self.sampler} (|x| = "
+                                     f"{largest:.3g}, {DIVERGENCE_FACTOR}x beyond the data and noise scale)",
+                                     self.divergence_hint)
+            err = xp.sqrt(xp.sum((xi[:n_ref] - ref[i]) ** 2, axis=1))
+            exact = xp.asarray(data.sample(n_dist, exact_rng, a, s))
+            convergence = {
+                "error": float(xp.mean(err)),
+                "distance": analysis.sliced_wasserstein(xi[:n_dist], exact),
+            }
+            if i > 0 and not info.multistep and not info.stochastic:
+                one = Levels(lv.t[[i - 1, i]], lv.alpha[[i - 1, i]], lv.sigma[[i - 1, i]], lv.schedule)
+                step_out, _ = sample(self.sampler, model, ref[i - 1], one, **opts)
+                convergence["local_error"] = float(xp.mean(xp.sqrt(xp.sum((step_out - ref[i]) ** 2, axis=1))))
+            history.append(to_host(xi[:N_TRAJECTORIES]))
+            samples = self._samples(xi, a, s, history)
+            spectrum = self._spectrum(xi - prev if i > 0 else None)
+            prev = xi
+            diagnostics = {"sigma_bar": float(s / a), "max_error": float(xp.max(err))}
+            if i == len(states) - 1 and self.study:
+                samples["convergence_study"] = self._study(model, x_host[:min(n_ref, 512)], xp)
+                theory = info.order({**info.defaults, **opts})
+                nfes, errs = self._study_result
+                if theory > 0 and nfes.size:
+                    samples["convergence_theory"] = Curve(
+                        nfes, errs[-1] * (nfes / nfes[-1]) ** (-theory), xlabel="nfe",
+                        ylabel=f"reference slope NFE^-{theory}", logx=True, logy=True)
+            if i == len(states) - 1:
+                for name in self.compared():
+                    cloud, err_c = self._side_by_side(name, model, x, ref[-1], n_ref, int(nfe_i), xp)
+                    convergence[f"error_{name}"] = err_c
+                    if cloud is not None:
+                        samples[f"compare_{name}"] = cloud
+            yield Frame(step=i, time=float(nfe_i), progress=i / lv.steps, convergence=convergence,
+                        diagnostics=diagnostics, spectrum=spectrum, samples=samples, nfe=int(nfe_i), steps=i)
+        if nfe != states[-1][1]:  # pragma: no cover - the callback reports every step
+            raise RuntimeError("sampler callback missed steps")
+
+    # ------------------------------------------------------------------ views
+    def _samples(self, xi, a, s, history) -> dict:
+        target = self._target
+        host = to_host(xi[:MAX_POINTS])
+        out = {}
+        if target.dim == 2:
+            out["samples"] = Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2")
+            traj = np.stack(history)  # (steps, particles, 2)
+            out["trajectories"] = Points(traj[..., 0].ravel(), traj[..., 1].ravel(), xlabel="x1", ylabel="x2")
+        elif target.dim == 1:
+            sd = math.sqrt(a * a * float(target.eigenvalues.max()) + s * s)
+            lo = a * float(target.means.min()) - 4 * sd
+            hi = a * float(target.means.max()) + 4 * sd
+            edges = np.linspace(lo, hi, 81)
+            hist, _ = np.histogram(host[:, 0], bins=edges, density=True)
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            out["histogram"] = Curve(centres, hist, xlabel="x", ylabel="density")
+            dens = np.exp(to_host(target.log_prob(np.asarray(centres)[:, None], a, s)))
+            out["density"] = Curve(centres, dens, xlabel="x", ylabel="density")
+        else:
+            size = int(round(math.sqrt(target.dim)))
+            if size * size == target.dim:
+                out["image"] = Field(np.arange(size), np.arange(size), host[0].reshape(size, size),
+                                     xlabel="column", ylabel="row", label="pixel")
+        return out
+
+    def _spectrum(self, update):
+        target = self._target
+        size = int(round(math.sqrt(target.dim)))
+        if target.dim > 2 and size * size == target.dim:
+            if update is None:
+                return None
+            k, power = analysis.radial_power(to_host(update[:512]), size)
+            return Curve(k, np.maximum(power, 1e-300), xlabel="k", ylabel="power of the update", logy=True)
+        if getattr(self, "_stability", None) is not None:
+            return self._stability
+        info = SAMPLERS[self.sampler]
+        if info.multistep:
+            order = {"pndm": 4, "dpmpp_2m": 2, "dpmpp_3m": 3}.get(self.sampler, min(self.order, 4))
+            beta = self.momentum if self.sampler == "plms_hb" else 1.0
+            re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81)
+        else:
+            p = max(1, min(info.order({**info.defaults, **self.options()}), 4))
+            re, im = analysis.rk_stability_boundary(p, n=200)
+        self._stability = Points(re, im, xlabel="Re z", ylabel="Im z")
+        return self._stability
+
+    def _side_by_side(self, name, model, x, ref_end, n_ref, nfe_budget, xp):
+        """Sampler ``name`` from the same noise with the same step schedule, its steps chosen so that its
+        NFE is at most the main run's; returns its cloud (2-D targets) and its error vs the reference."""
+        probe = xp.asarray(np.zeros((1, self._target.dim)))
+        counts = []
+        for trial in (2, 3):
+            _, n = sample(name, model, probe, self.noise_levels(trial, model), rng=np.random.default_rng(0))
+            counts.append(n)
+        per_step, offset = counts[1] - counts[0], counts[0] - 2 * (counts[1] - counts[0])
+        steps = max(1, (nfe_budget - offset) // max(per_step, 1))
+        lv = self.noise_levels(steps, model)
+        opts = {k: v for k, v in self.options().items() if k in SAMPLERS[name].defaults}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out, _ = sample(name, model, x, lv, rng=np.random.default_rng(self.seed + 1), **opts)
+        err = float(xp.mean(xp.sqrt(xp.sum((out[:n_ref] - ref_end) ** 2, axis=1))))
+        if self._target.dim != 2:
+            return None, err
+        host = to_host(out[:MAX_POINTS])
+        return Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2"), err
+
+    def _study(self, model, x0_host, xp) -> Curve:
+        """Error vs NFE over step counts around ``steps`` (same endpoints, one reference)."""
+        counts = sorted({max(1, self.steps // 4), max(1, self.steps // 2), self.steps, 2 * self.steps,
+                         4 * self.steps})
+        if self.schedule == "vp_discrete":
+            counts = [c for c in counts if c <= 250]
+        if self.timesteps == "optimal":
+            counts = [c for c in counts if c <= 24]
+        x0 = xp.asarray(x0_host)
+        lv_end = self.noise_levels(counts[0], model)
+        ref, _ = pf_ode(model, x0, lv_end.at(0), [lv_end.at(lv_end.steps)], rtol=self.reference_rtol,
+                        atol=self.reference_rtol)
+        nfes, errors = [], []
+        for c in counts:
+            lv = self.noise_levels(c, model)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out, nfe = sample(self.sampler, model, x0, lv, rng=np.random.default_rng(self.seed + 1),
+                                  **self.options())
+            e = float(xp.mean(xp.sqrt(xp.sum((out - ref[0]) ** 2, axis=1))))
+            if math.isfinite(e) and e > 0:
+                nfes.append(nfe)
+                errors.append(e)
+        self._study_result = (np.array(nfes, dtype=float), np.array(errors))
+        return Curve(np.array(nfes, dtype=float), np.array(errors), xlabel="nfe", ylabel="error vs reference",
+                     logx=True, logy=True)
+
+    def result_extras(self) -> dict:
+        if getattr(self, "_final", None) is None:
+            return {}
+        extras = {
+            "final_samples": (("particle", "dim"), self._final, {"long_name": "final samples"}),
+            "reference_endpoints": (("reference_particle", "dim"), self._reference,
+                                    {"long_name": "reference PF-ODE endpoints from the same noise"}),
+        }
+        if self.study and getattr(self, "_study_result", None) is not None:
+            nfes, errs = self._study_result
+            extras["study_nfe"] = ("study", nfes)
+            extras["study_error"] = ("study", errs, {"long_name": "error vs reference at study_nfe"})
+        return extras
