@@ -50,7 +50,23 @@ def _check_nlse(summary: dict) -> None:
     assert 0.7 < summary["breather_error_growth_rate"] < 1.3
 
 
-CHECKS = {"nlse": _check_nlse}
+def _check_kelvin_helmholtz(summary: dict) -> None:
+    assert summary["growth_rate_max_rel_error"] < 0.05  # against the Rayleigh/Michalke growth rate
+    assert summary["divergence_max"] < 1e-10
+    assert summary["rotation_relative_change"] < 1e-10  # a Coriolis force about the normal axis does nothing
+
+
+def _check_diffusion_samplers(summary: dict) -> None:
+    assert summary["pndm50_over_ddim1000"] < 1  # PNDM at 50 steps beats DDIM at 1000
+    assert summary["optimal_over_best_fixed_8"] < 0.8  # the DP schedule beats every fixed one at 8 steps
+    assert abs(summary["hb_interval_gain_beta_0.5"] - 3) < 1e-6  # momentum stretches the interval by (2-β)/β
+
+
+CHECKS = {
+    "nlse": _check_nlse,
+    "kelvin_helmholtz": _check_kelvin_helmholtz,
+    "diffusion_samplers": _check_diffusion_samplers,
+}
 
 
 def _python3_kernel_uses(executable: str) -> bool:
