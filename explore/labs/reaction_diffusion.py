@@ -1,0 +1,429 @@
+r"""The reaction–diffusion lab: λ–ω spirals (rd-spiral's three regimes) and Gray–Scott patterns.
+
+Two fields on a periodic square, Fourier pseudo-spectral with real FFTs: the state is the stacked
+spectra of ``u`` and ``v`` (shape ``(2, N, N//2+1)``) with the diffusion symbol ``d_i |k|²`` per field,
+so every integrator of the registry applies (adaptive DOP853 like rd-spiral, or IF-RK4 / ETDRK4 /
+Strang splitting, which treat the stiff diffusion exactly). Each frame reports the moments of ``u``
+and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
+by winding number, an automatic regime classification and the radially averaged power spectrum.
+Snapshots stream to netCDF while the run goes (``snapshot_file``); ``checkpoint_file`` /
+``resume_from`` restart a run on exactly the same time line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections import deque
+
+import numpy as np
+import param
+
+from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
+from explore.core.frame import MAX_POINTS, decimate
+from explore.numerics import reaction_diffusion as rd
+from explore.numerics.integrators import INTEGRATORS, make_integrator
+from explore.numerics.rk import StepSizeTooSmall
+
+#: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
+REGIMES = ("transient", "steady", "periodic", "chaotic", "homogeneous_oscillation")
+#: frames in the window the regime classification looks at
+REGIME_WINDOW = 16
+#: a quantity has "died out" when it has fallen this far below its own maximum over the run
+DECAY_RATIO = 1e-3
+#: a windowed statistic is stationary when its relative spread stays below this
+STATIONARY_SPREAD = 1e-2
+#: half side of Pearson's perturbed square (20 grid points of 256 on a box of side 2.5)
+PEARSON_HALF_SIDE = 0.1
+#: physics and numerics that a checkpoint must share with the run resuming from it
+_RESUME_KEYS = ("model", "d1", "d2", "beta", "feed", "kill", "L", "N", "integrator", "dt", "rtol", "atol",
+                "snapshot_dt")
+
+_PEER = dict(model="lambda_omega", initial="spiral", integrator="etdrk4", snapshot_dt=0.1)
+_PEARSON = dict(model="gray_scott", initial="pearson", d1=2e-5, d2=1e-5, L=2.5, N=256, noise=0.01,
+                integrator="etdrk4", dt=1.0, t_end=5000.0, snapshot_dt=50.0, frame_dt=50.0)
+
+INITIAL_CONDITIONS = {
+    "spiral": "rd-spiral's tanh(r)(cos(mθ − r), sin(mθ − r)): not periodic, its phase jumps at the box edge",
+    "spiral_periodic": "the same spiral in periodic coordinates (L/2π) sin(2πx/L): smooth, no jump at the edge",
+    "pearson": "Pearson's Gray–Scott start: u = 1, v = 0, a central 0.2 × 0.2 square at u = 1/2, v = 1/4",
+    "noise": "uniform state (u, v) = (1, 0) plus noise",
+}
+
+
+@register_lab
+class ReactionDiffusionLab(Lab):
+    """λ–ω spiral waves and Gray–Scott patterns, pseudo-spectral, with live statistics and defects."""
+
+    lab_name = "reaction_diffusion"
+    title = "Reaction–diffusion: spirals and Gray–Scott"
+    description = (
+        "λ–ω spiral waves (stable rotation, spiral break-up into spatiotemporal chaos, decay to a "
+        "homogeneous oscillation) and Gray–Scott spots, stripes and mitosis on a periodic square; "
+        "real-FFT pseudo-spectral, defect counting, regime classification, netCDF streaming, resume."
+    )
+    presets = {
+        "stable_spiral": dict(_PEER, d1=0.1, d2=0.1, beta=1.0, L=20.0, N=128, t_end=200.0, arms=1,
+                              dt=0.1, frame_dt=1.0),
+        "turbulent_spiral": dict(_PEER, d1=0.03, d2=0.20, beta=0.65, L=50.0, N=256, t_end=500.0, arms=4,
+                                 dt=0.1, frame_dt=2.0),
+        "pattern_decay": dict(_PEER, d1=0.5, d2=0.5, beta=1.0, L=10.0, N=64, t_end=100.0, arms=1,
+                              dt=0.025, frame_dt=1.0),
+        "spots": dict(_PEARSON, feed=0.035, kill=0.065),
+        "stripes": dict(_PEARSON, feed=0.060, kill=0.062),
+        "mitosis": dict(_PEARSON, feed=0.0367, kill=0.0649),
+    }
+    default_preset = "stable_spiral"
+    groups = {
+        "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
+        "Initial condition": ["initial", "arms", "noise", "seed"],
+        "Grid": ["L", "N"],
+        "Time stepping": ["integrator", "dt", "rtol", "atol", "t_end", "snapshot_dt", "frame_dt"],
+        "Files": ["snapshot_file", "checkpoint_file", "resume_from", "backend"],
+    }
+
+    model = param.Selector(default="lambda_omega", objects=["lambda_omega", "gray_scott"],
+                           doc="Reaction: λ–ω (λ = 1 − A², ω = −βA²) or Gray–Scott (feed F, kill k).")
+    d1 = param.Number(0.1, bounds=(0, None), softbounds=(0, 1), doc="Diffusion coefficient of u.")
+    d2 = param.Number(0.1, bounds=(0, None), softbounds=(0, 1), doc="Diffusion coefficient of v.")
+    beta = param.Number(1.0, softbounds=(-2, 2), doc="λ–ω: twist β of the frequency ω(A) = −βA².")
+    feed = param.Number(0.035, bounds=(0, None), softbounds=(0, 0.1), doc="Gray–Scott: feed rate F.")
+    kill = param.Number(0.065, bounds=(0, None), softbounds=(0, 0.1), doc="Gray–Scott: kill rate k.")
+    initial = param.Selector(default="spiral", objects=list(INITIAL_CONDITIONS), doc="Initial condition.")
+    arms = param.Integer(1, bounds=(1, 12), doc="Number of spiral arms m (winding of the initial spiral).")
+    noise = param.Number(0.0, bounds=(0, None), softbounds=(0, 0.1),
+                         doc="Amplitude of uniform noise added to both fields at t = 0 (seeded).")
+    L = param.Number(20.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 200),
+                     doc="Side of the periodic square [-L/2, L/2)².")
+    N = param.Integer(128, bounds=(8, 4096), softbounds=(16, 1024),
+                      doc="Grid points per axis (even; FFT-friendly sizes such as 2^p 3^q are fastest).")
+    integrator = param.Selector(default="etdrk4", objects=list(INTEGRATORS),
+                                doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
+    dt = param.Number(0.05, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-3, 1),
+                      doc="Time step of the fixed-step integrators (shortened so whole steps fill each snapshot_dt).")
+    rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
+    atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
+    t_end = param.Number(200.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 1000),
+                         doc="Final time (a whole number of snapshot_dt).")
+    snapshot_dt = param.Number(0.1, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.01, 10),
+                               doc="Time between snapshots (the output cadence; the run lands exactly on each).")
+    frame_dt = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 100),
+                            doc="Time between frames (diagnostics, live plots): a whole multiple of snapshot_dt.")
+    snapshot_file = param.String("", doc="netCDF file that receives u and v at every snapshot while the run goes ('' = none).")
+    checkpoint_file = param.String("", doc="File (.npz) overwritten with the full state at every frame ('' = none).")
+    resume_from = param.String("", doc="Checkpoint to resume from: continues on the same time line ('' = start at t = 0).")
+
+    # ------------------------------------------------------------------ validation
+    def _counts(self) -> tuple[int, int]:
+        """``(number of snapshot intervals, snapshots per frame)``."""
+        return round(self.t_end / self.snapshot_dt), round(self.frame_dt / self.snapshot_dt)
+
+    def check(self) -> None:
+        name = self.lab_name
+        if self.N % 2:
+            raise ValueError(f"{name}: 'N' must be even (real FFTs), got {self.N}")
+        n_out, every = self._counts()
+        if n_out < 1 or abs(n_out * self.snapshot_dt - self.t_end) > 1e-9 * self.t_end:
+            raise ValueError(f"{name}: t_end = {self.t_end:g} is not a whole number of snapshot_dt = "
+                             f"{self.snapshot_dt:g}; change 'snapshot_dt' or 't_end'")
+        if every < 1 or abs(every * self.snapshot_dt - self.frame_dt) > 1e-9 * self.frame_dt:
+            raise ValueError(f"{name}: 'frame_dt' = {self.frame_dt:g} must be a whole multiple of "
+                             f"snapshot_dt = {self.snapshot_dt:g}")
+        info = INTEGRATORS[self.integrator]
+        if not info.adaptive and self.t_end / self.dt > 5e7:
+            raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
+        if "nonlinear_flow" in info.requires and self.model != "lambda_omega":
+            raise ValueError(f"{name}: integrator {self.integrator!r} needs an exact nonlinear flow, which only "
+                             "the λ–ω model has; choose another 'integrator'")
+        if self.resume_from and not os.path.exists(self.resume_from):
+            raise ValueError(f"{name}: 'resume_from' = {self.resume_from!r} does not exist")
+        for p in ("snapshot_file", "checkpoint_file"):
+            path = getattr(self, p)
+            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+                raise ValueError(f"{name}: the folder of {p!r} = {path!r} does not exist")
+
+    @property
+    def divergence_hint(self) -> str:  # type: ignore[override]
+        rate = max(self.d1, self.d2) * 2 * (math.pi * self.N / self.L) ** 2
+        if self.integrator == "rk4":
+            return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max(d)|k|²_max = {2.8 / rate:.3g} on this grid "
+                    f"(dt = {self.dt:g}): reduce 'dt' or use 'etdrk4' / 'ifrk4'.")
+        if INTEGRATORS[self.integrator].adaptive:
+            return "Tighten 'rtol'/'atol', or use 'etdrk4' with a small 'dt'."
+        return "Reduce 'dt' (the explicit treatment of the reaction limits it) or increase 'N'."
+
+    # ------------------------------------------------------------------ set-up
+    def make_problem(self, grid):
+        """The semilinear problem of the chosen model on ``grid``."""
+        if self.model == "lambda_omega":
+            return rd.LambdaOmegaProblem(grid, self.d1, self.d2, self.beta)
+        return rd.GrayScottProblem(grid, self.d1, self.d2, self.feed, self.kill)
+
+    def initial_state(self, grid):
+        """``(u, v)`` at t = 0, stacked ``(2, N, N)`` (noise drawn on the host from ``seed``)."""
+        xp, n = grid.xp, self.N
+        if self.initial == "spiral":
+            w = rd.spiral(grid, self.arms)
+        elif self.initial == "spiral_periodic":
+            w = rd.spiral_periodic(grid, self.arms)
+        else:
+            base = np.zeros((2, n, n))
+            base[0] = 1.0
+            if self.initial == "pearson":  # Pearson's 20 × 20 points of 256 on 2.5: a 0.2 × 0.2 square
+                x = np.abs(to_host(grid.x[1]).ravel())
+                inside = x < PEARSON_HALF_SIDE
+                square = np.outer(inside, inside)
+                base[0][square] = 0.5
+                base[1][square] = 0.25
+            w = xp.asarray(base)
+        if self.noise > 0:
+            rng = np.random.default_rng(self.seed)
+            w = w + xp.asarray(self.noise * rng.uniform(-1.0, 1.0, size=(2, n, n)))
+        return w
+
+    # ------------------------------------------------------------------ the run
+    def _frames(self, xp):
+        grid = rd.spectral_grid(self.L, self.N, xp)
+        problem = self.make_problem(grid)
+        info = INTEGRATORS[self.integrator]
+        n_out, every = self._counts()
+        if info.adaptive:
+            h = None
+        else:  # whole steps fill each snapshot interval, all of exactly the same size
+            h = self.snapshot_dt / max(1, math.ceil(self.snapshot_dt / self.dt - 1e-9))
+        stepper = make_integrator(self.integrator, problem, dt=h, rtol=self.rtol, atol=self.atol)
+        self._final = None
+        self._grid_host = (to_host(grid.x[1]).ravel(), to_host(grid.x[0]).ravel())
+        self._history = deque(maxlen=REGIME_WINDOW)
+        self._max = {"contrast": 0.0, "rate": 0.0}
+        if self.resume_from:
+            state, i0 = self._load_checkpoint(stepper, xp, n_out)
+        else:
+            w0 = self.initial_state(grid)
+            self.ensure_finite(w0, 0.0, "the initial condition")
+            state, i0 = stepper.init(0.0, rd.rfft2(w0)), 0
+        writer = SnapshotWriter(self.snapshot_file, self._grid_host, self.values()) if self.snapshot_file else None
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                if writer is not None:
+                    writer.append(state.t, to_host(rd.irfft2(state.y, self.N)))
+                yield self._frame(i0, n_out, grid, problem, state)
+                for i in range(i0 + 1, n_out + 1):
+                    t_target = i * self.snapshot_dt
+                    state = self._advance(stepper, state, t_target, h)
+                    last = i == n_out
+                    if writer is not None or last or i % every == 0:
+                        self.ensure_finite(state.y, state.t, "the fields (u, v)")
+                    if writer is not None:
+                        writer.append(t_target, to_host(rd.irfft2(state.y, self.N)))
+                    if i % every == 0 or last:
+                        if self.checkpoint_file:
+                            self._save_checkpoint(state, i)
+                        yield self._frame(i, n_out, grid, problem, state)
+        finally:
+            if writer is not None:
+                writer.close()
+        self._final = to_host(rd.irfft2(state.y, self.N))
+
+    def _advance(self, stepper, state, t_target: float, h: float | None):
+        """Step from the previous snapshot to ``t_target``, landing on it exactly."""
+        try:
+            if h is None:  # adaptive: the stepper lands on t_target itself
+                while state.t < t_target:
+                    state = stepper.step(state, t_target)
+            else:  # fixed: whole steps of exactly h; aim past the target so no step is clipped
+                for _ in range(round((t_target - state.t) / h)):
+                    state = stepper.step(state, t_target + 0.5 * h)
+                state = dataclasses.replace(state, t=t_target)
+        except StepSizeTooSmall as exc:
+            raise SolverDiverged(state.t, f"the step size ({exc})", self.divergence_hint) from None
+        return state
+
+    # ------------------------------------------------------------------ frames
+    def _frame(self, i: int, n_out: int, grid, problem, state) -> Frame:
+        xp = grid.xp
+        t = i * self.snapshot_dt
+        w = rd.irfft2(state.y, self.N)
+        u, v = w[0, ...], w[1, ...]
+        mu, vu, ku = rd.moments(u)
+        mv, vv, kv = rd.moments(v)
+        ms = float(xp.mean(u * u + v * v))
+        dwdt = problem.rhs(state.y)
+        rate_rms = _rms_from_half_spectrum(xp, dwdt, self.N)
+        contrast = math.sqrt((vu + vv) / ms) if ms > 0 else 0.0  # spatial std over rms: 0 when uniform
+        rate = rate_rms / math.sqrt(ms) if ms > 0 else 0.0       # ‖∂t w‖ / ‖w‖: a rate (1/time)
+        diagnostics = {
+            "u_mean": mu, "u_variance": vu, "u_kurtosis": ku,
+            "v_mean": mv, "v_variance": vv, "v_kurtosis": kv,
+            "mutual_information": rd.mutual_information(u, v),
+        }
+        if self.model == "lambda_omega":
+            count, charge = rd.defect_count(u, v)
+            diagnostics["defects"], diagnostics["net_charge"] = float(count), float(charge)
+        regime = self._classify(contrast, rate, vu + vv, diagnostics.get("defects", 0.0))
+        diagnostics["regime"] = float(regime)
+        convergence = {"dwdt_rms": rate_rms, "relative_rate": rate, "contrast": contrast}
+        k, power = rd.radial_spectrum(state.y, grid)
+        x_host, y_host = self._grid_host
+        x_d, y_d = decimate(x_host), decimate(y_host)
+        u_d, v_d = to_host(decimate(u)), to_host(decimate(v))  # reduce on the device, then copy
+        stride = max(1, -(-self.N * self.N // MAX_POINTS))
+        u_pts, v_pts = (to_host(xp.reshape(f, (-1,))[::stride]) for f in (u, v))
+        return Frame(
+            step=i, time=t, progress=i / n_out,
+            convergence=convergence, diagnostics=diagnostics,
+            spectrum=Curve(to_host(k), np.maximum(to_host(power), 1e-300), xlabel="k", ylabel="radial power E(k)",
+                           logy=True),
+            samples={
+                "u": Field(x_d, y_d, u_d, xlabel="x", ylabel="y", label="u"),
+                "v": Field(x_d, y_d, v_d, xlabel="x", ylabel="y", label="v"),
+                "phase_portrait": Points(u_pts, v_pts, xlabel="u", ylabel="v"),
+            },
+            nfe=state.nfe, steps=state.steps,
+        )
+
+    def _classify(self, contrast: float, rate: float, variance: float, defects: float) -> int:
+        """Regime of the recent frames, from criteria relative to the run's own scales and history.
+
+        * homogeneous: the spatial contrast (std/rms) has fallen ``DECAY_RATIO`` below its maximum;
+        * steady: ‖∂t w‖/‖w‖ has fallen ``DECAY_RATIO`` below its maximum;
+        * periodic: over the last ``REGIME_WINDOW`` frames the defect count is constant and the
+          variance and the rate keep a relative spread below ``STATIONARY_SPREAD``;
+        * chaotic otherwise; transient until the window is full.
+        """
+        m = self._max
+        m["contrast"], m["rate"] = max(m["contrast"], contrast), max(m["rate"], rate)
+        self._history.append((variance, rate, defects))
+        homogeneous = contrast <= DECAY_RATIO * m["contrast"]
+        steady = rate <= DECAY_RATIO * m["rate"]
+        if steady:
+            return REGIMES.index("steady")
+        if homogeneous:
+            return REGIMES.index("homogeneous_oscillation")
+        if len(self._history) < REGIME_WINDOW:
+            return REGIMES.index("transient")
+        h = np.array(self._history)
+        spread = np.ptp(h[:, :2], axis=0) / np.maximum(np.abs(h[:, :2]).mean(axis=0), 1e-300)
+        if np.ptp(h[:, 2]) == 0 and np.all(spread < STATIONARY_SPREAD):
+            return REGIMES.index("periodic")
+        return REGIMES.index("chaotic")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _resume_params(self) -> dict:
+        return {k: getattr(self, k) for k in _RESUME_KEYS}
+
+    def _save_checkpoint(self, state, i: int) -> None:
+        path = self.checkpoint_file
+        tmp = path + ".tmp.npz"
+        extra = {} if state.f is None else {"f": to_host(state.f)}
+        np.savez(tmp, y=to_host(state.y), index=i, t=state.t, dt=state.dt, nfe=state.nfe, steps=state.steps,
+                 rejected=state.rejected, params=json.dumps(self._resume_params()),
+                 history=np.array(self._history, dtype=float).reshape(-1, 3),
+                 maxima=np.array([self._max["contrast"], self._max["rate"]]), **extra)
+        os.replace(tmp, path)
+
+    def _load_checkpoint(self, stepper, xp, n_out: int):
+        with np.load(self.resume_from, allow_pickle=False) as ck:
+            saved = json.loads(str(ck["params"]))
+            mine = self._resume_params()
+            diff = [k for k in _RESUME_KEYS if saved.get(k) != mine[k]]
+            if diff:
+                raise ValueError(f"{self.lab_name}: 'resume_from' was written with different "
+                                 + ", ".join(f"{k} ({saved.get(k)!r} vs {mine[k]!r})" for k in diff))
+            i0 = int(ck["index"])
+            if i0 > n_out:
+                raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {float(ck['t']):g}, past t_end = {self.t_end:g}")
+            state = stepper.init(float(ck["t"]), xp.asarray(ck["y"]))
+            state = dataclasses.replace(
+                state, dt=float(ck["dt"]), nfe=int(ck["nfe"]), steps=int(ck["steps"]), rejected=int(ck["rejected"]),
+                f=xp.asarray(ck["f"]) if "f" in ck.files else None)
+            self._history.extend(tuple(row) for row in ck["history"])
+            self._max["contrast"], self._max["rate"] = (float(x) for x in ck["maxima"])
+        return state, i0
+
+    # ------------------------------------------------------------------ result
+    def run(self, callback=None):
+        """Run headless; the result keeps reduced data only (fields and points of the last frame)."""
+        from explore.core.result import frames_to_dataset
+
+        frames, last = [], None
+        for frame in self.frames():
+            if last is not None:
+                frames.append(dataclasses.replace(last, samples={}))
+            last = frame
+            if callback is not None:
+                callback(frame)
+        frames.append(last)
+        ds = frames_to_dataset(frames, self, extras=self.result_extras())
+        ds["regime"].attrs.update(flag_values=np.arange(len(REGIMES)), flag_meanings=" ".join(REGIMES))
+        return ds
+
+    def result_extras(self) -> dict:
+        if self._final is None:
+            return {}
+        x, y = self._grid_host
+        return {
+            "u_final": (("y_grid", "x_grid"), self._final[0], {"long_name": "u at t_end (full resolution)"}),
+            "v_final": (("y_grid", "x_grid"), self._final[1], {"long_name": "v at t_end (full resolution)"}),
+            "x_grid": ("x_grid", x), "y_grid": ("y_grid", y),
+        }
+
+
+def _rms_from_half_spectrum(xp, w_hat, n: int) -> float:
+    """``sqrt(mean over the box of Σ_fields f²)`` for real fields given by their orthonormal real-FFT spectra."""
+    m = w_hat.shape[-1]
+    p = xp.real(w_hat * xp.conj(w_hat))
+    total = 2.0 * xp.sum(p) - xp.sum(p[..., 0]) - (xp.sum(p[..., m - 1]) if n % 2 == 0 else 0.0)
+    return math.sqrt(max(float(total), 0.0) / (n * n))
+
+
+class SnapshotWriter:
+    """Streams ``u`` and ``v`` snapshots to a netCDF-4 file with an unlimited ``time`` axis.
+
+    Snapshots are buffered up to ``buffer_bytes`` and written in blocks, so memory stays bounded
+    whatever the run length. Dimensions ``(time, y, x)`` with coordinate variables.
+    """
+
+    def __init__(self, path: str, grid: tuple[np.ndarray, np.ndarray], attrs: dict, buffer_bytes: int = 32 * 2**20):
+        import h5netcdf
+
+        x, y = grid
+        self._f = h5netcdf.File(path, "w")
+        f = self._f
+        f.dimensions = {"time": None, "y": y.size, "x": x.size}
+        for name, values in (("x", x), ("y", y)):
+            var = f.create_variable(name, (name,), "f8")
+            var[:] = values
+        f.create_variable("time", ("time",), "f8")
+        for name in ("u", "v"):
+            f.create_variable(name, ("time", "y", "x"), "f8", chunks=(1, y.size, x.size))
+        f.attrs.update({k: (json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v)
+                        for k, v in attrs.items()})
+        self._cap = max(1, buffer_bytes // (16 * x.size * y.size))
+        self._buf: list[tuple[float, np.ndarray]] = []
+        self._n = 0
+
+    def append(self, t: float, w: np.ndarray) -> None:
+        self._buf.append((t, np.array(w, copy=True)))
+        if len(self._buf) >= self._cap:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        f, k = self._f, len(self._buf)
+        f.resize_dimension("time", self._n + k)
+        f.variables["time"][self._n:self._n + k] = [t for t, _ in self._buf]
+        block = np.stack([w for _, w in self._buf])
+        f.variables["u"][self._n:self._n + k] = block[:, 0]
+        f.variables["v"][self._n:self._n + k] = block[:, 1]
+        self._n += k
+        self._buf.clear()
+        f.flush()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._f.close()

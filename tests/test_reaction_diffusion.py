@@ -1,0 +1,277 @@
+"""The reaction–diffusion lab: exact diffusion of a Fourier mode, exact uniform λ–ω dynamics,
+temporal orders on the 2-D problem, rotation period converging in N, array_api_strict, presets,
+regimes, netCDF streaming, checkpoint/resume and clear errors."""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import array_api_compat
+import array_api_strict
+import numpy as np
+import pytest
+
+from explore.core import SolverDiverged
+from explore.labs.reaction_diffusion import REGIMES, ReactionDiffusionLab
+from explore.numerics import reaction_diffusion as rd
+from explore.numerics.integrators import INTEGRATORS, make_integrator
+
+NP = array_api_compat.array_namespace(np.zeros(1))
+FIXED = [n for n, info in INTEGRATORS.items() if not info.adaptive]
+
+
+def integrate(problem, y0, t_end, name, dt=None, rtol=1e-11, atol=1e-13):
+    info = INTEGRATORS[name]
+    stepper = make_integrator(name, problem, dt=None if info.adaptive else dt, rtol=rtol, atol=atol)
+    state = stepper.init(0.0, y0)
+    while state.t < t_end:
+        state = stepper.step(state, t_end)
+    return state.y
+
+
+def final_fields(ds) -> np.ndarray:
+    return np.stack([ds.u_final.values, ds.v_final.values])
+
+
+# ------------------------------------------------------------------ exactness
+@pytest.mark.parametrize("name", [n for n, i in INTEGRATORS.items() if "nonlinear_flow" not in i.requires])
+def test_single_fourier_mode_decays_at_the_exact_diffusion_rate(name):
+    """Gray–Scott with F = k = 0 and one field zero is pure diffusion: û(t) = û(0) exp(−d|k|²t)."""
+    L, N, t_end = 2 * math.pi, 16, 0.5
+    grid = rd.spectral_grid(L, N, NP)
+    problem = rd.GrayScottProblem(grid, 0.3, 0.7, 0.0, 0.0)
+    x, y = np.meshgrid(np.asarray(grid.x[1]).ravel(), np.asarray(grid.x[0]).ravel())
+    kx, ky = 3, -2
+    mode = np.cos(kx * x + ky * y)
+    for field, d in ((0, 0.3), (1, 0.7)):
+        w0 = np.zeros((2, N, N))
+        w0[field] = mode
+        y_end = integrate(problem, rd.rfft2(w0), t_end, name, dt=0.05)
+        w = rd.irfft2(y_end, N)
+        exact = mode * math.exp(-d * (kx**2 + ky**2) * t_end)
+        tol = 1e-13 if not INTEGRATORS[name].adaptive and name != "rk4" else 1e-8
+        if name == "rk4":  # explicit on the linear part: 4th-order error only
+            tol = 1e-4
+        assert np.max(np.abs(w[field] - exact)) <= tol, name
+        assert np.max(np.abs(w[1 - field])) == 0.0
+
+
+@pytest.mark.parametrize("name", list(INTEGRATORS))
+def test_uniform_lambda_omega_state_follows_the_exact_solution(name):
+    """A uniform A e^{iθ} relaxes onto |w| = 1 and turns at −β: closed form in uniform_lambda_omega."""
+    N, beta, a0, th0, t_end = 8, 0.7, 0.3, 0.4, 2.0
+    grid = rd.spectral_grid(5.0, N, NP)
+    problem = rd.LambdaOmegaProblem(grid, 0.1, 0.2, beta)
+    w0 = np.stack([np.full((N, N), a0 * math.cos(th0)), np.full((N, N), a0 * math.sin(th0))])
+    w = rd.irfft2(integrate(problem, rd.rfft2(w0), t_end, name, dt=0.01), N)
+    u, v = rd.uniform_lambda_omega(t_end, a0, th0, beta)
+    tol = 1e-12 if name == "split_step" else 1e-8  # splitting is exact when diffusion does nothing
+    np.testing.assert_allclose(w[0], u, atol=tol)
+    np.testing.assert_allclose(w[1], v, atol=tol)
+    assert abs(math.hypot(u, v) ** 2 - 1 / (1 + (1 / a0**2 - 1) * math.exp(-2 * t_end))) < 1e-15
+
+
+def test_lambda_omega_flow_is_the_reaction_flow():
+    """d/dt of the exact pointwise flow at t = 0 is the λ–ω reaction; the flow composes."""
+    rng = np.random.default_rng(1)
+    u, v = rng.normal(size=50), rng.normal(size=50)
+    h = 1e-6
+    up, vp = rd.lambda_omega_flow(u, v, 0.8, h)
+    um, vm = rd.lambda_omega_flow(u, v, 0.8, -h)
+    f, g = rd.lambda_omega_reaction(u, v, 0.8)
+    np.testing.assert_allclose((up - um) / (2 * h), f, atol=1e-6)
+    np.testing.assert_allclose((vp - vm) / (2 * h), g, atol=1e-6)
+    u2, v2 = rd.lambda_omega_flow(*rd.lambda_omega_flow(u, v, 0.8, 0.3), 0.8, 0.2)
+    u1, v1 = rd.lambda_omega_flow(u, v, 0.8, 0.5)
+    np.testing.assert_allclose(u2, u1, atol=1e-13)
+    np.testing.assert_allclose(v2, v1, atol=1e-13)
+
+
+# ------------------------------------------------------------------ orders
+@pytest.mark.parametrize("name", FIXED)
+def test_temporal_order_on_the_2d_spiral(name):
+    """Fitted slope of log(error) vs log(dt) within ±0.3 of the declared order (registry-wide)."""
+    order = INTEGRATORS[name].order
+    N, L, t_end = 32, 10.0, 2.0
+    grid = rd.spectral_grid(L, N, NP)
+    problem = rd.LambdaOmegaProblem(grid, 0.1, 0.1, 1.0)
+    y0 = rd.rfft2(rd.spiral_periodic(grid, 1))
+    ref = integrate(problem, y0, t_end, "dop853", rtol=1e-12, atol=1e-14)
+    dts = [0.2, 0.1, 0.05] if order >= 4 else [0.1, 0.05, 0.025]
+    if name == "rk4":  # explicit on diffusion: stable for dt ≲ 2.8 / (d |k|²_max) ≈ 0.14 here
+        dts = [0.1, 0.05, 0.025]
+    errors = [float(np.max(np.abs(rd.irfft2(integrate(problem, y0, t_end, name, dt=dt) - ref, N))))
+              for dt in dts]
+    slope = float(np.polyfit(np.log(dts), np.log(errors), 1)[0])
+    assert abs(slope - order) <= 0.3, (name, errors, slope)
+
+
+def _rotation_rate(N: int, L: float = 10.0, t_end: float = 40.0) -> float:
+    """Angular velocity of a settled spiral: Im(w̄ ∂t w)/|w|², uniform away from the cores."""
+    lab = ReactionDiffusionLab(preset="stable_spiral", initial="spiral_periodic", N=N, L=L, t_end=t_end,
+                               frame_dt=t_end / 4)
+    ds = lab.run()
+    grid = rd.spectral_grid(L, N, NP)
+    w = final_fields(ds)
+    dw = rd.irfft2(lab.make_problem(grid).rhs(rd.rfft2(w)), N)
+    z, dz = w[0] + 1j * w[1], dw[0] + 1j * dw[1]
+    far = np.abs(z) > 0.9
+    return float(np.median(np.imag(np.conj(z) * dz)[far] / np.abs(z[far]) ** 2))
+
+
+def test_spiral_rotation_period_converges_in_N():
+    rates = {N: _rotation_rate(N) for N in (24, 32, 48, 96)}
+    periods = {N: 2 * math.pi / abs(r) for N, r in rates.items()}
+    diffs = [abs(periods[N] - periods[96]) for N in (24, 32, 48)]
+    assert diffs[0] > diffs[1] > diffs[2], periods
+    assert diffs[2] < 1e-5 * periods[96], periods
+    # a one-armed λ–ω spiral turns slower than the uniform oscillation (|ω| < β): its arms carry
+    # a wavenumber k with A² = 1 − d k² < 1
+    assert 0.5 < abs(rates[96]) < 1.0
+
+
+# ------------------------------------------------------------------ array_api_strict
+def test_numerics_on_array_api_strict_equal_numpy():
+    out = []
+    for xp in (array_api_strict, NP):
+        grid = rd.spectral_grid(8.0, 16, xp)
+        w = rd.spiral(grid, 2) + 0.5 * rd.spiral_periodic(grid, 1)
+        y = rd.rfft2(w)
+        lo = rd.LambdaOmegaProblem(grid, 0.1, 0.2, 0.7)
+        gs = rd.GrayScottProblem(grid, 0.1, 0.05, 0.03, 0.06)
+        u, v = w[0, ...], w[1, ...]
+        k, power = rd.radial_spectrum(y, grid)
+        res = [rd.irfft2(lo.rhs(y), 16), lo.nonlinear_flow(y, 0.1), gs.rhs(y), power, k,
+               rd.irfft2(integrate(lo, y, 0.2, "etdrk4", dt=0.05), 16), rd.winding_numbers(u, v)]
+        scalars = [*rd.moments(u), rd.mutual_information(u, v), *rd.defect_count(u, v)]
+        out.append(([np.asarray(r) if xp is NP else np.from_dlpack(r) for r in res], scalars))
+    for a, b in zip(out[0][0], out[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-12)
+
+
+def test_radial_spectrum_sums_to_the_variance():
+    grid = rd.spectral_grid(10.0, 32, NP)
+    w = rd.spiral_periodic(grid, 1)
+    _, power = rd.radial_spectrum(rd.rfft2(w), grid)
+    # shells up to N/2 miss only the corner modes, which the smooth field barely has
+    assert float(np.sum(power)) == pytest.approx(float(np.var(w[0]) + np.var(w[1])), rel=1e-6)
+
+
+def test_mutual_information_and_defects():
+    grid = rd.spectral_grid(20.0, 64, NP)
+    w = rd.spiral_periodic(grid, 1)
+    assert rd.defect_count(w[0], w[1]) == (4, 0)  # the +1 core and its torus images: net charge 0
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(64, 64)), rng.normal(size=(64, 64))
+    assert rd.mutual_information(a, b) < 0.2 < rd.mutual_information(a, a + 0.1 * b)
+    assert rd.mutual_information(a, 3.0 * a + 7.0) == pytest.approx(rd.mutual_information(a, a))  # scale-free
+    assert rd.mutual_information(np.ones((8, 8)), a[:8, :8]) == 0.0
+    assert rd.moments(np.full((8, 8), 2.0)) == (2.0, 0.0, 0.0)
+
+
+# ------------------------------------------------------------------ the lab
+@pytest.mark.parametrize("preset", list(ReactionDiffusionLab.presets))
+def test_every_preset_runs(preset):
+    lab = ReactionDiffusionLab(preset=preset)
+    sdt = lab.snapshot_dt
+    ds = ReactionDiffusionLab(preset=preset, t_end=2 * sdt, frame_dt=sdt).run()
+    assert ds.time.values[-1] == pytest.approx(2 * sdt)
+    assert set(ds.data_vars) >= {"u_mean", "v_kurtosis", "mutual_information", "dwdt_rms", "regime", "spectrum",
+                                 "u", "v", "phase_portrait_x", "u_final"}
+    if lab.model == "lambda_omega":
+        assert float(ds.net_charge[0]) == 0.0
+
+
+def test_frames_are_reduced_for_display():
+    frames = list(ReactionDiffusionLab(preset="stable_spiral", N=128, t_end=0.2, frame_dt=0.1).frames())
+    f = frames[-1]
+    assert f.samples["u"].values.shape == (128, 128) and f.samples["phase_portrait"].x.size <= 10_000
+    assert f.spectrum.logy and f.spectrum.x.size == 64
+    assert [fr.time for fr in frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+def test_regimes():
+    decay = ReactionDiffusionLab(preset="pattern_decay", frame_dt=2.0).run()
+    # rd-spiral calls this end state "homogeneous"; it is the uniform limit cycle |w| = 1
+    assert REGIMES[int(decay.regime[-1])] == "homogeneous_oscillation"
+    assert float(decay.contrast[-1]) < 1e-5 and float(decay.defects[-1]) == 0.0
+    spiral = ReactionDiffusionLab(preset="stable_spiral", initial="spiral_periodic", N=32, L=10.0,
+                                  t_end=60.0, frame_dt=1.0).run()
+    assert REGIMES[int(spiral.regime[-1])] == "periodic"
+    relax = ReactionDiffusionLab(preset="stable_spiral", initial="spiral_periodic", beta=0.0, N=32, L=10.0,
+                                 t_end=50.0, frame_dt=2.0).run()
+    assert REGIMES[int(relax.regime[-1])] == "steady"  # β = 0: a gradient flow comes to rest
+    lab = ReactionDiffusionLab()
+    lab._history, lab._max = deque(maxlen=16), {"contrast": 0.0, "rate": 0.0}
+    rng = np.random.default_rng(0)
+    codes = [lab._classify(0.5, 1.0 + 0.2 * rng.random(), 0.3 + 0.1 * rng.random(), float(rng.integers(5, 9)))
+             for _ in range(20)]
+    assert REGIMES[codes[0]] == "transient" and REGIMES[codes[-1]] == "chaotic"
+
+
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
+    for integrator in ("etdrk4", "dop853"):
+        base = dict(preset="stable_spiral", N=32, L=10.0, integrator=integrator, dt=0.05, frame_dt=0.5)
+        full = ReactionDiffusionLab(t_end=2.0, **base).run()
+        ck = str(tmp_path / f"{integrator}.npz")
+        first = ReactionDiffusionLab(t_end=1.0, checkpoint_file=ck, **base).run()
+        rest = ReactionDiffusionLab(t_end=2.0, resume_from=ck, **base).run()
+        np.testing.assert_array_equal(final_fields(rest), final_fields(full))
+        np.testing.assert_array_equal(rest.time.values, full.time.values[2:])
+        np.testing.assert_array_equal(first.time.values, full.time.values[:3])
+        np.testing.assert_array_equal(rest.steps.values, full.steps.values[2:])
+        np.testing.assert_array_equal(rest.regime.values, full.regime.values[2:])
+    with pytest.raises(ValueError, match="resume_from.*beta"):
+        next(ReactionDiffusionLab(t_end=2.0, resume_from=ck, beta=0.5, **base).frames())
+
+
+def test_snapshots_stream_to_netcdf(tmp_path):
+    import h5netcdf
+
+    path = tmp_path / "snap.nc"
+    ds = ReactionDiffusionLab(preset="pattern_decay", N=16, t_end=1.0, snapshot_dt=0.1, frame_dt=0.5,
+                              snapshot_file=str(path)).run()
+    assert ds.step.size == 3  # frames: the file has all 11 snapshots, the result only reduced data
+    with h5netcdf.File(path, "r") as f:
+        assert f.variables["u"].dimensions == ("time", "y", "x")
+        np.testing.assert_allclose(f.variables["time"][:], np.arange(11) * 0.1, atol=1e-14)
+        np.testing.assert_allclose(f.variables["x"][:], ds.x_grid.values)
+        np.testing.assert_array_equal(f.variables["u"][-1], ds.u_final.values)
+        np.testing.assert_array_equal(f.variables["v"][-1], ds.v_final.values)
+
+
+def test_determinism_and_round_trip():
+    lab = ReactionDiffusionLab(preset="spots", N=32, L=0.3125, t_end=100.0, snapshot_dt=50.0, frame_dt=50.0)
+    a = lab.run()
+    b = type(lab)(**lab.values()).run()
+    np.testing.assert_array_equal(a.u_final, b.u_final)
+    c = ReactionDiffusionLab(**{**lab.values(), "seed": 3}).run()
+    assert not np.array_equal(a.u_final.values, c.u_final.values)
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(N=4), "N"),
+        (dict(N=33), "N"),
+        (dict(d1=-0.1), "d1"),
+        (dict(integrator="euler"), "integrator"),
+        (dict(model="gray_scott", integrator="split_step"), "integrator"),
+        (dict(t_end=1.05, snapshot_dt=0.1), "snapshot_dt"),
+        (dict(frame_dt=0.15), "frame_dt"),
+        (dict(resume_from="/nonexistent/ck.npz"), "resume_from"),
+        (dict(snapshot_file="/nonexistent/dir/a.nc"), "snapshot_file"),
+        (dict(L=float("nan")), "L"),
+        (dict(nonsense=1), "nonsense"),
+    ],
+)
+def test_bad_input_names_the_parameter(params, name):
+    with pytest.raises(ValueError, match=name):
+        next(ReactionDiffusionLab(**params).frames())
+
+
+def test_a_step_that_blows_up_stops_with_a_message():
+    lab = ReactionDiffusionLab(preset="pattern_decay", integrator="rk4", dt=0.1, t_end=5.0)
+    with pytest.raises(SolverDiverged, match=r"non-finite at t = .*etdrk4"):
+        lab.run()
