@@ -125,6 +125,18 @@ def _report(callback, i, x, x0):
         callback({"i": i, "x": x, "denoised": x0})
 
 
+def _single_step_loop(model, x, levels, callback, step):
+    """The loop every single-step sampler shares: the model at the start of step ``i``, then
+    ``step(i, x, eps, x0, a, s, a1, s1) -> x_new`` from (alpha, sigma) = (a, s) to (a1, s1)."""
+    for i in range(levels.steps):
+        a, s = levels.at(i)
+        a1, s1 = levels.at(i + 1)
+        eps, x0 = model(x, a, s)
+        x = step(i, x, eps, x0, a, s, a1, s1)
+        _report(callback, i, x, x0)
+    return x
+
+
 def _ddim_step(x, eps, x0, a1, s1, eta=0.0, h=0.0, rng=None):
     """``alpha' x0 + sqrt(sigma'^2 - c^2) eps + c z`` with ``c = eta sigma' sqrt(1 - e^{-2h})``."""
     if eta == 0.0 or s1 == 0.0:
@@ -139,13 +151,11 @@ def ddim(model, x, levels, *, rng=None, callback=None, eta=0.0):
     """DDIM (Song, Meng & Ermon, "Denoising Diffusion Implicit Models"); eta = 0 is the
     deterministic first-order PF-ODE solver (= Euler in sigma-bar), eta = 1 is DDPM ancestral."""
     lam = levels.lam.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1, s1 = levels.at(i + 1)
-        eps, x0 = model(x, a, s)
-        x = _ddim_step(x, eps, x0, a1, s1, eta, lam[i + 1] - lam[i], rng)
-        _report(callback, i, x, x0)
-    return x
+
+    def step(i, x, eps, x0, a, s, a1, s1):
+        return _ddim_step(x, eps, x0, a1, s1, eta, lam[i + 1] - lam[i], rng)
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 @register_sampler("ddpm", theory=0, stochastic=True)
@@ -161,30 +171,26 @@ def euler(model, x, levels, *, rng=None, callback=None):
     """Euler on d x_bar / d sigma_bar = eps (Karras et al., "Elucidating the Design Space of
     Diffusion-Based Generative Models"); first order."""
     sb = levels.sigma_bar.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1 = float(levels.alpha[i + 1])
-        eps, x0 = model(x, a, s)
-        x = a1 * (x / a + (sb[i + 1] - sb[i]) * eps)
-        _report(callback, i, x, x0)
-    return x
+
+    def step(i, x, eps, x0, a, s, a1, s1):
+        return a1 * (x / a + (sb[i + 1] - sb[i]) * eps)
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 @register_sampler("heun", theory=2)
 def heun(model, x, levels, *, rng=None, callback=None):
     """Heun's second-order method in sigma-bar (EDM, Algorithm 1); Euler on the last step to sigma = 0."""
     sb = levels.sigma_bar.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1, s1 = levels.at(i + 1)
-        eps, x0 = model(x, a, s)
+
+    def step(i, x, eps, x0, a, s, a1, s1):
         xb = x / a + (sb[i + 1] - sb[i]) * eps
         if s1 > 0:
             eps2, _ = model(a1 * xb, a1, s1)
             xb = x / a + (sb[i + 1] - sb[i]) * 0.5 * (eps + eps2)
-        x = a1 * xb
-        _report(callback, i, x, x0)
-    return x
+        return a1 * xb
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 # ============================================================================ DPM-Solver (single-step)
@@ -220,36 +226,30 @@ def dpm_solver_2(model, x, levels, *, rng=None, callback=None, r1=0.5):
     """DPM-Solver-2 (Lu et al., "DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model
     Sampling in Around 10 Steps"), noise prediction, single-step, intermediate point at lambda + r1 h."""
     lam = levels.lam.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1, s1 = levels.at(i + 1)
-        eps, x0 = model(x, a, s)
+
+    def step(i, x, eps, x0, a, s, a1, s1):
         if s1 == 0:
-            x = a1 * x0
-        else:
-            h = lam[i + 1] - lam[i]
-            am, sm = _at_lambda(lam[i] + r1 * h)
-            u = (am / a) * x - sm * math.expm1(r1 * h) * eps
-            eps_m, _ = model(u, am, sm)
-            x = (a1 / a) * x - s1 * math.expm1(h) * eps - s1 / (2 * r1) * math.expm1(h) * (eps_m - eps)
-        _report(callback, i, x, x0)
-    return x
+            return a1 * x0
+        h = lam[i + 1] - lam[i]
+        am, sm = _at_lambda(lam[i] + r1 * h)
+        u = (am / a) * x - sm * math.expm1(r1 * h) * eps
+        eps_m, _ = model(u, am, sm)
+        return (a1 / a) * x - s1 * math.expm1(h) * eps - s1 / (2 * r1) * math.expm1(h) * (eps_m - eps)
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 @register_sampler("dpm_solver_3", theory=3)
 def dpm_solver_3(model, x, levels, *, rng=None, callback=None, r1=1 / 3, r2=2 / 3):
     """DPM-Solver-3 (same paper), noise prediction, single-step with points at lambda + r1 h, r2 h."""
     lam = levels.lam.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1, s1 = levels.at(i + 1)
-        eps, x0 = model(x, a, s)
+
+    def step(i, x, eps, x0, a, s, a1, s1):
         if s1 == 0:
-            x = a1 * x0
-        else:
-            x = _dpm3_step(model, x, a, s, lam[i], lam[i + 1], a1, s1, eps, r1, r2)
-        _report(callback, i, x, x0)
-    return x
+            return a1 * x0
+        return _dpm3_step(model, x, a, s, lam[i], lam[i + 1], a1, s1, eps, r1, r2)
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 @register_sampler("dpmpp_2s", theory=2)
@@ -257,20 +257,17 @@ def dpmpp_2s(model, x, levels, *, rng=None, callback=None, r=0.5):
     """DPM-Solver++(2S) (Lu et al., "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
     Probabilistic Models"), data prediction, single-step."""
     lam = levels.lam.tolist()
-    for i in range(levels.steps):
-        a, s = levels.at(i)
-        a1, s1 = levels.at(i + 1)
-        eps, x0 = model(x, a, s)
+
+    def step(i, x, eps, x0, a, s, a1, s1):
         if s1 == 0:
-            x = a1 * x0
-        else:
-            h = lam[i + 1] - lam[i]
-            am, sm = _at_lambda(lam[i] + r * h)
-            u = (sm / s) * x - am * math.expm1(-r * h) * x0
-            _, x0_m = model(u, am, sm)
-            x = (s1 / s) * x - a1 * math.expm1(-h) * (x0 + (x0_m - x0) / (2 * r))
-        _report(callback, i, x, x0)
-    return x
+            return a1 * x0
+        h = lam[i + 1] - lam[i]
+        am, sm = _at_lambda(lam[i] + r * h)
+        u = (sm / s) * x - am * math.expm1(-r * h) * x0
+        _, x0_m = model(u, am, sm)
+        return (s1 / s) * x - a1 * math.expm1(-h) * (x0 + (x0_m - x0) / (2 * r))
+
+    return _single_step_loop(model, x, levels, callback, step)
 
 
 # ============================================================================ multistep DPM-Solver(++)
