@@ -408,14 +408,7 @@ def _deis_coefficients(variable: str, levels: Levels, i: int, idx: list[int]) ->
         jac = 0.5 * (v1 - v0) * (ds * a - s * da) / (a * a)
     else:
         raise ValueError(f"deis_variable: unknown interpolation variable {variable!r} (logrho, rho, t)")
-    coeffs = []
-    for j in range(len(idx)):
-        basis = np.ones_like(v)
-        for m in range(len(idx)):
-            if m != j:
-                basis = basis * (v - vs[m]) / (vs[j] - vs[m])
-        coeffs.append(float(np.sum(weights * basis * jac)))
-    return coeffs
+    return _lagrange_integrals(v, weights * jac, list(vs))
 
 
 @register_sampler("deis", theory=lambda o: _warmup_order(o["order"], o["warmup"]), orders=(1, 2, 3),
@@ -652,6 +645,19 @@ def fm_heun(model, x, levels, *, rng=None, callback=None):
 
 
 # ============================================================================ SA-Solver
+def _lagrange_integrals(points, weights, nodes) -> list[float]:
+    """``sum(weights * L_j(points))`` for each Lagrange basis polynomial ``L_j`` on ``nodes``: the
+    quadrature (points, weights) of the weighted basis, shared by DEIS and SA-Solver coefficients."""
+    out = []
+    for j in range(len(nodes)):
+        basis = np.ones_like(points)
+        for m in range(len(nodes)):
+            if m != j:
+                basis = basis * (points - nodes[m]) / (nodes[j] - nodes[m])
+        out.append(float(np.sum(weights * basis)))
+    return out
+
+
 def _sa_coefficients(lams: list[float], lam0: float, lam1: float, tau: float) -> list[float]:
     """c_j = integral over [lam0, lam1] of (1 + tau^2) e^{-(1 + tau^2)(lam1 - l)} L_j(l) dl, L_j the
     Lagrange basis on the nodes ``lams`` (Gauss–Legendre, 16 nodes: exact to rounding)."""
@@ -660,14 +666,7 @@ def _sa_coefficients(lams: list[float], lam0: float, lam1: float, tau: float) ->
     lv = 0.5 * h * nodes + 0.5 * (lam0 + lam1)
     k = 1.0 + tau * tau
     kernel = 0.5 * h * k * np.exp(-k * (lam1 - lv))
-    out = []
-    for j in range(len(lams)):
-        basis = np.ones_like(lv)
-        for m in range(len(lams)):
-            if m != j:
-                basis = basis * (lv - lams[m]) / (lams[j] - lams[m])
-        out.append(float(np.sum(weights * kernel * basis)))
-    return out
+    return _lagrange_integrals(lv, weights * kernel, lams)
 
 
 def _sa_theory(o):
