@@ -190,6 +190,9 @@ class NLSELab(Lab):
                                   rtol=self.rtol, atol=self.atol)
         state = stepper.init(0.0, u)
         self._x_host = to_host(grid.x[0])
+        k_host = to_host(grid.k[0])
+        self._k_order = np.argsort(k_host)  # spectrum shown with k ascending
+        self._k_display = decimate(k_host[self._k_order])
         self._waterfall: list[np.ndarray] = []
         self._times: list[float] = []
         self._invariants0 = None
@@ -249,14 +252,12 @@ class NLSELab(Lab):
         x_disp = decimate(self._x_host)
         abs_disp = np.sqrt(decimate(density_host))
         power = to_host(xp.real(state.y * xp.conj(state.y))) * grid.dx[0] * self.L
-        k = to_host(grid.k[0])
-        order = np.argsort(k)
         self._waterfall.append(abs_disp)
         self._times.append(t)
         return Frame(
             step=i, time=t, progress=i / self.n_snapshots,
             convergence=convergence, diagnostics=diagnostics,
-            spectrum=Curve(decimate(k[order]), decimate(power[order]), xlabel="k", ylabel="|ψ(k)|²", logy=True),
+            spectrum=Curve(self._k_display, decimate(power[self._k_order]), xlabel="k", ylabel="|ψ(k)|²", logy=True),
             samples={
                 "abs_psi": Curve(x_disp, abs_disp, xlabel="x", ylabel="|ψ|"),
                 "waterfall": Field(x_disp, np.array(self._times), np.array(self._waterfall),
