@@ -13,7 +13,7 @@ from explore.numerics.diffusion import analysis
 from explore.numerics.diffusion.optimal import optimal_times
 from explore.numerics.diffusion.reference import pf_ode, quantile_map_1d
 from explore.numerics.diffusion.samplers import SAMPLERS, sample
-from explore.numerics.diffusion.schedules import SCHEDULES, VPDiscrete, VPLinear, levels, make_schedule
+from explore.numerics.diffusion.schedules import SCHEDULES, Levels, VPDiscrete, VPLinear, levels, make_schedule
 from explore.numerics.diffusion.step_schedules import STEP_SCHEDULES, step_times
 from explore.numerics.diffusion.targets import GaussianMixture, gaussian, make_target
 
@@ -84,7 +84,7 @@ def test_model_and_samplers_on_array_api_strict():
     np.testing.assert_allclose(np.asarray(eps), ref_eps, atol=1e-13)
     np.testing.assert_allclose(np.asarray(x0), ref_x0, atol=1e-13)
     lv = levels(VPLinear(), step_times("logsnr", VPLinear(), 6), denoise=True)
-    for name in ("ddim", "heun", "dpmpp_2m", "dpmpp_3m", "unipc", "deis", "pndm", "dpm_solver_3"):
+    for name in ("ddim", "heun", "dpmpp_2m", "dpmpp_3m", "unipc", "deis", "pndm", "dpm_solver_3", "ghvb"):
         out, _ = sample(name, target, xs, lv)
         ref, _ = sample(name, target, x, lv)
         np.testing.assert_allclose(np.asarray(out), ref, atol=1e-12, err_msg=name)
@@ -146,6 +146,11 @@ def _variants():
                                       "lower_order_final": False}, id="unipc-bh1-2"))
     out.append(pytest.param("deis", {"order": 3, "deis_variable": "t", "warmup": "singlestep",
                                      "lower_order_final": False}, id="deis-tAB3"))
+    for o in (1, 2):  # DPM-Solver-v3's predictor alone (order 3 alone: ~3.5 at these steps, pre-asymptotic)
+        out.append(pytest.param("dpm_solver_v3", {"order": o, "corrector": False, "lower_order_final": False,
+                                                  "warmup": "singlestep"}, id=f"dpm_solver_v3-{o}-predictor"))
+    out.append(pytest.param("dpm_solver_v3", {"order": 3, "pseudo": True, "lower_order_final": False,
+                                              "warmup": "singlestep"}, id="dpm_solver_v3-3-pseudo"))
     # not tested: multistep order 3 with the first-order start ("lower_order"), asymptotically order 2
     # but observed ~3 at practical NFE because x0_hat hardly moves at high noise
     return out
@@ -182,7 +187,54 @@ def test_every_sampler_is_order_tested():
     assert tested | {n for n, i in SAMPLERS.items() if i.stochastic} == set(SAMPLERS)
 
 
-# ----------------------------------------------------------------- output distributions (single Gaussian)
+# ----------------------------------------------------------------- generalized heavy ball
+@pytest.fixture(scope="module")
+def ghvb_problem():
+    target = make_target("ring8")
+    sch = VPDiscrete()
+    lv = levels(sch, step_times("uniform_t", sch, 12), denoise=True)  # non-uniform steps in sigma-bar
+    return target, lv, np.random.default_rng(4).standard_normal((40, 2))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("warmup", ["lower_order", "singlestep"])
+def test_ghvb_with_momentum_one_is_deis(order, warmup, ghvb_problem):
+    """beta = 1: no momentum, GHVB is the plain multistep method (Adams–Bashforth in log sigma-bar = DEIS)."""
+    target, lv, x = ghvb_problem
+    a, nfe_a = sample("ghvb", target, x, lv, order=order, beta=1.0, warmup=warmup)
+    b, nfe_b = sample("deis", target, x, lv, order=order, warmup=warmup, lower_order_final=False)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert nfe_a == nfe_b
+
+
+@pytest.mark.parametrize("beta", [0.3, 0.8])
+def test_ghvb_order_one_is_heavy_ball_ddim(beta, ghvb_problem):
+    target, lv, x = ghvb_problem
+    a, _ = sample("ghvb", target, x, lv, order=1, beta=beta)
+    b, _ = sample("plms_hb", target, x, lv, order=1, beta=beta)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_ghvb_keeps_its_order_with_momentum(order, order_problem):
+    """Heavy ball on PLMS drops to first order for beta < 1; GHVB keeps order ``order`` (its momentum
+    lags the error, not the solution). Momentum lengthens the pre-asymptotic range, hence more steps
+    than the registry-wide test."""
+    target, sch, x, ref = order_problem
+    nfes, errors = [], []
+    for steps in (192, 384, 768):
+        out, nfe = sample("ghvb", target, x, levels(sch, step_times("logsnr", sch, steps)), order=order, beta=0.5,
+                          warmup="singlestep")
+        nfes.append(nfe)
+        errors.append(float(np.mean(np.abs(out - ref))))
+    slope = -np.polyfit(np.log(nfes), np.log(errors), 1)[0]
+    assert abs(slope - order) <= 0.3, (order, errors, slope)
+    hb = [float(np.mean(np.abs(sample("plms_hb", target, x, levels(sch, step_times("logsnr", sch, n)), order=order,
+                                      beta=0.5)[0] - ref))) for n in (192, 384)]
+    assert hb[1] > errors[1] * 10  # heavy ball on PLMS is first order: far less accurate
+
+
+
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_single_gaussian_output_distribution(name):
     """Start x_T ~ N(0, sigma_T^2); the PF-ODE to sigma = 0 maps it to N(mu (1 - k), k^2 sigma_bar_T^2),
@@ -267,6 +319,33 @@ def test_optimal_schedule_beats_fixed_ones_at_few_steps():
 
 
 # ----------------------------------------------------------------- stability regions
+def test_ghvb_coefficients_are_the_papers():
+    """Uniform-step GHVB weights beta*c_j (newest first), as in the paper's code (order 2-4)."""
+    for beta in (0.3, 0.5, 1.0):
+        b = beta
+        np.testing.assert_allclose(analysis.ghvb_coefficients(1, b), [b], atol=1e-14)
+        np.testing.assert_allclose(analysis.ghvb_coefficients(2, b), np.array([2 + b, -(2 - b)]) / 2, atol=1e-14)
+        np.testing.assert_allclose(analysis.ghvb_coefficients(3, b), np.array([18 + 5 * b, -(24 - 8 * b), 6 - b]) / 12,
+                                   atol=1e-14)
+        np.testing.assert_allclose(analysis.ghvb_coefficients(4, b),
+                                   np.array([46 + 9 * b, -(78 - 19 * b), 42 - 5 * b, -(10 - b)]) / 24, atol=1e-14)
+    np.testing.assert_allclose(analysis.ghvb_coefficients(3, 1.0), analysis.ab_coefficients(3), atol=1e-14)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_ghvb_momentum_enlarges_the_stability_interval(order):
+    """The paper's claim: with momentum beta < 1 GHVB is stable on a longer part of the negative real axis
+    than without (beta = 1, Adams–Bashforth), and more so the smaller beta."""
+    plain = analysis.stable_interval(order, 1.0, kind="ghvb")
+    assert plain == pytest.approx(analysis.stable_interval(order), rel=1e-9)  # = AB_order
+    lengths = [analysis.stable_interval(order, beta, kind="ghvb") for beta in (0.8, 0.5, 0.2)]
+    assert plain < lengths[0] < lengths[1] < lengths[2], (plain, lengths)
+    z = -np.linspace(1e-3, lengths[1], 200)  # the whole interval is stable, not only its end
+    assert np.all(analysis.stability_radius(z, order, 0.5, kind="ghvb") <= 1 + 1e-9)
+    re, _ = analysis.stability_boundary(order, 0.5, extent=3.0, n=81, kind="ghvb")
+    assert re.min() < -0.9 * lengths[1]  # the region the lab draws reaches that far left
+
+
 def test_adams_bashforth_stability_intervals_and_momentum():
     for order, length in [(1, 2.0), (2, 1.0), (3, 6 / 11), (4, 0.3)]:
         assert analysis.stable_interval(order) == pytest.approx(length, rel=1e-6)
@@ -295,6 +374,14 @@ def test_bad_targets_and_names_raise_clear_errors():
         make_target("nope")
     with pytest.raises(ValueError, match="order"):
         sample("deis", make_target("ring8"), np.zeros((1, 2)), levels(VPLinear(), [1.0, 0.5]), order=5)
+    for name in ("ghvb", "dpm_solver_v3"):
+        with pytest.raises(ValueError, match="order"):
+            sample(name, make_target("ring8"), np.zeros((1, 2)), levels(VPLinear(), [1.0, 0.5]), order=4)
+    for beta in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="beta"):
+            sample("ghvb", make_target("ring8"), np.zeros((1, 2)), levels(VPLinear(), [1.0, 0.5]), beta=beta)
+    with pytest.raises(ValueError, match="kind"):
+        analysis.stable_interval(2, 0.5, kind="nope")
 
 
 @pytest.mark.parametrize("values,word", [
@@ -303,6 +390,10 @@ def test_bad_targets_and_names_raise_clear_errors():
     (dict(timesteps="nope"), "timesteps"),
     (dict(guidance=3.0), "guidance"),
     (dict(sampler="deis", order=4), "order"),
+    (dict(sampler="ghvb", order=4), "order"),
+    (dict(sampler="dpm_solver_v3", order=4), "order"),
+    (dict(sampler="ghvb", momentum=0.0), "momentum"),
+    (dict(sampler="ghvb", momentum=-0.2), "momentum"),
     (dict(sampler="ddim", thresholding=True), "thresholding"),
 ])
 def test_lab_bad_input_names_the_parameter(values, word):
@@ -348,6 +439,53 @@ def test_convergence_study_slope_dpm_solver_3_bimodal():
     nfe, err = ds.study_nfe.values, ds.study_error.values
     slope = -np.polyfit(np.log(nfe[-3:]), np.log(err[-3:]), 1)[0]
     assert abs(slope - 3) < 0.5, (nfe, err)
+
+
+def test_local_error_of_a_single_step_sampler_is_one_step_from_the_reference():
+    """Teacher forcing reproduces the plain definition for single-step samplers."""
+    lab = DiffusionLab(preset="bimodal_1d", sampler="heun", steps=5, n_samples=50, n_reference=50, study=False)
+    target, model = lab.model()
+    lv = lab.noise_levels()
+    x = np.random.default_rng(0).standard_normal((50, 1)) * float(lv.sigma[0])
+    ref, _ = pf_ode(model, x, lv.at(0), [lv.at(i) for i in range(1, lv.steps + 1)], rtol=1e-11, atol=1e-11)
+    ref = [x] + ref
+    local = lab.local_errors(model, ref, lv, lab.options(), np)
+    for i in range(1, lv.steps + 1):  # the last one is the step to sigma = 0
+        one = Levels(lv.t[[i - 1, i]], lv.alpha[[i - 1, i]], lv.sigma[[i - 1, i]], lv.schedule)
+        out, _ = sample("heun", model, ref[i - 1], one)
+        assert local[i - 1] == pytest.approx(float(np.mean(np.abs(out - ref[i]))), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("name,opts,order", [
+    ("ddim", {}, 1),
+    ("dpmpp_2m", {"lower_order_final": False}, 2),
+    ("unipc", {"order": 2, "lower_order_final": False}, 3),  # predictor-corrector: measured after the corrector
+    ("dpm_solver_v3", {"order": 2, "lower_order_final": False}, 3),
+    ("dpm_solver_v3", {"order": 2, "corrector": False, "lower_order_final": False}, 2),
+])
+def test_multistep_local_errors_add_up_to_the_global_order(name, opts, order, order_problem):
+    """Local errors of multistep samplers (one step from the reference state, history on the reference
+    trajectory) are O(h^(p+1)): their sum over a run falls like NFE^-p."""
+    target, sch, x, _ = order_problem
+    lab = DiffusionLab(sampler=name)
+    sums, counts = [], (48, 96, 192)
+    for steps in counts:
+        lv = levels(sch, step_times("logsnr", sch, steps))
+        ref, _ = pf_ode(target, x, lv.at(0), [lv.at(i) for i in range(1, lv.steps + 1)], rtol=1e-13, atol=1e-13)
+        local = lab.local_errors(target, [x] + ref, lv, {**SAMPLERS[name].defaults, **opts}, np)
+        assert len(local) == steps and all(np.isfinite(local))
+        sums.append(sum(local))
+    slope = -np.polyfit(np.log(counts), np.log(sums), 1)[0]
+    assert abs(slope - order) <= 0.3, (name, sums, slope)
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "ghvb", "pndm", "unipc"])
+def test_lab_reports_local_errors_for_multistep_samplers(sampler):
+    ds = DiffusionLab(preset="ring8", sampler=sampler, n_samples=200, n_reference=100, study=False).run()
+    local = ds.local_error.values[1:]
+    assert np.all(np.isfinite(local)) and np.all(local > 0)
+    if sampler != "unipc":  # the first step starts from the reference either way (UniPC: corrected state)
+        assert local[0] == pytest.approx(float(ds.error.values[1]), rel=1e-12)
 
 
 def test_side_by_side_at_equal_nfe():

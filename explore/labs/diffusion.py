@@ -7,11 +7,12 @@ with the chosen sampler and step schedule and streams one frame per sampler step
 
 - convergence: ``error`` (mean distance of the particles to the reference PF-ODE solution at the
   same level, on the first ``n_reference`` particles), ``distance`` (sliced 2-Wasserstein distance
-  to exact samples of the noised marginal), ``local_error`` (one step from the reference state,
-  single-step samplers); the last frame adds the error-vs-NFE study over several step counts;
-- spectrum: the stability region of the sampler (Adams–Bashforth with momentum for the multistep
-  samplers, the order-p Taylor polynomial for single-step ones), or for the random-image target the
-  radially averaged power of each step's update;
+  to exact samples of the noised marginal), ``local_error`` (deterministic samplers: the error of
+  one step taken from the reference state, see :meth:`DiffusionLab.local_errors`); the last frame
+  adds the error-vs-NFE study over several step counts;
+- spectrum: the stability region of the sampler (Adams–Bashforth with heavy-ball or GHVB momentum
+  for the multistep samplers, the order-p Taylor polynomial for single-step ones), or for the
+  random-image target the radially averaged power of each step's update;
 - samples: the particle cloud (2-D), trajectories of a few particles, the 1-D histogram against the
   exact density, or a sample image.
 """
@@ -45,7 +46,8 @@ class DiffusionLab(Lab):
     lab_name = "diffusion"
     title = "Diffusion samplers"
     description = (
-        "DDIM, DPM-Solver(++), UniPC, DEIS, PNDM, SA-Solver, EDM Heun, flow matching … on Gaussian-mixture data "
+        "DDIM, DPM-Solver(++), DPM-Solver-v3, UniPC, DEIS, PNDM, GHVB, SA-Solver, EDM Heun, flow matching … on "
+        "Gaussian-mixture data "
         "whose score is exact: error against the reference PF-ODE solution vs NFE, live."
     )
     presets = {
@@ -84,11 +86,13 @@ class DiffusionLab(Lab):
                               doc="Noise schedule: VP discrete (DDPM linear beta), VP linear/cosine, VE, EDM, flow.")
     sampler = param.Selector(default="dpmpp_2m", objects=list(SAMPLERS), doc="The sampler.")
     order = param.Integer(default=2, bounds=(1, 4),
-                          doc="Order of the multistep samplers (dpm_solver, deis, unipc: 1-3; plms_hb: 1-4).")
+                          doc="Order of the multistep samplers (dpm_solver, dpm_solver_v3, deis, unipc, ghvb: 1-3; "
+                              "plms_hb: 1-4).")
     variant = param.Selector(default="bh2", objects=["bh1", "bh2"], doc="UniPC's B(h): h (bh1) or e^h - 1 (bh2).")
     eta = param.Number(default=0.0, bounds=(0.0, 1.0), doc="DDIM stochasticity (0: ODE, 1: DDPM ancestral).")
     momentum = param.Number(default=0.8, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-                            doc="Heavy-ball momentum beta of plms_hb (1: plain PLMS).")
+                            doc="Momentum beta in (0, 1] of plms_hb (heavy ball; 1: plain PLMS) and ghvb "
+                                "(generalized heavy ball; 1: DEIS / Adams-Bashforth).")
     warmup = param.Selector(default="lower_order", objects=["lower_order", "singlestep"],
                             doc="Start of multistep samplers: lower-order steps, or one DPM-Solver-3 step.")
     thresholding = param.Boolean(default=False, doc="Dynamic thresholding of x0 (dpm_solver, dpmpp_2m/3m).")
@@ -130,6 +134,8 @@ class DiffusionLab(Lab):
             raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
         if self.timesteps == "optimal" and self.steps > 24:
             raise ValueError("diffusion: the 'optimal' step schedule is searched for 'steps' <= 24")
+        if "beta" in info.defaults and not 0.0 < self.momentum <= 1.0:
+            raise ValueError(f"diffusion: 'momentum' must be in (0, 1] for {self.sampler}, got {self.momentum}")
 
     # ------------------------------------------------------------------ set-up
     def model(self):
@@ -181,11 +187,12 @@ class DiffusionLab(Lab):
         ref = [x[:n_ref]] + ref
         info = SAMPLERS[self.sampler]
         records = []
+        opts = self.options()
+        local = None if info.stochastic else self.local_errors(model, ref, lv, opts, xp)
 
         def record(step):
             records.append((step["x"], step["nfe"]))
 
-        opts = self.options()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out, nfe = sample(self.sampler, model, x, lv, rng=np.random.default_rng(self.seed + 1),
                               callback=record, **opts)
@@ -215,10 +222,8 @@ class DiffusionLab(Lab):
                 "error": float(xp.mean(err)),
                 "distance": analysis.sliced_wasserstein(xi[:n_dist], exact),
             }
-            if i > 0 and not info.multistep and not info.stochastic:
-                one = Levels(lv.t[[i - 1, i]], lv.alpha[[i - 1, i]], lv.sigma[[i - 1, i]], lv.schedule)
-                step_out, _ = sample(self.sampler, model, ref[i - 1], one, **opts)
-                convergence["local_error"] = float(xp.mean(xp.sqrt(xp.sum((step_out - ref[i]) ** 2, axis=1))))
+            if i > 0 and local is not None:
+                convergence["local_error"] = local[i - 1]
             history.append(to_host(xi[:N_TRAJECTORIES]))
             samples = self._samples(xi, a, s, history)
             spectrum = self._spectrum(xi - prev if i > 0 else None)
@@ -242,6 +247,36 @@ class DiffusionLab(Lab):
                         diagnostics=diagnostics, spectrum=spectrum, samples=samples, nfe=int(nfe_i), steps=i)
         if nfe != states[-1][1]:  # pragma: no cover - the callback reports every step
             raise RuntimeError("sampler callback missed steps")
+
+    def local_errors(self, model, ref, lv: Levels, opts: dict, xp) -> list[float]:
+        """Per-step local errors: entry ``i - 1`` is the mean distance to ``ref[i]`` of the state after
+        one step taken from ``ref[i - 1]``.
+
+        The sampler runs once with teacher forcing (its callback returns the reference state, see
+        :mod:`explore.numerics.diffusion.samplers`): every step starts from the reference trajectory,
+        and a multistep sampler's history (its earlier model outputs, its momentum) was evaluated on
+        that trajectory too. For single-step samplers that is one step from the reference state; for
+        multistep ones it is the error their formula commits in one step given exact history, the
+        quantity whose size ~ h^(p+1) makes the method order p. Predictor–corrector samplers (UniPC,
+        DPM-Solver-v3 with corrector) are measured after the correction: the step predicts from
+        ``ref[i - 1]``, evaluates the model there, and corrects.
+        """
+        reported, corrected = {}, {}
+
+        def force(info):
+            i = info["i"]
+            reported[i + 1] = info["x"]
+            if "corrected" in info:
+                corrected[i] = info["corrected"]
+            return ref[i + 1]
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            sample(self.sampler, model, ref[0], lv, rng=np.random.default_rng(self.seed + 1), callback=force, **opts)
+        out = []
+        for i in range(1, lv.steps + 1):
+            xi = corrected.get(i, reported[i])
+            out.append(float(xp.mean(xp.sqrt(xp.sum((xi - ref[i]) ** 2, axis=1)))))
+        return out
 
     # ------------------------------------------------------------------ views
     def _samples(self, xi, a, s, history) -> dict:
@@ -282,8 +317,9 @@ class DiffusionLab(Lab):
         info = SAMPLERS[self.sampler]
         if info.multistep:
             order = {"pndm": 4, "dpmpp_2m": 2, "dpmpp_3m": 3}.get(self.sampler, min(self.order, 4))
-            beta = self.momentum if self.sampler == "plms_hb" else 1.0
-            re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81)
+            beta = self.momentum if "beta" in info.defaults else 1.0
+            kind = "ghvb" if self.sampler == "ghvb" else "hb"
+            re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81, kind=kind)
         else:
             p = max(1, min(info.order({**info.defaults, **self.options()}), 4))
             re, im = analysis.rk_stability_boundary(p, n=200)

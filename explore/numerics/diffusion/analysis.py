@@ -7,9 +7,12 @@ from __future__ import annotations
 import array_api_compat
 import numpy as np
 
-__all__ = ["sliced_wasserstein", "energy_distance", "ab_coefficients", "stability_radius",
+__all__ = ["sliced_wasserstein", "energy_distance", "ab_coefficients", "ghvb_coefficients", "stability_radius",
            "stability_boundary", "stable_interval", "radial_power",
-           "rk_stability_boundary"]
+           "rk_stability_boundary", "MOMENTUM_KINDS"]
+
+#: momentum schemes of the stability analysis: heavy ball on Adams–Bashforth (``plms_hb``), GHVB
+MOMENTUM_KINDS = ("hb", "ghvb")
 
 
 def sliced_wasserstein(x, y, n_projections: int = 64, seed: int = 0) -> float:
@@ -43,22 +46,55 @@ def ab_coefficients(order: int) -> np.ndarray:
     return np.array(_AB[order])
 
 
-def _companions(z: np.ndarray, order: int, beta: float) -> np.ndarray:
-    """Amplification matrices (stacked over ``z``) of heavy-ball AB_order on y' = mu y, z = h mu.
+def _step_means(order: int, lo: float, hi: float) -> np.ndarray:
+    """Means over [lo, hi] of the Lagrange basis on the nodes 0, -1, ..., -(order - 1) (newest first)."""
+    nodes = -np.arange(order, dtype=float)
+    out = []
+    for j in range(order):
+        basis = np.poly1d([1.0])
+        for m in range(order):
+            if m != j:
+                basis = basis * np.poly1d([1.0, -nodes[m]]) / (nodes[j] - nodes[m])
+        anti = np.polyint(basis)
+        out.append((anti(hi) - anti(lo)) / (hi - lo))
+    return np.array(out)
+
+
+def ghvb_coefficients(order: int, beta: float) -> np.ndarray:
+    r"""GHVB weights :math:`\beta c_j` on uniform steps (newest first): the Adams–Bashforth weights
+    (mean of the interpolant over the next step) minus (1 - beta) times the mean of the same
+    interpolant over the previous step. ``beta = 1``: Adams–Bashforth; order 2:
+    :math:`((2+\beta), -(2-\beta))/2`; order 3: :math:`(18+5\beta, -(24-8\beta), 6-\beta)/12`
+    (Wizadwongsa et al., "Diffusion Sampling with Momentum for Mitigating Divergence Artifacts")."""
+    return _step_means(order, 0.0, 1.0) - (1.0 - beta) * _step_means(order, -1.0, 0.0)
+
+
+def _drive(order: int, beta: float, kind: str) -> np.ndarray:
+    """Weights of the model outputs in the momentum update ``w_n = (1 - beta) w_{n-1} + sum_j d_j f_{n-j}``."""
+    if kind == "hb":
+        return beta * ab_coefficients(order)
+    if kind == "ghvb":
+        return ghvb_coefficients(order, beta)
+    raise ValueError(f"kind: unknown momentum scheme {kind!r}; known: {', '.join(MOMENTUM_KINDS)}")
+
+
+def _companions(z: np.ndarray, order: int, beta: float, kind: str = "hb") -> np.ndarray:
+    """Amplification matrices (stacked over ``z``) of a momentum multistep method on y' = mu y, z = h mu.
 
     State (y_n, w_{n-1}, g_1, ..., g_{k-1}) with w = h v and g_j = z y_{n-j}:
-    w_n = (1 - beta) w_{n-1} + beta (b_0 z y_n + sum_{j>=1} b_j g_j), y_{n+1} = y_n + w_n.
+    w_n = (1 - beta) w_{n-1} + sum_j d_j g_j (g_0 = z y_n), y_{n+1} = y_n + w_n, with d the heavy-ball
+    weights beta * AB_order (``kind="hb"``) or the GHVB weights (``kind="ghvb"``).
     """
-    b = ab_coefficients(order)
+    b = _drive(order, beta, kind)
     k = order
     n = k + 1
     z = np.asarray(z, dtype=complex).reshape(-1)
     m = np.zeros((z.size, n, n), dtype=complex)
     row = np.zeros((z.size, n), dtype=complex)
-    row[:, 0] = beta * b[0] * z
+    row[:, 0] = b[0] * z
     row[:, 1] = 1 - beta
     for j in range(1, k):
-        row[:, 1 + j] = beta * b[j]
+        row[:, 1 + j] = b[j]
     m[:, 0] = row
     m[:, 0, 0] += 1.0
     m[:, 1] = row
@@ -69,34 +105,36 @@ def _companions(z: np.ndarray, order: int, beta: float) -> np.ndarray:
     return m
 
 
-def stability_radius(z, order: int = 1, beta: float = 1.0) -> np.ndarray:
-    """Spectral radius of heavy-ball AB_order (beta = 1: plain AB, the PLMS multistep) at ``z``."""
+def stability_radius(z, order: int = 1, beta: float = 1.0, kind: str = "hb") -> np.ndarray:
+    """Spectral radius of momentum AB_order at ``z``: heavy ball (``kind="hb"``; beta = 1: plain AB,
+    the PLMS multistep) or GHVB (``kind="ghvb"``; beta = 1: plain AB too)."""
     z = np.asarray(z, dtype=complex)
-    eig = np.linalg.eigvals(_companions(z, order, beta))
+    eig = np.linalg.eigvals(_companions(z, order, beta, kind))
     return np.max(np.abs(eig), axis=-1).reshape(z.shape)
 
 
-def stability_boundary(order: int = 1, beta: float = 1.0, extent: float = 3.0, n: int = 121):
+def stability_boundary(order: int = 1, beta: float = 1.0, extent: float = 3.0, n: int = 121, kind: str = "hb"):
     """Points on the boundary of the stability region {z : radius <= 1} on an ``n x n`` grid over
     ``[-extent, extent/3] x [-extent/1.5, extent/1.5]``; returns ``(re, im)`` host arrays."""
     re = np.linspace(-extent, extent / 3, n)
     im = np.linspace(-extent / 1.5, extent / 1.5, n)
     zz = re[None, :] + 1j * im[:, None]
-    stable = stability_radius(zz, order, beta) <= 1 + 1e-9
+    stable = stability_radius(zz, order, beta, kind) <= 1 + 1e-9
     edge = np.zeros_like(stable)
     edge[1:-1, 1:-1] = stable[1:-1, 1:-1] & ~(stable[:-2, 1:-1] & stable[2:, 1:-1]
                                               & stable[1:-1, :-2] & stable[1:-1, 2:])
     return zz.real[edge], zz.imag[edge]
 
 
-def stable_interval(order: int = 1, beta: float = 1.0) -> float:
-    """Length of the real stability interval [-L, 0] (bisection on the spectral radius)."""
+def stable_interval(order: int = 1, beta: float = 1.0, kind: str = "hb") -> float:
+    """Length of the real stability interval [-L, 0] (bisection on the spectral radius from 0 out to
+    the first unstable point)."""
     lo, hi = 0.0, 50.0
-    if stability_radius(np.array([-hi]), order, beta)[0] <= 1:
+    if stability_radius(np.array([-hi]), order, beta, kind)[0] <= 1:
         return hi
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if stability_radius(np.array([-mid]), order, beta)[0] <= 1 + 1e-12:
+        if stability_radius(np.array([-mid]), order, beta, kind)[0] <= 1 + 1e-12:
             lo = mid
         else:
             hi = mid

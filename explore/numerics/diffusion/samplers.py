@@ -9,7 +9,11 @@ noise at ``levels[0]``; ``levels`` the :class:`~.schedules.Levels` to visit (noi
 ending at a clean level sigma = 0); ``rng`` a ``numpy.random.Generator`` (stochastic samplers draw
 their noise on the host from it, so every backend sees the same numbers); ``callback(info)`` is
 called after every step with ``i`` (the step), ``x`` (the new state), ``denoised`` (the last data
-prediction) and ``nfe``.
+prediction) and ``nfe``; predictor–corrector samplers add ``corrected``, the corrected state at the
+level where step ``i`` started. If the callback returns an array, the sampler continues from it as
+its state (teacher forcing: the lab feeds it the reference trajectory to measure local errors, so
+every model output in a multistep history is evaluated on that trajectory; a corrector then still
+reports its corrected state but continues from the given one).
 
 Notation: :math:`\lambda = \log(\alpha/\sigma)`, :math:`h = \lambda_{i+1} - \lambda_i`, and
 :math:`\bar x = x/\alpha`, :math:`\bar\sigma = \sigma/\alpha` (the EDM variables, in which the
@@ -31,7 +35,9 @@ from typing import Callable
 import array_api_compat
 import numpy as np
 
+from explore.numerics.diffusion import ems as _ems
 from explore.numerics.diffusion.schedules import Levels, normalized
+from explore.numerics.diffusion.targets import GaussianMixture
 
 __all__ = ["SAMPLERS", "SamplerInfo", "register_sampler", "sample", "CountingModel"]
 
@@ -110,7 +116,7 @@ def _counting_callback(callback, counted):
         return None
 
     def cb(info):
-        callback({**info, "nfe": counted.nfe})
+        return callback({**info, "nfe": counted.nfe})
 
     return cb
 
@@ -120,9 +126,25 @@ def _noise(rng, x):
     return xp.asarray(rng.standard_normal(tuple(x.shape)), dtype=x.dtype)
 
 
-def _report(callback, i, x, x0):
-    if callback is not None:
-        callback({"i": i, "x": x, "denoised": x0})
+def _report(callback, i, x, x0, **extra):
+    """Call ``callback`` after step ``i``; the state to continue from is its return value if it
+    returns one (teacher forcing), else ``x``."""
+    return _report_forced(callback, i, x, x0, **extra)[0]
+
+
+def _report_forced(callback, i, x, x0, **extra):
+    """:func:`_report` that also says whether the callback replaced the state."""
+    if callback is None:
+        return x, False
+    out = callback({"i": i, "x": x, "denoised": x0, **extra})
+    return (x, False) if out is None else (out, True)
+
+
+def _report_corrected(callback, i, x, x0, corrected):
+    """:func:`_report_forced` for predictor–corrector samplers: ``corrected`` (the corrected state
+    at the level where step ``i`` starts, if any) goes into the callback's info."""
+    extra = {} if corrected is None else {"corrected": corrected}
+    return _report_forced(callback, i, x, x0, **extra)
 
 
 def _single_step_loop(model, x, levels, callback, step):
@@ -133,7 +155,7 @@ def _single_step_loop(model, x, levels, callback, step):
         a1, s1 = levels.at(i + 1)
         eps, x0 = model(x, a, s)
         x = step(i, x, eps, x0, a, s, a1, s1)
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -290,11 +312,12 @@ def _final_orders(steps: int, lower_order_final: bool):
 
 def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, predict="x0",
                          lower_order_final=True, thresholding=False, threshold_ratio=0.995,
-                         threshold_max=1.0, warmup="lower_order", library_3m=False):
+                         threshold_max=1.0, warmup="lower_order", library_3m=False, solver_type="midpoint"):
     r"""Multistep DPM-Solver (predict = "eps") and DPM-Solver++ (predict = "x0"), orders 1–3.
 
-    Second order is the "midpoint" form :math:`D = m_0 + (m_0 - m_1)/(2 r_0)`; third order the
-    Taylor form of DPM-Solver++(3M). One NFE per step. ``warmup="singlestep"`` takes the first step
+    Second order is the "midpoint" form :math:`D = m_0 + (m_0 - m_1)/(2 r_0)` or, with
+    ``solver_type="taylor"``, the Taylor form :math:`\alpha_t(\frac{e^{-h}-1}{h} + 1) D_1`; third order
+    the Taylor form of DPM-Solver++(3M). One NFE per step. ``warmup="singlestep"`` takes the first step
     with DPM-Solver-3 (2 extra NFE) so that order 3 is reached globally.
 
     Third order: with :math:`D_2 = (D_{1,0} - D_{1,1})/(r_0 + r_1) \approx h^2 m''/2`, the
@@ -304,6 +327,9 @@ def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, 
     """
     w2 = 1.0 if library_3m else 2.0
     _warmup_order(order, warmup)
+    if solver_type not in ("midpoint", "taylor"):
+        raise ValueError(f"solver_type: must be 'midpoint' or 'taylor', got {solver_type!r}")
+    taylor = solver_type == "taylor"
     lam = levels.lam.tolist()
     caps = _final_orders(levels.steps, lower_order_final)
     hist: list = []  # (lambda, model output), newest last
@@ -317,11 +343,11 @@ def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, 
         hist = (hist + [(lam[i], x0 if predict == "x0" else eps)])[-3:]
         if s1 == 0:
             x = a1 * x0
-            _report(callback, i, x, x0)
+            x = _report(callback, i, x, x0)
             continue
         if i == 0 and warmup == "singlestep" and order > 2:
             x = _dpm3_step(model, x, a, s, lam[0], lam[1], a1, s1, eps)
-            _report(callback, i, x, x0)
+            x = _report(callback, i, x, x0)
             continue
         k = min(order, len(hist), caps.get(i, order))
         h = lam[i + 1] - lam[i]
@@ -342,17 +368,17 @@ def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, 
             e = math.expm1(-h)
             x = (s1 / s) * x - a1 * e * m0
             if k == 2:
-                x = x - 0.5 * a1 * e * d1
+                x = x + a1 * (e / h + 1) * d1 if taylor else x - 0.5 * a1 * e * d1
             elif k == 3:
                 x = x + a1 * (e / h + 1) * d1 - w2 * a1 * ((e + h) / h**2 - 0.5) * d2
         else:
             e = math.expm1(h)
             x = (a1 / a) * x - s1 * e * m0
             if k == 2:
-                x = x - 0.5 * s1 * e * d1
+                x = x - s1 * (e / h - 1) * d1 if taylor else x - 0.5 * s1 * e * d1
             elif k == 3:
                 x = x - s1 * (e / h - 1) * d1 - w2 * s1 * ((e - h) / h**2 - 0.5) * d2
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -376,6 +402,127 @@ def dpmpp_2m(model, x, levels, *, rng=None, callback=None, **kw):
 def dpmpp_3m(model, x, levels, *, rng=None, callback=None, **kw):
     """DPM-Solver++(3M): data prediction, third-order multistep (same paper)."""
     return dpm_solver_multistep(model, x, levels, callback=callback, order=3, predict="x0", **kw)
+
+
+# ============================================================================ DPM-Solver-v3
+def _taylor_derivatives(dl: list[float], dg: list, pseudo: bool) -> list:
+    """Derivatives g', g'', ... at the base point from ``dg[j] = g(λ_s + dl[j]) - g(λ_s)``: the
+    Taylor coefficients of the interpolating polynomial (``pseudo``: Newton divided differences
+    times k!, DPM-Solver-v3's "pseudo-order", which is formally second order)."""
+    n = len(dl)
+    if pseudo:
+        nodes, table = [0.0] + list(dl), [None] + list(dg)  # g(λ_s) - g(λ_s) = 0 at the base
+        table[0] = 0.0 * dg[0]
+        out = []
+        for k in range(1, n + 1):
+            table = [(table[j + 1] - table[j]) / (nodes[j + k] - nodes[j]) for j in range(len(table) - 1)]
+            out.append(math.factorial(k) * table[0])
+        return out
+    r = np.array([[d ** k / math.factorial(k) for k in range(1, n + 1)] for d in dl])
+    inv = np.linalg.inv(r)
+    return [sum(float(inv[k, j]) * dg[j] for j in range(n)) for k in range(n)]
+
+
+def _v3_update(ems, vec, x_s, lam_s, a_s, pts, lam_t, a_t, pseudo):
+    """One DPM-Solver-v3 update from (x_s at lam_s) to lam_t with the points ``pts`` = [(λ, f)], the
+    base first: g_j = e^{-(S_j - S_s)} f_j - ∫ e^{-(S - S_s)} b, its Taylor derivatives from the
+    interpolant, and x_t = (α_t/α_s) e^{-ΔL} x_s - α_t e^{-ΔL} (Σ_k c_k g^(k) + c_b)."""
+    n = len(pts) - 1
+    g0 = pts[0][1]
+    dg = []
+    for lam_j, f_j in pts[1:]:
+        e, b_int = ems.shift(lam_s, lam_j)
+        dg.append(vec(e) * f_j - vec(b_int) - g0)
+    e_l, c, cb = ems.step(lam_s, lam_t, n)
+    inner = vec(c[0]) * g0 + vec(cb)
+    if n:
+        for ck, gk in zip(c[1:], _taylor_derivatives([p[0] - lam_s for p in pts[1:]], dg, pseudo)):
+            inner = inner + vec(ck) * gk
+    return (a_t / a_s) * vec(e_l) * x_s - a_t * vec(e_l) * inner
+
+
+def _v3_statistics(model, levels, samples=None):
+    """DPM-Solver-v3's empirical model statistics over the run's finite log-SNR range, from the
+    uncounted exact model and its data mixture (cached, see :mod:`.ems`)."""
+    raw = model.model if isinstance(model, CountingModel) else model
+    owner = getattr(raw, "__self__", raw)
+    data = owner if isinstance(owner, GaussianMixture) else getattr(raw, "data", None)
+    if data is None:
+        raise ValueError("statistics: dpm_solver_v3 needs its empirical model statistics; pass statistics= "
+                         "(see explore.numerics.diffusion.ems) for a model that is not a GaussianMixture")
+    lam = levels.lam[np.isfinite(levels.lam)]
+    opts = {} if samples is None else {"samples": samples}
+    return _ems.statistics(raw, data, float(lam.min()), float(lam.max()), **opts)
+
+
+def _v3_theory(o):
+    corrector = o.get("corrector", True)
+    p = o["order"] + (1 if corrector else 0)
+    if o.get("pseudo", False):
+        p = min(p, 2)
+    return p if o["warmup"] == "singlestep" else min(p, 3 if corrector else 2)
+
+
+@register_sampler("dpm_solver_v3", theory=_v3_theory, orders=(1, 2, 3), multistep=True, order=2,
+                  corrector=True, pseudo=False, lower_order_final=True, warmup="lower_order")
+def dpm_solver_v3(model, x, levels, *, rng=None, callback=None, order=2, corrector=True, pseudo=False,
+                  lower_order_final=True, warmup="lower_order", statistics=None, ems_samples=None):
+    r"""DPM-Solver-v3 (Zheng, Lu, Chen & Zhu, "DPM-Solver-v3: Improved Diffusion ODE Solver with
+    Empirical Model Statistics"): the exponential integrator of
+    :math:`dx/d\lambda = (\dot\alpha/\alpha - l)x - \alpha f`, :math:`f = (\sigma\hat\varepsilon - l x)/\alpha`,
+    with the Taylor expansion of :math:`g = e^{-\int s} f - \int e^{-\int s} b` in λ (the
+    statistics l, s, b: :mod:`.ems`, computed from the exact model and cached, or ``statistics``).
+
+    Multistep predictor of order ``order`` (its derivatives of g from the last ``order`` points) and,
+    with ``corrector``, the multistep corrector: the model output at the predicted point (keeping
+    :math:`\sigma\hat\varepsilon - l x` fixed, no extra NFE) re-integrates the step with one more point,
+    order ``order + 1``. ``pseudo``: the paper's pseudo-order (divided differences), formally second
+    order, meant for very few steps (its default is order 3 with a pseudo-order-4 corrector).
+    ``l = 1, s = b = 0`` is DPM-Solver++ (multistep, Taylor form). Start and final orders as in UniPC.
+    """
+    _warmup_order(order, warmup)
+    xp = array_api_compat.array_namespace(x)
+
+    def vec(v):
+        return xp.asarray(np.asarray(v, dtype=float), dtype=x.dtype)
+
+    lam = levels.lam.tolist()
+    ems = statistics
+    if ems is None and any(float(levels.sigma[i + 1]) > 0 for i in range(levels.steps)):
+        ems = _v3_statistics(model, levels, ems_samples)
+    hist: list = []  # (lambda, f), newest last
+    prev = None  # (x, its order, its alpha) at the previous level
+    forced = False
+    for i in range(levels.steps):
+        a, s = levels.at(i)
+        a1, s1 = levels.at(i + 1)
+        eps, x0 = model(x, a, s)
+        corrected = None
+        if s > 0 and ems is not None:
+            l_i = vec(ems.l(lam[i]))
+            f = (s * eps - l_i * x) / a
+            if corrector and prev is not None:
+                x_prev, k_prev, a_prev = prev
+                pts = [hist[-1], (lam[i], f)] + hist[-k_prev:-1][::-1]
+                corrected = _v3_update(ems, vec, x_prev, lam[i - 1], a_prev, pts, lam[i], a, pseudo)
+                if not forced:  # the data prediction that keeps sigma eps - l x fixed
+                    x0 = x0 + (1 - l_i) * (corrected - x) / a
+                    x = corrected
+            hist = (hist + [(lam[i], f)])[-4:]
+        if s1 == 0:
+            prev = None
+            x = a1 * x0
+        elif i == 0 and warmup == "singlestep" and order + corrector > 2:
+            prev = None
+            x = _dpm3_step(model, x, a, s, lam[0], lam[1], a1, s1, eps)
+        else:
+            k = min(order, len(hist))
+            if lower_order_final:
+                k = min(k, levels.steps - i)
+            prev = (x, k, a)
+            x = _v3_update(ems, vec, x, lam[i], a, hist[::-1][:k], lam[i + 1], a1, pseudo)
+        x, forced = _report_corrected(callback, i, x, x0, corrected)
+    return x
 
 
 # ============================================================================ DEIS
@@ -440,7 +587,7 @@ def deis(model, x, levels, *, rng=None, callback=None, order=3, deis_variable="l
             for cj, (_, e) in zip(c, pts):
                 xb = xb + cj * e
             x = a1 * xb
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -471,7 +618,7 @@ def pndm(model, x, levels, *, rng=None, callback=None, start="plms"):
         eps, x0 = model(x, a, s)
         if s1 == 0:
             x = a1 * x0
-            _report(callback, i, x, x0)
+            x = _report(callback, i, x, x0)
             continue
         if start == "prk" and i < 3:
             tm = 0.5 * (levels.t[i] + levels.t[i + 1])
@@ -490,7 +637,7 @@ def pndm(model, x, levels, *, rng=None, callback=None, start="plms"):
             w = _AB[len(ets)]
             e = sum(wj * ej for wj, ej in zip(w, reversed(ets)))
         x = _transfer(x, e, a, s, a1, s1)
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -556,13 +703,16 @@ def unipc(model, x, levels, *, rng=None, callback=None, order=2, variant="bh2", 
     lam = levels.lam.tolist()
     hist: list = []
     prev = None  # (x at the previous level, its order, its sigma)
+    forced = False
     for i in range(levels.steps):
         a, s = levels.at(i)
         a1, s1 = levels.at(i + 1)
         eps, x0 = model(x, a, s)
+        corrected = None
         if corrector and prev is not None:
             x_prev, k_prev, s_prev = prev
-            x = _unipc_update(x_prev, hist, lam[i], a, s, s_prev, k_prev, variant, m_t=x0)
+            corrected = _unipc_update(x_prev, hist, lam[i], a, s, s_prev, k_prev, variant, m_t=x0)
+            x = x if forced else corrected
         hist = (hist + [(lam[i], x0)])[-3:]
         if s1 == 0:
             prev = None
@@ -576,7 +726,7 @@ def unipc(model, x, levels, *, rng=None, callback=None, order=2, variant="bh2", 
                 k = min(k, levels.steps - i)
             prev = (x, k, s)
             x = _unipc_update(x, hist, lam[i + 1], a1, s1, s, k, variant)
-        _report(callback, i, x, x0)
+        x, forced = _report_corrected(callback, i, x, x0, corrected)
     return x
 
 
@@ -599,7 +749,60 @@ def plms_hb(model, x, levels, *, rng=None, callback=None, order=2, beta=0.8):
         e = sum(wj * ej for wj, ej in zip(_AB[len(ets)], reversed(ets)))
         v = e if v is None else (1 - beta) * v + beta * e
         x = a1 * x0 if s1 == 0 else _transfer(x, v, a, s, a1, s1)
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
+    return x
+
+
+def _ghvb_theory(o):
+    return _warmup_order(o["order"], o["warmup"])
+
+
+@register_sampler("ghvb", theory=_ghvb_theory, orders=(1, 2, 3), multistep=True, order=2, beta=0.8,
+                  warmup="lower_order")
+def ghvb(model, x, levels, *, rng=None, callback=None, order=2, beta=0.8, warmup="lower_order"):
+    r"""Generalized heavy ball, GHVB (Wizadwongsa et al., "Diffusion Sampling with Momentum for
+    Mitigating Divergence Artifacts"): the DDIM transfer :math:`\bar x_{n+1} = \bar x_n +
+    \Delta\bar\sigma_n w_{n+1}` with the velocity
+
+    .. math:: w_{n+1} = (1-\beta) w_n + \beta\,\frac{M^+_n - (1-\beta) M^-_n}{\beta}
+              = M^+_n + (1-\beta)(w_n - M^-_n),
+
+    :math:`M^\pm_n` the means over the next and the previous step (against :math:`d\bar\sigma`) of the
+    noise prediction's interpolant through the last ``order`` points (in log sigma-bar, as DEIS).
+    On uniform steps the weights :math:`\beta c_j = b^{AB}_j - (1-\beta) b^{-}_j` are the paper's
+    (order 2: :math:`((2+\beta)\varepsilon_n - (2-\beta)\varepsilon_{n-1})/2`, see
+    :func:`.analysis.ghvb_coefficients`). ``beta = 1`` is DEIS (Adams–Bashforth), order 1 is heavy
+    ball on DDIM (``plms_hb``); unlike heavy ball on PLMS it keeps order ``order`` for every beta in
+    (0, 1], and a smaller beta enlarges the stability region.
+    """
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"beta: the GHVB momentum must be in (0, 1], got {beta!r}")
+    _warmup_order(order, warmup)
+    sb = levels.sigma_bar.tolist()
+    lam = levels.lam.tolist()
+    hist: list = []
+    w = None
+    for i in range(levels.steps):
+        a, s = levels.at(i)
+        a1, s1 = levels.at(i + 1)
+        eps, x0 = model(x, a, s)
+        hist = (hist + [(i, eps)])[-order:]
+        if s1 == 0:
+            x = a1 * x0
+        elif i == 0 and warmup == "singlestep" and order > 2:
+            x_new = _dpm3_step(model, x, a, s, lam[0], lam[1], a1, s1, eps)
+            w = (x_new / a1 - x / a) / (sb[1] - sb[0])  # the mean slope of the first step
+            x = x_new
+        else:
+            idx = [j for j, _ in hist]
+            fwd = _deis_coefficients("logrho", levels, i, idx)
+            w_new = sum(c * e for c, (_, e) in zip(fwd, hist)) / (sb[i + 1] - sb[i])
+            if w is not None and i > 0:
+                back = _deis_coefficients("logrho", levels, i - 1, idx)
+                w_new = w_new + (1 - beta) * (w - sum(c * e for c, (_, e) in zip(back, hist)) / (sb[i] - sb[i - 1]))
+            w = w_new
+            x = a1 * (x / a + (sb[i + 1] - sb[i]) * w)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -618,7 +821,7 @@ def fm_euler(model, x, levels, *, rng=None, callback=None):
             x = float(levels.alpha[i + 1]) * x0
         else:
             x = x + (t[i + 1] - t[i]) * (da * x0 + ds * eps)
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -640,7 +843,7 @@ def fm_heun(model, x, levels, *, rng=None, callback=None):
             eps1, x01 = model(xe, a1, s1)
             da1, ds1 = (float(v) for v in sched.derivatives(t[i + 1]))
             x = x + 0.5 * dt * (u0 + da1 * x01 + ds1 * eps1)
-        _report(callback, i, x, x0)
+        x = _report(callback, i, x, x0)
     return x
 
 
@@ -694,17 +897,21 @@ def sa_solver(model, x, levels, *, rng=None, callback=None, order=2, tau=1.0, co
     lam = levels.lam.tolist()
     hist: list = []
     prev = None  # (x_s, lam_s, sigma_s, noise term, order) of the last predictor step
+    forced = False
     for i in range(levels.steps):
         a, s = levels.at(i)
         a1, s1 = levels.at(i + 1)
         eps, x0 = model(x, a, s)
+        corrected = None
         if corrector and prev is not None:
             xs, lam_s, s_s, noise, k_prev = prev
             pts = hist[-(k_prev - 1):] if k_prev > 1 else []
             pts = pts + [(lam[i], x0)]
             c = _sa_coefficients([p[0] for p in pts], lam_s, lam[i], tau)
             h = lam[i] - lam_s
-            x = (s / s_s) * math.exp(-tau * tau * h) * xs + a * sum(cj * p[1] for cj, p in zip(c, pts)) + noise
+            corrected = ((s / s_s) * math.exp(-tau * tau * h) * xs + a * sum(cj * p[1] for cj, p in zip(c, pts))
+                         + noise)
+            x = x if forced else corrected
         hist = (hist + [(lam[i], x0)])[-3:]
         if s1 == 0:
             prev = None
@@ -719,5 +926,5 @@ def sa_solver(model, x, levels, *, rng=None, callback=None, order=2, tau=1.0, co
                 noise = s1 * math.sqrt(-math.expm1(-2 * tau * tau * h)) * _noise(rng, x)
             prev = (x, lam[i], s, noise, k + 1 if corrector else k)
             x = (s1 / s) * math.exp(-tau * tau * h) * x + a1 * sum(cj * p[1] for cj, p in zip(c, pts)) + noise
-        _report(callback, i, x, x0)
+        x, forced = _report_corrected(callback, i, x, x0, corrected)
     return x

@@ -20,6 +20,7 @@ mixture's own parameters are host NumPy and moved once per namespace.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -96,6 +97,15 @@ class GaussianMixture:
 
     def mean(self) -> np.ndarray:
         return self.weights @ self.means
+
+    def fingerprint(self) -> str:
+        """A digest of the parameters (a cache key for statistics computed from this model)."""
+        if "fingerprint" not in self._cache:
+            h = hashlib.sha1()
+            for a in (self.weights, self.means, self.covariances):
+                h.update(np.ascontiguousarray(a).tobytes())
+            self._cache["fingerprint"] = h.hexdigest()
+        return self._cache["fingerprint"]
 
     def covariance(self) -> np.ndarray:
         """Total covariance of the data distribution."""
@@ -201,7 +211,10 @@ def _per_component(xp, a, u, transpose: bool):
 
 def guided_model(uncond: GaussianMixture, cond: GaussianMixture, scale: float):
     """Classifier-free guidance :math:`\\hat\\varepsilon_u + s(\\hat\\varepsilon_c - \\hat\\varepsilon_u)`
-    (and the same combination of the data predictions, which keeps ``x = alpha x0 + sigma eps``)."""
+    (and the same combination of the data predictions, which keeps ``x = alpha x0 + sigma eps``).
+
+    The returned function carries ``data`` (the conditional mixture, whose noised samples estimate
+    model statistics) and ``fingerprint`` (a cache key)."""
 
     def model(x, alpha, sigma):
         eu, xu = uncond.predict(x, alpha, sigma)
@@ -210,6 +223,8 @@ def guided_model(uncond: GaussianMixture, cond: GaussianMixture, scale: float):
         ec, xc = cond.predict(x, alpha, sigma)
         return eu + scale * (ec - eu), xu + scale * (xc - xu)
 
+    model.data = cond
+    model.fingerprint = ("guided", uncond.fingerprint(), cond.fingerprint(), float(scale))
     return model
 
 
