@@ -1,7 +1,9 @@
 """Server-side tests of the generic dashboard (no browser): LabView, run loop, alerts, export, gallery, serve."""
 from __future__ import annotations
 
+import base64
 import io
+import json
 import socket
 import threading
 import time
@@ -147,6 +149,31 @@ def test_step_from_idle_starts_paused_run(view):
     assert len(view.frames) == 1 and view.status == "paused"
 
 
+def test_preview_shows_the_initial_state_and_run_continues_from_it():
+    view = LabView(toy_lab.ToyDecay(), preview=True)
+    try:
+        view.widgets["a"].value = 2.0  # idle: the first frame of the new values is shown at once
+        assert wait_for(lambda: len(view.frames) == 1, view)
+        assert view.status == "idle" and not view.alert.visible and view.worker_thread.is_alive()
+        assert set(view.sample_plots) == {"u", "field"}
+        view.widgets["a"].value = 3.0  # another change while previewing: a new preview, no alert
+        assert wait_for(lambda: len(view.frames) == 1 and view._run_values["a"] == 3.0, view)
+        assert not view.alert.visible and view.earlier_runs == []
+        first = view.frames[0]
+        view.run()  # continues from the preview: the same first frame, then the rest
+        assert wait_for(lambda: view.status == "finished", view)
+        assert len(view.frames) == 20 and view.frames[0].step == first.step
+        assert view._run_values["a"] == 3.0
+        view.widgets["a"].value = 0.5  # after a finished run: a preview, the run stays for comparison
+        assert wait_for(lambda: len(view.frames) == 1, view)
+        assert len(view.earlier_runs) == 1 and view.earlier_runs[0]["values"]["a"] == 3.0
+        view.widgets["dt"].value = 0.5  # a*dt = 0.25: fine; then an unstable value is reported
+        view.widgets["a"].value = 10.0
+        assert view.status == "error" and "Invalid parameters" in view.alert.object and "dt" in view.alert.object
+    finally:
+        view.stop()
+
+
 def test_changing_a_parameter_stops_the_run(view):
     view.lab.set(delay=0.02, n_frames=200, t_end=2.0)
     view.run()
@@ -209,15 +236,18 @@ def test_diverging_run_shows_solver_message(view):
 
 # ----------------------------------------------------------------- export
 def test_export_netcdf(view):
-    assert view.download.disabled
+    assert not view.export.run_available
     view.run()
     assert wait_for(lambda: view.status == "finished", view)
-    assert not view.download.disabled
+    assert view.export.run_available
     ds = xr.open_dataset(io.BytesIO(view.export_bytes()), engine="h5netcdf")
     assert {"error", "norm", "mean", "spectrum", "u", "field"} <= set(ds.data_vars)
     assert ds.sizes["step"] == 20 and ds.attrs["lab"] == "toy_decay"
     np.testing.assert_allclose(ds["error"].values, view.convergence_history()["error"])
-    assert view._download_callback().getbuffer().nbytes > 0
+    assert view.export.send_run()
+    payload = json.loads(view.export._delivery.value)
+    assert payload["name"] == "toy_decay.nc" and base64.b64decode(payload["data"]) == view.export_bytes()
+    assert "ToyDecay(" in view.export._source.value
     assert "ToyDecay(" in view.code.object and "--backend numpy" in view.code.object
 
 

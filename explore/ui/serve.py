@@ -19,9 +19,12 @@ from explore.ui.gallery import gallery
 from explore.ui.urlstate import apply_query
 from explore.ui.view import LabView
 
-#: how often the server looks for closed sessions, and how long one may stay unused (milliseconds)
-CHECK_UNUSED_SESSIONS_MS = 500
-UNUSED_SESSION_LIFETIME_MS = 1000
+#: how often the server looks for sessions without a connection, and how long one may stay so before
+#: it is discarded (milliseconds). The lifetime must cover a slow page load: a session is created by
+#: the page's HTTP request and gets its connection only once the page's scripts run. A closed page's
+#: run stops sooner than this, from its view (``LabView``: ``ORPHAN_S``).
+CHECK_UNUSED_SESSIONS_MS = 2000
+UNUSED_SESSION_LIFETIME_MS = 30000
 
 #: the page's font: the system UI font (the template's default loads Open Sans from Google Fonts)
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
@@ -103,9 +106,9 @@ def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs
     Other keyword arguments go to ``pn.serve`` (e.g. ``websocket_origin``, ``verbose``).
     """
     kwargs.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
-    # a closed tab's session (and its worker thread) goes within ~2 s, not Bokeh's default ~30 s
-    kwargs.setdefault("check_unused_sessions", CHECK_UNUSED_SESSIONS_MS)
-    kwargs.setdefault("unused_session_lifetime", UNUSED_SESSION_LIFETIME_MS)
+    # a closed tab's session (its memory) goes within ~30 s; its worker thread stops within ~2 s
+    kwargs.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_SESSIONS_MS)
+    kwargs.setdefault("unused_session_lifetime_milliseconds", UNUSED_SESSION_LIFETIME_MS)
     apps = routes(labs)
     classes = lab_classes()
     kwargs.setdefault("title", {slug: "Explore" if slug == "/" else (classes[slug[1:]].title or slug[1:])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import io
 import queue
 import threading
 import time
@@ -25,6 +24,8 @@ import param
 from explore.core.frame import Curve, Field, Frame, Points
 from explore.core.lab import Lab, SolverDiverged
 from explore.core.result import frames_to_dataset
+from explore.ui.export import ExportMenu
+from explore.ui.pacing import PACER
 from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, sample_element
 
 #: frames waiting between the worker and the UI; a full queue makes the worker wait
@@ -32,6 +33,12 @@ QUEUE_SIZE = 64
 #: how often a served view drains its queue (milliseconds); a drain costs ~1-3 ms (data goes straight
 #: into the Bokeh sources), so 25 Hz leaves the worker thread nearly all the CPU
 DRAIN_PERIOD_MS = 40
+#: seconds without a browser connection after which a served view stops its run (the page was closed)
+ORPHAN_S = 1.5
+#: how often a served view without a producing run looks at its queue and connection (milliseconds)
+IDLE_PERIOD_MS = 1000
+#: how long ``LabView.stop`` (session end) waits for the worker thread (seconds)
+STOP_JOIN_S = 2.0
 #: earlier runs kept for comparison
 MAX_EARLIER_RUNS = 5
 #: how long the worker waits on a full queue / a paused state before re-checking for stop (seconds)
@@ -66,6 +73,7 @@ class _Worker:
         self._running = running
         self._steps = steps
         self._stop = threading.Event()
+        self.busy = steps > 0  # computing a granted step (or about to)
         self.thread = threading.Thread(target=self._loop, name=f"explore-{lab.lab_name}", daemon=True)
 
     # -- control (UI thread)
@@ -84,13 +92,15 @@ class _Worker:
     def step(self) -> None:
         with self._cond:
             self._steps += 1
+            self.busy = True
             self._cond.notify_all()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
+        """Ask the thread to stop (it does at its next frame boundary); wait up to ``timeout`` s."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+        if timeout > 0 and self.thread.is_alive() and threading.current_thread() is not self.thread:
             self.thread.join(timeout)
 
     @property
@@ -135,6 +145,8 @@ class _Worker:
                     return
                 if not self._put((_FRAME, frame)):
                     return
+                with self._cond:
+                    self.busy = self._steps > 0
         except Exception as exc:  # shown in the page; never kills the session
             self._put((_ERROR, exc))
         finally:
@@ -236,6 +248,11 @@ class LabView(pn.viewable.Viewer):
     follow_data = param.Boolean(
         default=True, doc="Axes follow the newest data; switch off to keep your zoom while a run streams.",
     )
+    preview = param.Boolean(
+        default=None, allow_None=True,
+        doc="Show the initial state (the run's first frame) as soon as a parameter changes "
+            "(None: when the view is displayed, i.e. it drains its queue itself).",
+    )
 
     def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
         super().__init__(**params)
@@ -258,6 +275,10 @@ class LabView(pn.viewable.Viewer):
         self._suppress_param_events = False
         self._poll_cb = None
         self._layout = None
+        self._unshown: Frame | None = None  # the newest frame, not yet pushed to the plots
+        self._last_push = 0.0
+        self._connected, self._disconnected_at = False, None
+        self._previewing = False  # the worker only shows the initial state (no Run or Step yet)
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
@@ -313,12 +334,6 @@ class LabView(pn.viewable.Viewer):
                                      toggle=False)
         self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
 
-        self.download = pn.widgets.FileDownload(
-            callback=self._download_callback, filename=f"{lab.lab_name or 'run'}.nc", label="Download run (netCDF)",
-            color="success", embed=False, disabled=True, sizing_mode="stretch_width",
-        )
-        self.code = pn.pane.Markdown(self._code_text(), sizing_mode="stretch_width")
-
         self.convergence_plot = LivePlot(
             lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence"),
             title="Convergence", kind=lambda d: "overlay", name="convergence",
@@ -332,6 +347,16 @@ class LabView(pn.viewable.Viewer):
         self.samples_area = pn.FlexBox(sizing_mode="stretch_width")
         self._placeholder = pn.pane.Markdown("*Press **Run** or **Step** to see the samples.*")
         self.samples_area.objects = [self._placeholder]
+        self._main = pn.Column(
+            pn.Row(self.convergence_plot.pane, self.spectrum_plot.pane, sizing_mode="stretch_width"),
+            self.diagnostics_plot.pane,
+            pn.pane.Markdown("### Samples"),
+            self.samples_area,
+            sizing_mode="stretch_width",
+        )
+        self.export = ExportMenu(lab.lab_name, self.export_bytes, self._show_error, plots=self._main)
+        self.code = self.export.code
+        self._update_code()
         self._send_convergence()
 
     @property
@@ -364,16 +389,8 @@ class LabView(pn.viewable.Viewer):
                 self.preset, buttons, self.progress_bar, self.progress_text, self.alert,
                 self.controls,
                 pn.Row(self.follow_toggle, self.clear_button),
-                self.download,
-                pn.Card(self.code, title="Copy as code", collapsed=True, sizing_mode="stretch_width"),
+                self.export,
                 width=380,
-            )
-            self._main = pn.Column(
-                pn.Row(self.convergence_plot.pane, self.spectrum_plot.pane, sizing_mode="stretch_width"),
-                self.diagnostics_plot.pane,
-                pn.pane.Markdown("### Samples"),
-                self.samples_area,
-                sizing_mode="stretch_width",
             )
             self._layout = pn.Row(self._sidebar, self._main, sizing_mode="stretch_width")
             if self._poll_cb is None and pn.state.curdoc is not None and self._worker is None:
@@ -382,18 +399,42 @@ class LabView(pn.viewable.Viewer):
 
     # ================================================================= polling / lifetime
     def start_polling(self, period_ms: int = DRAIN_PERIOD_MS) -> None:
-        """Drain the queue every ``period_ms`` on the session's event loop; stop the worker with the session."""
+        """Drain the queue on the session's event loop; stop the worker with the session.
+
+        The callback runs every ``period_ms`` while a run produces frames and every ``IDLE_PERIOD_MS``
+        otherwise (then it only notices a closed page): twenty idle pages cost the server nothing.
+        It is a background callback (no busy indicator, no log line per call).
+        """
         if self._poll_cb is not None:
             return
-        self._poll_cb = pn.state.add_periodic_callback(self.drain, period=period_ms)
+        from panel.io.callbacks import PeriodicCallback
+
+        self._poll_cb = PeriodicCallback(callback=self.drain, period=period_ms, background=True, log=False)
+        self._poll_cb.start()
+        self._fast_period = period_ms
         try:
             pn.state.on_session_destroyed(lambda ctx: self.stop())
         except Exception:  # not in a server session (notebook): nothing to hook
             pass
 
+    def _active(self) -> bool:
+        """Whether frames are coming: a run not paused, a granted step, or frames still queued."""
+        worker = self._worker
+        busy = worker is not None and worker.alive and (not worker.paused or worker.busy)
+        return busy or not self._queue.empty()
+
+    def _set_poll_rate(self) -> None:
+        cb = self._poll_cb
+        if cb is None:
+            return
+        period = self._fast_period if self._active() else IDLE_PERIOD_MS
+        if cb.period != period:
+            cb.period = period
+
     def stop(self) -> None:
-        """Stop the worker (joining its thread) and the periodic callback."""
-        self._stop_worker()
+        """Stop the worker (waiting briefly for its thread) and the periodic callback."""
+        self._stop_worker(join=STOP_JOIN_S)
+        PACER.streaming(self, False)
         if self._poll_cb is not None:
             try:
                 self._poll_cb.stop()
@@ -425,12 +466,15 @@ class LabView(pn.viewable.Viewer):
         with param.edit_constant(self):
             self.status = value
 
-    def _start_worker(self, running: bool, steps: int) -> bool:
-        self._archive()
+    def _start_worker(self, running: bool, steps: int, preview: bool = False) -> bool:
+        if not preview:
+            self._archive()
         lab = type(self.lab)(**self.lab.values())
         lab.validate()  # a bad value is reported before any work and before the old run is cleared
         self._stop_worker()
-        self._drain_queue_discard()
+        # a queue per run: frames an abandoned worker still puts never reach the plots
+        self._queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self._previewing = preview
         self._run_lab = lab
         self._run_values = lab.values()
         self._run_id += 1
@@ -447,8 +491,10 @@ class LabView(pn.viewable.Viewer):
             self._worker.resume()
         else:
             self._start_worker(running=True, steps=0)
+        self._previewing = False
         self._started_at = time.monotonic()
         self._set_status("running")
+        self._set_poll_rate()
 
     @_guarded
     def pause(self) -> None:
@@ -469,7 +515,9 @@ class LabView(pn.viewable.Viewer):
             self._worker.step()
         else:
             self._start_worker(running=False, steps=1)
+        self._previewing = False
         self._set_status("paused")
+        self._set_poll_rate()
 
     @_guarded
     def reset(self) -> None:
@@ -489,14 +537,15 @@ class LabView(pn.viewable.Viewer):
         self._clear_run_display()
         self._update_progress(None)
         self._clear_alert()
-        self.code.object = self._code_text()
+        self._update_code()
         self._set_status("idle")
 
     def _clear_run_display(self) -> None:
         """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
         self._frames, self._rows, self._diag_rows = [], _Columns(), _Columns()
+        self._unshown = None
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
-        self.download.disabled = True
+        self.export.run_available = False
         for plot in self.sample_plots.values():
             plot.clear()
         self.sample_plots.clear()
@@ -511,9 +560,11 @@ class LabView(pn.viewable.Viewer):
         self._earlier.clear()
         self._send_convergence()
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, join: float = 0.0) -> None:
+        """Tell the worker to stop; wait up to ``join`` seconds for its thread (0: do not block the
+        event loop; it ends at its next frame boundary and its queue is dropped)."""
         if self._worker is not None:
-            self._worker.stop()
+            self._worker.stop(timeout=join)
             self._worker = None
 
     def _drain_queue_discard(self) -> None:
@@ -529,14 +580,36 @@ class LabView(pn.viewable.Viewer):
             self._started_at = None
 
     # ================================================================= draining
+    def _orphaned(self) -> bool:
+        """Whether this view's page was closed: its session had a connection and has had none for
+        ``ORPHAN_S`` (Bokeh discards the session itself only after its unused-session lifetime)."""
+        session = getattr(getattr(pn.state.curdoc, "session_context", None), "_session", None)
+        count = getattr(session, "connection_count", None)
+        if count is None:
+            return False
+        if count > 0:
+            self._connected, self._disconnected_at = True, None
+            return False
+        if not self._connected:
+            return False  # the page is still loading
+        if self._disconnected_at is None:
+            self._disconnected_at = time.monotonic()
+        return time.monotonic() - self._disconnected_at > ORPHAN_S
+
     def drain(self) -> int:
         """Move every queued frame into the plots; return the number of frames taken.
 
         Convergence and diagnostics rows of all frames are appended; spectrum and samples show the
-        newest frame only. Runs on the session's event loop (or synchronously in tests).
+        newest frame only. Runs on the session's event loop (or synchronously in tests). A view whose
+        page was closed stops its worker here.
         """
         try:
-            return self._drain()
+            if self._orphaned():
+                self.stop()
+                return 0
+            n = self._drain()
+            self._set_poll_rate()
+            return n
         except Exception as exc:  # noqa: BLE001
             self._show_error(exc)
             return 0
@@ -561,16 +634,27 @@ class LabView(pn.viewable.Viewer):
             else:
                 end = (kind, payload)
                 break
+        # a paused or stepping run shows each frame at once; a streaming one is paced (see PACER)
+        streaming = end is None and self.running
+        PACER.streaming(self, streaming)
+        if newest is not None:
+            self._unshown = newest
+        if streaming and not PACER.due(self._last_push, DRAIN_PERIOD_MS / 1000):
+            return n
+        t0 = time.perf_counter()
+        shown = self._unshown is not None
         with _hold():  # every change of this drain reaches the browser as one message
-            # a paused or stepping run shows each frame at once; a streaming one may defer heavy plots
-            force = end is not None or not self.running
-            if newest is not None:
-                self._show_frame(newest, force=force)
+            if self._unshown is not None:
+                frame, self._unshown = self._unshown, None
+                self._show_frame(frame, force=not streaming)
             else:
                 for plot in self._plots():
-                    plot.flush(force=force)
+                    plot.flush(force=not streaming)
             if end is not None:
                 self._finish(*end)
+        if streaming and shown:
+            PACER.record(time.perf_counter() - t0)
+            self._last_push = time.monotonic()
         return n
 
     def _plots(self) -> list[LivePlot]:
@@ -594,7 +678,7 @@ class LabView(pn.viewable.Viewer):
                     self.samples_area.objects = []
                 self.samples_area.append(plot.pane)
             plot.update(sample, force=force)
-        self.download.disabled = False
+        self.export.run_available = True
         self._update_progress(frame)
 
     def _finish(self, kind: str, payload) -> None:
@@ -654,10 +738,10 @@ class LabView(pn.viewable.Viewer):
     # ================================================================= parameters
     def _on_lab_param(self, *events) -> None:
         try:
-            self.code.object = self._code_text()
+            self._update_code()
             if self._suppress_param_events:
                 return
-            if self._worker is not None and self._worker.alive:
+            if self._worker is not None and self._worker.alive and not self._previewing:
                 self._stop_worker()
                 self._drain()
                 self._archive()
@@ -668,8 +752,25 @@ class LabView(pn.viewable.Viewer):
                                  "info")
             elif not self._rows:
                 self._send_convergence()  # refresh the labels of earlier runs
+            if self._preview_enabled:
+                self._show_preview()
         except Exception as exc:  # noqa: BLE001
             self._show_error(exc)
+
+    @property
+    def _preview_enabled(self) -> bool:
+        return self.preview if self.preview is not None else self._poll_cb is not None
+
+    def _show_preview(self) -> None:
+        """Compute the first frame of the current values in a paused worker: the plots show the new
+        initial state at once, and Run continues from it (Step advances past it)."""
+        if self._worker is not None and self._worker.alive and not self._previewing:
+            return  # a run is going on: it was stopped above, or the change came from it
+        if self.status == "error":
+            self._clear_alert()
+        self._start_worker(running=False, steps=1, preview=True)
+        self._set_status("idle")
+        self._set_poll_rate()
 
     @_guarded
     def _on_preset(self, event) -> None:
@@ -696,11 +797,14 @@ class LabView(pn.viewable.Viewer):
         self.preset.param.watch(write, "value")
         write()
 
-    def _code_text(self) -> str:
+    def _update_code(self) -> None:
+        """Show the snippet and CLI line of the current values (and give the snippet to "Copy code")."""
         try:
-            return f"```python\n{self.lab.to_code()}```\n\n```bash\n{self.lab.to_cli()}\n```"
+            python, cli = self.lab.to_code(), self.lab.to_cli()
         except Exception as exc:  # noqa: BLE001
-            return f"(cannot write code for these values: {exc})"
+            self.export.set_code(f"(cannot write code for these values: {exc})", "")
+            return
+        self.export.set_code(f"```python\n{python}```\n\n```bash\n{cli}\n```", python)
 
     # ================================================================= alerts
     def _show_alert(self, message: str, kind: str = "danger") -> None:
@@ -733,13 +837,6 @@ class LabView(pn.viewable.Viewer):
     def export_bytes(self) -> bytes:
         """The run received so far as netCDF bytes (h5netcdf engine)."""
         return bytes(self.to_dataset().to_netcdf(engine="h5netcdf"))
-
-    def _download_callback(self):
-        try:
-            return io.BytesIO(self.export_bytes())
-        except Exception as exc:  # noqa: BLE001
-            self._show_error(exc)
-            return io.BytesIO(b"")
 
 
 __all__ = ["LabView"]

@@ -106,7 +106,8 @@ class Watched:
 
 @pytest.fixture
 def context(chromium):
-    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True,
+                               permissions=["clipboard-read", "clipboard-write"])
     yield ctx
     ctx.close()
 

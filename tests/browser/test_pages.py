@@ -13,12 +13,9 @@ import pytest
 import xarray as xr
 
 import toy_lab  # noqa: F401  (registers toy_decay before the registry is read)
-from conftest import screenshot
+from conftest import Watched, screenshot
 from explore.core import lab_classes, lab_names
 
-# Not yet green in a real browser, so marked slow (out of `make test`; `make test-browser` runs
-# them): the netCDF download event, URL-sync timeouts on some labs, session clean-up within 8 s.
-NOT_YET_GREEN = pytest.mark.slow
 
 #: extra URL query making a lab's run long enough to watch it stream (default: the lab's preset)
 STREAM_QUERY = {"toy_decay": "delay=0.02&n_frames=100"}
@@ -43,7 +40,7 @@ SAMPLES_JS = """() => {
 
 def run_controls(page, label: str):
     """The Bokeh button labelled ``label`` (a lab's accordion may have a group of the same name)."""
-    return page.locator("button.bk-btn").filter(has_text=re.compile(f"^{re.escape(label)}$")).first
+    return page.locator("button.bk-btn").filter(has_text=re.compile(f"^[\\s\u00a0]*{re.escape(label)}[\\s\u00a0]*$")).first
 
 
 def press(page, label: str) -> None:
@@ -97,7 +94,6 @@ def test_lab_page_loads_and_streams(open_page, name):
     no_errors(watched)
 
 
-@NOT_YET_GREEN
 @pytest.mark.parametrize("name", lab_names())
 def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
     cls = lab_classes()[name]
@@ -127,11 +123,20 @@ def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
         f"only {len(seen) - 1} updates of the samples reached the page in 30 s"
     screenshot(page, f"{name}-after-run")
 
-    # export: a readable netCDF file of this run
+    # export: a readable netCDF file of this run, the plots as one PNG, the code on the clipboard
     with page.expect_download(timeout=30_000) as info:
-        press(page, "Download run (netCDF)")
+        press(page, "netCDF")
+    assert info.value.suggested_filename == f"{name}.nc"
     ds = xr.open_dataset(io.BytesIO(open(info.value.path(), "rb").read()), engine="h5netcdf")
     assert ds.attrs["lab"] == name and ds.sizes["step"] >= 3
+    with page.expect_download(timeout=30_000) as info:
+        press(page, "PNG")
+    png = open(info.value.path(), "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    press(page, "Copy code")
+    page.get_by_text("Copied to the clipboard.").wait_for(timeout=5_000)
+    code = page.evaluate("() => navigator.clipboard.readText()")
+    assert f"{cls.__name__}(" in code and "lab.run()" in code
 
     # Reset returns to the preset and empties the run
     press(page, "Reset")
@@ -139,7 +144,6 @@ def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
     no_errors(watched)
 
 
-@NOT_YET_GREEN
 @pytest.mark.parametrize("name", [n for n in lab_names() if len(lab_classes()[n].presets) >= 2])
 def test_preset_from_url_and_url_follows_widgets(open_page, name):
     cls = lab_classes()[name]
@@ -194,8 +198,7 @@ def test_diverging_run_shows_alert(open_page):
     no_errors(watched)
 
 
-@NOT_YET_GREEN  # flaky: one more frame may arrive ~0.5 s after Pause
-def test_pause_keeps_state_and_structural_change_stops_run(open_page):
+def test_pause_keeps_state_and_a_parameter_change_stops_the_run(open_page):
     watched = open_page("/toy_decay?delay=0.05&n_frames=200&t_end=2.0")
     page = watched.page
     press(page, "Run")
@@ -208,8 +211,34 @@ def test_pause_keeps_state_and_structural_change_stops_run(open_page):
     assert samples(page) == paused
     press(page, "Run")  # resumes where it was
     wait_samples_change(page, paused)
-    press(page, "Pause")
+    # a parameter changed from the keyboard during the run stops it, says so, and previews the new state
+    handle = page.locator(".noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    page.get_by_text("the run was stopped").wait_for(timeout=10_000)
+    page.wait_for_function("() => new URLSearchParams(window.location.search).has('a')", timeout=10_000)
+    page.get_by_text(re.compile(r"^step 1 · t = 0.01 ")).wait_for(timeout=10_000)  # the new initial state
+    shown = samples(page)
+    page.wait_for_timeout(800)
+    assert samples(page) == shown  # nothing streams any more
     no_errors(watched)
+
+
+def test_dark_browser_gets_the_dark_theme(chromium, server):
+    ctx = chromium.new_context(color_scheme="dark", viewport={"width": 1200, "height": 900})
+    try:
+        page = ctx.new_page()
+        watched = Watched(page)
+        page.goto(f"{server}/toy_decay")
+        page.wait_for_function("() => window.location.search.includes('theme=dark')", timeout=30_000)
+        run_controls(page, "Run").wait_for(timeout=30_000)
+        rgb = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        channels = [int(c) for c in re.findall(r"\d+", rgb)[:3]]
+        assert sum(channels) / 3 < 80, f"the page background is {rgb} in a dark browser"
+        screenshot(page, "toy_decay-dark")
+        no_errors(watched)
+    finally:
+        ctx.close()
 
 
 def test_gallery_lists_every_lab_with_thumbnails(open_page):
@@ -226,28 +255,35 @@ def _workers() -> int:
     return sum(t.name.startswith("explore-") and t.is_alive() for t in threading.enumerate())
 
 
-@NOT_YET_GREEN
 @pytest.mark.parametrize("sessions", [3, 20])
 def test_sessions_keep_their_own_runs_and_closing_stops_workers(chromium, server, sessions):
+    """``sessions`` pages at once on one server: each runs with its own parameter, and closing the
+    pages stops every worker thread within a few seconds (the server paces the streaming pages, so
+    the clicks of the last pages still get through while the first ones stream)."""
+    deadline = time.monotonic() + 15  # the pages of earlier tests are closed: their workers end
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.1)
     baseline = _workers()
+    assert baseline == 0, "the closed pages of earlier tests left worker threads running"
     ctx = chromium.new_context(viewport={"width": 1200, "height": 900})
     pages = []
     try:
         for i in range(sessions):
             page = ctx.new_page()
-            page.goto(f"{server}/toy_decay?a={1 + i / 10:g}&delay=0.05&n_frames=400&t_end=4.0")
+            # long runs (~100 s): they must still be running when the last page has been opened
+            page.goto(f"{server}/toy_decay?a={1 + i / 10:g}&delay=0.1&n_frames=1000&t_end=10.0")
             pages.append(page)
         for page in pages:
             run_controls(page, "Run").wait_for(timeout=60_000)
             press(page, "Run")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while _workers() < baseline + sessions and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _workers() == baseline + sessions
-        for i, page in enumerate(pages):  # each page keeps its own parameter
+        for i, page in enumerate(pages):  # each page keeps its own parameter and shows its own run
             assert parse_qs(urlparse(page.url).query)["a"] == [f"{1 + i / 10:g}"]
             page.wait_for_function("() => Bokeh.documents.some(d => d.get_model_by_name('sample:u'))",
-                                   timeout=30_000)
+                                   timeout=60_000)
     finally:
         ctx.close()
     deadline = time.monotonic() + 8
