@@ -144,3 +144,12 @@ def test_notebook_executes(path, kernel_env):
         summary = json.loads(_stdout(cell))
         if check is not None:
             check(summary)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_carries_no_outputs(path):
+    """Committed notebooks stay small and reviewable: outputs are made by running them."""
+    nb = nbformat.read(path, as_version=4)
+    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not with_outputs, f"{path.name}: cells {with_outputs} carry outputs; clear them before committing"
+    assert path.stat().st_size < 200_000

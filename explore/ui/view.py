@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import queue
 import threading
 import time
@@ -188,6 +189,23 @@ class _Columns:
         return out
 
 
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where the view drains its queue on the kernel's loop)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _notebook_dist_url() -> str:
+    """Where the Panel Jupyter server extension serves Panel's static files (``/panel-preview/…``
+    under the server's base URL; JupyterHub puts the user's server under a prefix)."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+    return prefix.rstrip("/") + "/panel-preview/static/extensions/panel/"
+
+
 def _hold():
     """Batch the Bokeh changes of one drain into one message when a document is active."""
     doc = pn.state.curdoc
@@ -237,8 +255,8 @@ class LabView(pn.viewable.Viewer):
     lab
         The lab to show; its parameters are edited by the controls.
     poll
-        Start a periodic callback that drains the frame queue (``None``: when a Bokeh document is
-        active, i.e. served or in a notebook). Tests call :meth:`drain` themselves.
+        Start a periodic callback that drains the frame queue (``None``: when served, i.e. a Bokeh
+        document is active, or in a Jupyter kernel). Tests call :meth:`drain` themselves.
     """
 
     status = param.Selector(
@@ -282,7 +300,9 @@ class LabView(pn.viewable.Viewer):
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
-        if poll or (poll is None and pn.state.curdoc is not None):
+        self._in_notebook = pn.state.curdoc is None and _in_notebook()
+        self._notebook_css_done = False
+        if poll or (poll is None and (pn.state.curdoc is not None or self._in_notebook)):
             self.start_polling()
 
     # ================================================================= building
@@ -596,6 +616,17 @@ class LabView(pn.viewable.Viewer):
             self._disconnected_at = time.monotonic()
         return time.monotonic() - self._disconnected_at > ORPHAN_S
 
+    def _local_css_in_notebook(self) -> None:
+        """In a notebook, components created after the first render (a new sample plot) would load
+        Panel's stylesheets from its CDN (``pn.extension(inline=True)`` inlines only the first render):
+        point the notebook document at the copies the Panel Jupyter server extension serves."""
+        if self._notebook_css_done or self._layout is None:
+            return
+        docs = {id(m.document): m.document for m, _ in self._layout._models.values() if m.document is not None}
+        for doc in docs.values():
+            doc._template_variables.setdefault("dist_url", _notebook_dist_url())
+        self._notebook_css_done = bool(docs)
+
     def drain(self) -> int:
         """Move every queued frame into the plots; return the number of frames taken.
 
@@ -607,6 +638,8 @@ class LabView(pn.viewable.Viewer):
             if self._orphaned():
                 self.stop()
                 return 0
+            if self._in_notebook:
+                self._local_css_in_notebook()
             n = self._drain()
             self._set_poll_rate()
             return n

@@ -1,0 +1,141 @@
+"""A lab's notebook in JupyterLab, in a real browser, with no internet.
+
+JupyterLab is started on 127.0.0.1 over a copy of ``notebooks/nlse.ipynb``; the page runs all cells
+from the Run menu; the notebook's last cell shows the live ``LabView``, and its Run button streams
+frames into the notebook's plots. Every request the page makes must go to 127.0.0.1: a notebook
+that needed a CDN (Bokeh/Panel resources not inlined) would fail here.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, Watched, free_port, screenshot
+
+pytest.importorskip("jupyterlab")
+pytest.importorskip("ipykernel")
+
+NOTEBOOK = "nlse.ipynb"
+
+SAMPLES_JS = """() => {
+  const out = {};
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (!m.name || !m.name.startsWith('sample:') || !m.data) continue;
+    let s = 0;
+    for (const v of Object.values(m.data)) {
+      const a = (v && v.length && typeof v[0] === 'object') ? v[0] : v;
+      for (let i = 0; a && i < a.length; i += Math.max(1, Math.floor(a.length / 300))) {
+        const x = Number(a[i]); if (isFinite(x)) s += x * (i + 1);
+      }
+    }
+    out[m.name] = s.toPrecision(12);
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """JupyterLab on 127.0.0.1 (no token) over a temporary copy of the notebook; yields its URL."""
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    port = free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / ".jupyter"), JUPYTER_RUNTIME_DIR=str(work / ".runtime"),
+               PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
+           "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={work}",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabServerApp.extension_manager=readonly"]
+    log = open(work / "jupyterlab.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api", timeout=5).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n" + (work / "jupyterlab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_notebook_runs_in_jupyterlab_offline_and_shows_the_live_view(chromium, jupyterlab):
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []
+
+    def only_local(route):  # no internet: anything not served by JupyterLab itself fails
+        if route.request.url.startswith(jupyterlab) or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    ctx.route("**/*", only_local)
+    try:
+        page = ctx.new_page()
+        watched = Watched(page)
+        page.goto(f"{jupyterlab}/lab/tree/{NOTEBOOK}")
+        page.locator(".jp-Notebook").first.wait_for(timeout=120_000)
+        # the kernel is up when the status bar says Idle (JupyterLab may first ask which kernel to use)
+        idle = page.get_by_text("Python 3 (ipykernel) | Idle")
+        select = page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True)
+        deadline = time.monotonic() + 120
+        while not idle.count() and time.monotonic() < deadline:
+            if select.count():
+                select.click()
+            page.wait_for_timeout(250)
+        idle.wait_for(timeout=10_000)
+
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        page.wait_for_timeout(1000)
+        if select.count():
+            select.click()
+
+        # the last cell's output is the LabView: its Run button and plots render in the notebook
+        run_button = page.locator(".jp-OutputArea button.bk-btn", has_text="Run").first
+        try:
+            run_button.wait_for(timeout=300_000)
+        except Exception:
+            screenshot(page, "jupyterlab-nlse-failed")
+            raise
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
+        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+        assert not tracebacks, tracebacks[0][:2000]
+
+        # the live view works in the notebook: Run streams frames into its plots
+        run_button.scroll_into_view_if_needed()
+        run_button.click()
+        seen = [page.evaluate(SAMPLES_JS)]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(seen) < 3:
+            now = page.evaluate(SAMPLES_JS)
+            if now and now != seen[-1]:
+                seen.append(now)
+            page.wait_for_timeout(100)
+        assert len(seen) >= 3, f"the live view in the notebook did not stream ({len(seen) - 1} updates)"
+        screenshot(page, "jupyterlab-nlse")
+        assert outside == [], f"the notebook page reached outside 127.0.0.1: {outside[:5]}"
+        page_errors = [e for e in watched.errors if "ERR_FAILED" not in e and "request failed" not in e]
+        assert page_errors == [], page_errors
+    finally:
+        ctx.close()
