@@ -301,3 +301,18 @@ def test_follow_data_toggle_rebuilds_plots_once(view):
     assert plot.dmap is not old and plot.follow is False
     assert plot.dmap[()].opts.get("norm").kwargs["framewise"] is False
     hv.render(plot.dmap)
+
+
+@pytest.mark.parametrize("name", lab_names())
+def test_every_control_shows_its_parameter_doc(name):
+    lab = lab_classes()[name]()
+    view = LabView(lab, poll=False)
+    shown = {}
+    for pane in view.param_panes.values():
+        for obj in pane.layout.objects:
+            widget, tip = (obj[0], obj[1]) if isinstance(obj, pn.Row) else (obj, None)
+            label = next(k for k, w in pane._widgets.items() if w is widget)
+            shown[label] = tip.value if tip is not None else widget.description
+    for p in lab.parameter_names():
+        if lab.param[p].doc:
+            assert shown[p] == lab.param[p].doc, p

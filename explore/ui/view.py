@@ -64,6 +64,21 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
     return out
 
 
+def _add_tooltips(lab: Lab, pane: pn.Param) -> None:
+    """Every control shows its parameter's doc string: widgets with a ``description`` get it from
+    ``pn.Param``; sliders and checkboxes have none, so a tooltip icon goes beside them."""
+    by_widget = {id(w): name for name, w in pane._widgets.items()}
+    objects = []
+    for obj in pane.layout.objects:
+        name = by_widget.get(id(obj))
+        doc = lab.param[name].doc if name in lab.param else None
+        if doc and "description" not in obj.param:
+            obj = pn.Row(obj, pn.widgets.TooltipIcon(value=doc, margin=(18, 0, 0, -6)),
+                         sizing_mode="stretch_width")
+        objects.append(obj)
+    pane.layout.objects = objects
+
+
 class _Worker:
     """Iterates ``lab.frames()`` in a daemon thread; pause, single steps and stop via a condition."""
 
@@ -350,6 +365,8 @@ class LabView(pn.viewable.Viewer):
                             name=group, widgets=_typed_inputs(lab, members))
             for group, members in grouped.items()
         }
+        for pane in self.param_panes.values():
+            _add_tooltips(lab, pane)
         self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
                                      toggle=False)
         self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
