@@ -128,6 +128,7 @@ def main(argv=None) -> int:
                 row["peer"] = run_peer(preset, tmp)
                 if args.peer_no_gif:
                     row["peer_nogif"] = run_peer(preset, tmp, gif=False)
+            row["load_avg_1min"] = os.getloadavg()[0]
             rows.append(row)
             print(json.dumps({k: (v if not isinstance(v, dict) else {kk: vv for kk, vv in v.items()
                                                                        if kk not in ("stdout", "stderr")})
@@ -138,8 +139,8 @@ def main(argv=None) -> int:
         "",
         "| preset | grid | t | peer whole (s) | peer CPU (s) | peer RSS (MiB) | peer no GIF (s) | peer no GIF CPU (s) "
         "| Explore whole (s) | Explore CPU (s) | Explore RSS (MiB) | speedup (wall) | speedup (CPU) | Explore steps "
-        "| Explore max rms div | Explore mean-density drift |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Explore max rms div | Explore mean-density drift | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         e, p, q = r["explore"], r.get("peer", {}), r.get("peer_nogif", {})
@@ -152,7 +153,8 @@ def main(argv=None) -> int:
             f"| {r['preset']} | {r['grid']} | {r['t_end']:g} | {fmt(p, 'wall_s')} | {fmt(p, 'cpu_s')} | {fmt(p, 'rss_mib')} | "
             f"{fmt(q, 'wall_s')} | {fmt(q, 'cpu_s')} | {fmt(e, 'wall_s')} | {fmt(e, 'cpu_s')} | {fmt(e, 'rss_mib')} | "
             f"{speed} | {speed_cpu} | {acc.get('steps', '–')} | "
-            f"{acc.get('divergence_max', float('nan')):.1e} | {acc.get('mean_density_drift_max', float('nan')):.1e} |"
+            f"{acc.get('divergence_max', float('nan')):.1e} | {acc.get('mean_density_drift_max', float('nan')):.1e} | "
+            f"{r.get('load_avg_1min', float('nan')):.1f} |"
         )
     report = "\n".join(lines) + "\n"
     stem = HERE / args.out

@@ -36,11 +36,13 @@ DECAY_RATIO = 1e-3
 STATIONARY_SPREAD = 1e-2
 #: half side of Pearson's perturbed square (20 grid points of 256 on a box of side 2.5)
 PEARSON_HALF_SIDE = 0.1
+#: the fixed step is divided by this over the ``initial_layer``
+INITIAL_LAYER_REFINEMENT = 5
 #: physics and numerics that a checkpoint must share with the run resuming from it
 _RESUME_KEYS = ("model", "d1", "d2", "beta", "feed", "kill", "L", "N", "integrator", "dt", "rtol", "atol",
-                "snapshot_dt")
+                "snapshot_dt", "initial_layer")
 
-_PEER = dict(model="lambda_omega", initial="spiral", integrator="etdrk4", snapshot_dt=0.1)
+_PEER = dict(model="lambda_omega", initial="spiral", integrator="etdrk4", snapshot_dt=0.1, initial_layer=0.5)
 _PEARSON = dict(model="gray_scott", initial="pearson", d1=2e-5, d2=1e-5, L=2.5, N=256, noise=0.01,
                 integrator="etdrk4", dt=1.0, t_end=5000.0, snapshot_dt=50.0, frame_dt=50.0)
 
@@ -79,7 +81,7 @@ class ReactionDiffusionLab(Lab):
         "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
         "Initial condition": ["initial", "arms", "noise", "seed"],
         "Grid": ["L", "N"],
-        "Time stepping": ["integrator", "dt", "rtol", "atol", "t_end", "snapshot_dt", "frame_dt"],
+        "Time stepping": ["integrator", "dt", "initial_layer", "rtol", "atol", "t_end", "snapshot_dt", "frame_dt"],
         "Files": ["snapshot_file", "checkpoint_file", "resume_from", "backend"],
     }
 
@@ -102,6 +104,10 @@ class ReactionDiffusionLab(Lab):
                                 doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
     dt = param.Number(0.05, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-3, 1),
                       doc="Time step of the fixed-step integrators (shortened so whole steps fill each snapshot_dt).")
+    initial_layer = param.Number(0.0, bounds=(0, None), softbounds=(0, 5),
+                                 doc="Start phase (a whole number of snapshot_dt) stepped at dt/5 by the fixed-step "
+                                     "integrators: the sharp features of the initial condition relax there, and "
+                                     "small steps over it cut the error they leave behind for the whole run.")
     rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
     atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
     t_end = param.Number(200.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 1000),
@@ -129,6 +135,10 @@ class ReactionDiffusionLab(Lab):
                              f"{self.snapshot_dt:g}; change 'snapshot_dt' or 't_end'")
         if every < 1 or abs(every * self.snapshot_dt - self.frame_dt) > 1e-9 * self.frame_dt:
             raise ValueError(f"{name}: 'frame_dt' = {self.frame_dt:g} must be a whole multiple of "
+                             f"snapshot_dt = {self.snapshot_dt:g}")
+        layer = round(self.initial_layer / self.snapshot_dt)
+        if abs(layer * self.snapshot_dt - self.initial_layer) > 1e-9 * max(self.initial_layer, self.snapshot_dt):
+            raise ValueError(f"{name}: 'initial_layer' = {self.initial_layer:g} must be a whole multiple of "
                              f"snapshot_dt = {self.snapshot_dt:g}")
         info = INTEGRATORS[self.integrator]
         if not info.adaptive and self.t_end / self.dt > 5e7:
@@ -209,9 +219,11 @@ class ReactionDiffusionLab(Lab):
                 if writer is not None:
                     writer.append(state.t, to_host(rd.irfft2(state.y, self.N)))
                 yield self._frame(i0, n_out, grid, problem, state)
+                n_layer = round(self.initial_layer / self.snapshot_dt)
                 for i in range(i0 + 1, n_out + 1):
                     t_target = i * self.snapshot_dt
-                    state = self._advance(stepper, state, t_target, h)
+                    fine = h is not None and i <= n_layer
+                    state = self._advance(stepper, state, t_target, h / INITIAL_LAYER_REFINEMENT if fine else h)
                     last = i == n_out
                     if writer is not None or last or i % every == 0:
                         self.ensure_finite(state.y, state.t, "the fields (u, v)")
@@ -233,6 +245,8 @@ class ReactionDiffusionLab(Lab):
                 while state.t < t_target:
                     state = stepper.step(state, t_target)
             else:  # fixed: whole steps of exactly h; aim past the target so no step is clipped
+                if state.dt != h:
+                    state = dataclasses.replace(state, dt=h)
                 for _ in range(round((t_target - state.t) / h)):
                     state = stepper.step(state, t_target + 0.5 * h)
                 state = dataclasses.replace(state, t=t_target)
@@ -401,25 +415,29 @@ class SnapshotWriter:
         f.attrs.update({k: (json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v)
                         for k, v in attrs.items()})
         self._cap = max(1, buffer_bytes // (16 * x.size * y.size))
-        self._buf: list[tuple[float, np.ndarray]] = []
+        # one block buffer, allocated once: field-major, so each field's block is contiguous on write
+        self._block = np.empty((2, self._cap, y.size, x.size))
+        self._times: list[float] = []
         self._n = 0
 
     def append(self, t: float, w: np.ndarray) -> None:
-        self._buf.append((t, np.array(w, copy=True)))
-        if len(self._buf) >= self._cap:
+        k = len(self._times)
+        self._block[0, k] = w[0]
+        self._block[1, k] = w[1]
+        self._times.append(float(t))
+        if k + 1 >= self._cap:
             self.flush()
 
     def flush(self) -> None:
-        if not self._buf:
+        if not self._times:
             return
-        f, k = self._f, len(self._buf)
+        f, k = self._f, len(self._times)
         f.resize_dimension("time", self._n + k)
-        f.variables["time"][self._n:self._n + k] = [t for t, _ in self._buf]
-        block = np.stack([w for _, w in self._buf])
-        f.variables["u"][self._n:self._n + k] = block[:, 0]
-        f.variables["v"][self._n:self._n + k] = block[:, 1]
+        f.variables["time"][self._n:self._n + k] = self._times
+        f.variables["u"][self._n:self._n + k] = self._block[0, :k]
+        f.variables["v"][self._n:self._n + k] = self._block[1, :k]
         self._n += k
-        self._buf.clear()
+        self._times.clear()
         f.flush()
 
     def close(self) -> None:

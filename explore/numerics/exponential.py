@@ -78,7 +78,16 @@ class FixedStepSemilinear:
 
     def _bind(self, y) -> None:
         self._xp, self._L = _linear(self.problem, y)
+        self._complex_state = self._xp.isdtype(y.dtype, "complex floating")
         self._cache = DtCache(self._build)  # operators belong to this namespace / device
+
+    def _like_state(self, a):
+        """A real operator cast to a complex state's dtype: on NumPy a complex × complex product is
+        ~1.5–2× faster than real × complex, and the values are the same."""
+        xp = self._xp
+        if self._complex_state and not xp.isdtype(a.dtype, "complex floating"):
+            return xp.astype(a, xp.complex128)
+        return a
 
     def init(self, t0: float, y0) -> StepState:
         y0 = as_state_array(y0)
@@ -194,8 +203,22 @@ class ETDRK4(FixedStepSemilinear):
 
     def _build(self, dt: float):
         xp, L = self._xp, self._L
-        M = CONTOUR_POINTS
         real = not xp.isdtype(L.dtype, "complex floating")
+        # A real symbol repeats its values (|k|² on a grid, the same symbol for several fields): the
+        # contour means are taken once per distinct value and gathered back (identical numbers).
+        values, where = (xp.unique_inverse(L) if real and hasattr(xp, "unique_inverse") else (L, None))
+        coeffs = self._phi_coefficients(dt, values, real)
+        if where is not None:
+            coeffs = [xp.reshape(xp.take(c, xp.reshape(where, (-1,))), L.shape) for c in coeffs]
+        Q, f1, f2, f3 = (self._like_state(c) for c in coeffs)
+        E = self._like_state(xp.exp(dt * L))
+        E2 = self._like_state(xp.exp((dt / 2) * L))
+        return E, E2, Q, f1, 2.0 * f2, f3
+
+    def _phi_coefficients(self, dt: float, L, real: bool):
+        """``Q, f1, f2, f3`` of ``dt L`` by the contour means (Kassam & Trefethen)."""
+        xp = self._xp
+        M = CONTOUR_POINTS
         hL = dt * (xp.astype(L, xp.complex128) if real else L)
         roots = [complex(math.cos(2 * math.pi * (j + 0.5) / M), math.sin(2 * math.pi * (j + 0.5) / M))
                  for j in range(M)]
@@ -212,18 +235,30 @@ class ETDRK4(FixedStepSemilinear):
         f1 = dt * mean((-4.0 - z + ez * (4.0 - 3.0 * z + z2)) / z3)
         f2 = dt * mean((2.0 + z + ez * (z - 2.0)) / z3)
         f3 = dt * mean((-4.0 - 3.0 * z - z2 + ez * (4.0 - z)) / z3)
-        E = xp.exp(dt * L)
-        E2 = xp.exp((dt / 2) * L)
-        return E, E2, Q, f1, f2, f3
+        return Q, f1, f2, f3
 
     def _advance(self, t: float, u, h: float, ops):
-        E, E2, Q, f1, f2, f3 = ops
+        E, E2, Q, f1, f2x2, f3 = ops
         N = self.problem.nonlinear
+        # in-place updates only on arrays made here (the N(...) results may belong to the problem)
         Nu = N(t, u)
-        a = E2 * u + Q * Nu
+        E2u = E2 * u
+        a = Q * Nu
+        a += E2u
         Na = N(t + h / 2, a)
-        b = E2 * u + Q * Na
+        b = Q * Na
+        b += E2u
         Nb = N(t + h / 2, b)
-        c = E2 * a + Q * (2.0 * Nb - Nu)
+        c = 2.0 * Nb
+        c -= Nu
+        c *= Q
+        a *= E2
+        c += a
         Nc = N(t + h, c)
-        return E * u + f1 * Nu + 2.0 * f2 * (Na + Nb) + f3 * Nc
+        out = E * u
+        out += f1 * Nu
+        s = Na + Nb
+        s *= f2x2
+        out += s
+        out += f3 * Nc
+        return out
