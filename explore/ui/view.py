@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from explore.core.frame import Curve, Field, Frame, Points
 from explore.core.lab import Lab, SolverDiverged
@@ -82,9 +83,10 @@ def _add_tooltips(lab: Lab, pane: pn.Param) -> None:
 class _Worker:
     """Iterates ``lab.frames()`` in a daemon thread; pause, single steps and stop via a condition."""
 
-    def __init__(self, lab: Lab, out: queue.Queue, running: bool = True, steps: int = 0):
+    def __init__(self, lab: Lab, out: queue.Queue, running: bool = True, steps: int = 0, on_step=None):
         self.lab = lab
         self.out = out
+        self._on_step = on_step  # called (from this thread) after a single step's frame is queued
         self._cond = threading.Condition()
         self._running = running
         self._steps = steps
@@ -162,7 +164,10 @@ class _Worker:
                 if not self._put((_FRAME, frame)):
                     return
                 with self._cond:
+                    stepped = not self._running
                     self.busy = self._steps > 0
+                if stepped and self._on_step is not None:
+                    self._on_step()
         except Exception as exc:  # shown in the page; never kills the session
             self._put((_ERROR, exc))
         finally:
@@ -312,6 +317,7 @@ class LabView(pn.viewable.Viewer):
         self._last_push = 0.0
         self._connected, self._disconnected_at = False, None
         self._previewing = False  # the worker only shows the initial state (no Run or Step yet)
+        self._doc = None  # the served session's document (for draining on the next tick)
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
@@ -446,12 +452,30 @@ class LabView(pn.viewable.Viewer):
             return
         from panel.io.callbacks import PeriodicCallback
 
+        self._doc = pn.state.curdoc if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
         self._poll_cb = PeriodicCallback(callback=self.drain, period=period_ms, background=True, log=False)
         self._poll_cb.start()
         self._fast_period = period_ms
         try:
             pn.state.on_session_destroyed(lambda ctx: self.stop())
         except Exception:  # not in a server session (notebook): nothing to hook
+            pass
+
+    def _wake(self) -> None:
+        """From the worker thread: a single step's frame (Step, a preview) is ready; drain on the
+        session's next tick instead of waiting for the periodic callback (the page answers a click or
+        a parameter change as soon as the frame exists)."""
+        doc = self._doc
+        if doc is None:
+            return
+
+        def drain_now():
+            with set_curdoc(doc):
+                self.drain()
+
+        try:
+            doc.add_next_tick_callback(drain_now)
+        except Exception:  # noqa: BLE001 - the session is gone: nothing to show
             pass
 
     def _active(self) -> bool:
@@ -516,7 +540,7 @@ class LabView(pn.viewable.Viewer):
         self._run_values = lab.values()
         self._run_id += 1
         self._clear_run_display()
-        self._worker = _Worker(lab, self._queue, running=running, steps=steps)
+        self._worker = _Worker(lab, self._queue, running=running, steps=steps, on_step=self._wake)
         self._worker.start()
         return True
 
