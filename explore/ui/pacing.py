@@ -11,6 +11,12 @@ together use at most ``budget`` of the loop:
 
 Frames are still taken from the queues at the full rate (their convergence rows are cheap), so a
 run never slows down because its page is paced; only the redraws are spaced.
+
+A page that cannot keep up (a slow browser drawing a large image or point cloud) is not sent more:
+while the server still holds unsent bytes of earlier pushes for that page's connection (the socket
+is full), its view skips the push (the newest frame waits, latest wins). Without this the messages
+queued up in the server's memory (~100 MB in 30 s streaming a 256² image) and the page fell
+seconds behind the run.
 """
 from __future__ import annotations
 
@@ -20,6 +26,31 @@ import weakref
 
 #: fraction of the server's event loop that streaming pushes may use together
 BUDGET = 0.5
+#: a page whose connection has more unsent bytes than this waits before its next push
+MAX_BACKLOG_BYTES = 0
+
+
+def backlog(doc=None) -> int:
+    """Bytes of earlier messages the server has not yet handed to the network for the page of
+    ``doc`` (default: the current session's document); 0 when unknown (no server session)."""
+    if doc is None:
+        import panel as pn
+
+        doc = pn.state.curdoc
+    session = getattr(getattr(doc, "session_context", None), "_session", None)
+    total = 0
+    for conn in list(getattr(session, "_subscribed_connections", None) or ()):
+        stream = getattr(getattr(getattr(conn, "_socket", None), "ws_connection", None), "stream", None)
+        if stream is None:
+            continue
+        size = getattr(stream, "_write_buffer_size", None)  # tornado's IOStream: bytes not yet written
+        if not isinstance(size, int):
+            try:
+                size = 1 if stream.writing() else 0
+            except Exception:  # noqa: BLE001 - unknown stream: no back-pressure
+                size = 0
+        total += size
+    return total
 
 
 class Pacer:
@@ -49,8 +80,19 @@ class Pacer:
         return max(period, self.n_streaming * self.cost / self.budget)
 
     def due(self, last_push: float, period: float) -> bool:
-        """Whether a view that last pushed at ``last_push`` (``time.monotonic()``) may push now."""
-        return time.monotonic() - last_push >= self.interval(period)
+        """Whether a view that last pushed at ``last_push`` (``time.monotonic()``) may push now.
+
+        A view drains every ``period`` and notes ``last_push`` when its push *ends*, so the next drain
+        comes a little less than ``period`` after it: half a period of slack keeps an unpaced view at
+        one push per drain (without it every other drain was skipped, halving the frame rate), and a
+        paced one at the drain nearest to its interval.
+        """
+        if time.monotonic() - last_push < self.interval(period) - 0.5 * period:
+            return False
+        try:
+            return backlog() <= MAX_BACKLOG_BYTES
+        except Exception:  # noqa: BLE001 - back-pressure is best effort
+            return True
 
     def record(self, seconds: float) -> None:
         """Fold the measured cost of one push into the moving average."""
@@ -60,4 +102,4 @@ class Pacer:
 #: the pacer of this process
 PACER = Pacer()
 
-__all__ = ["PACER", "Pacer"]
+__all__ = ["PACER", "Pacer", "backlog"]

@@ -33,6 +33,18 @@ EARLIER_RUN_DASHES = ("dashed", "dotted", "dotdash", "dashdot", "4 4")
 PADDING = 0.05
 #: a plot waits at least THROTTLE × (its measured update cost) between updates
 THROTTLE = 4.0
+#: how plots are drawn in the browser. HoloViews asks for WebGL; without a GPU (a headless or remote
+#: browser, a VM) WebGL is emulated and each redraw copies it back onto the canvas, which took half
+#: of the page's main thread when streaming a 256² image. A canvas draws these plots (≤ 512² pixels,
+#: ≤ 10k points) fast everywhere.
+OUTPUT_BACKEND = "canvas"
+#: a cleared plot keeps showing its old data this long (milliseconds) before it is emptied in the page:
+#: the new run's first frame (a preview of new parameters) usually comes sooner and simply replaces
+#: it, which spares the browser drawing the empty plots in between
+CLEAR_DELAY_MS = 300
+#: a streamed image's colour range is moved when an end moves by more than this share of its span
+#: (each move makes the browser colour-map the image again, once per changed end)
+COLOR_RANGE_TOLERANCE = 0.01
 
 
 def _positive(y: np.ndarray) -> np.ndarray:
@@ -61,8 +73,9 @@ def curve_element(curve: Curve, label: str = "") -> hv.Curve:
 def points_element(points: Points, label: str = "") -> hv.Points:
     """An ``hv.Points`` scatter of ``points``."""
     kdim, vdim = _dims(points.xlabel, points.ylabel)
+    # filled markers without an outline: half the drawing work of 10k points on a canvas
     return hv.Points((np.asarray(points.x, float), np.asarray(points.y, float)), [kdim, vdim], label=label).opts(
-        size=4
+        size=4, line_color=None
     )
 
 
@@ -190,6 +203,13 @@ def _finite_extent(*arrays: np.ndarray, log: bool = False) -> tuple[float, float
     return None if lo > hi else (lo, hi)
 
 
+def _merged(a: tuple[float, float] | None, b: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The extent covering both ``a`` and ``b`` (either may be ``None``)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
 def _padded(extent: tuple[float, float] | None, log: bool = False, padding: float = PADDING):
     if extent is None:
         return None
@@ -252,13 +272,17 @@ class LivePlot:
         self._has_pending = False
         self._last_sent = 0.0
         self._cost = 0.0
+        self._cleared = False  # clear() emptied the sources of the built figure (no data until the next update)
+        self._restream = False  # the history curves' sources were emptied: stream from the first row
+        self._extents = None  # (logy, x extent, y extent) of the history curves drawn (streamed updates)
+        self._empty_token = None  # a scheduled emptying of the sources (cancelled by any update)
 
     @property
     def data(self):
         """The newest object given to the plot (``None`` before the first)."""
         if self._has_pending:
             return self._pending
-        return None if self.pipe is None else self.pipe.data
+        return None if self.pipe is None or self._cleared else self.pipe.data
 
     # ------------------------------------------------------------------ building
     def _hook(self, plot, element) -> None:
@@ -266,6 +290,9 @@ class LivePlot:
         if source is not None and self.name:
             source.name = f"{self.name}:{element.label}" if getattr(plot, "overlaid", False) else self.name
         self._targets[id(plot)] = (plot, element.label)
+        figure = plot.handles.get("plot")
+        if figure is not None and hasattr(figure, "output_backend"):
+            figure.output_backend = OUTPUT_BACKEND
 
     def _element(self, data):
         el = self._render(data)
@@ -287,6 +314,9 @@ class LivePlot:
 
     def _build(self, obj) -> None:
         self._targets = {}
+        self._empty_token = None
+        self._cleared = self._restream = False
+        self._extents = None
         self._signature = self._signature_of(obj)
         self._rows_shown = self._rows_of(obj)
         self.pipe = hv.streams.Pipe(data=obj)
@@ -313,6 +343,8 @@ class LivePlot:
         """Show ``obj`` (replacing what was shown); deferred while the plot is throttled unless ``force``."""
         self.updates += 1
         kind = (self._kind_fn(obj), self._signature_of(obj))  # a new set of overlaid curves: a new plot
+        if kind != self.kind and self._empty_run(obj, kind):
+            return
         if self.pipe is None or kind != self.kind:
             self.kind = kind
             self._has_pending, self._pending = False, None
@@ -337,6 +369,7 @@ class LivePlot:
 
     def _send(self, obj) -> None:
         self._pending, self._has_pending = None, False
+        self._empty_token = None  # a scheduled emptying would wipe this update
         t0 = time.perf_counter()
         fast = False
         if self._targets:  # rendered: write into its Bokeh sources
@@ -346,9 +379,12 @@ class LivePlot:
                 fast = False
         if fast:
             self.pipe.update(data=obj)
+            self._cleared = self._restream = False
             self._push()
         else:
             self._targets = {}
+            self._cleared = self._restream = False
+            self._extents = None
             self._signature = self._signature_of(obj)
             self._rows_shown = self._rows_of(obj)
             self.pipe.send(obj)
@@ -383,7 +419,7 @@ class LivePlot:
                     self._set_range(plot, "x_range", _padded(_finite_extent(xs, log=logx), logx))
                     self._set_range(plot, "y_range", _padded(_finite_extent(ys, log=logy), logy))
             return True
-        if isinstance(obj, Field) and self.kind is not None and self.kind.endswith("|image"):
+        if isinstance(obj, Field) and self.kind is not None and str(self.kind[0]).endswith("|image"):
             if any(set(plot.handles["source"].data) != {"image", "x", "y", "dw", "dh"} for plot, _ in targets):
                 return False
             img, (l, b, r, t) = image_data(obj)
@@ -394,15 +430,13 @@ class LivePlot:
                 if self.follow:
                     self._set_range(plot, "x_range", (l, r))
                     self._set_range(plot, "y_range", (b, t))
-                    mapper = plot.handles.get("color_mapper")
-                    if mapper is not None and extent is not None:
-                        mapper.update(low=extent[0], high=max(extent[1], extent[0] + 1e-12))
+                    self._set_color_range(plot.handles.get("color_mapper"), extent)
             return True
         return False
 
     def _stream_history(self, obj, targets) -> bool:
         history, earlier = obj["history"], obj.get("earlier", [])
-        if self._signature_of(obj) != self._signature or not self._rows_shown:
+        if self._signature_of(obj) != self._signature or not (self._rows_shown or self._restream):
             return False
         n0, n1 = self._rows_shown, len(history["time"])
         if n1 < n0:
@@ -414,23 +448,47 @@ class LivePlot:
         if any(k not in by_label for k in keys):
             return False
         logy = _is_log(targets[0][0], "y")
-        if n1 > n0:
+        if n1 > n0 or self._restream:
             t = np.asarray(history["time"][n0:n1], dtype=float)
             for key in keys:
                 y = np.asarray(history[key][n0:n1], dtype=float)
                 if logy:
                     y = _positive(y)
                 for plot in by_label[key]:
-                    plot.handles["source"].stream({"time": t, "value": y})
+                    if self._restream:  # the sources may still hold the previous run (emptied later)
+                        plot.handles["source"].data = {"time": t, "value": y}
+                    else:
+                        plot.handles["source"].stream({"time": t, "value": y})
         self._rows_shown = n1
         if self.follow:
-            runs = [history, *(r["history"] for r in earlier)]
-            x = _finite_extent(*(h["time"] for h in runs))
-            y = _finite_extent(*(v for h in runs for k, v in h.items() if k != "time"), log=logy)
+            # extents of everything drawn, kept up to date with the new rows only (not recomputed over
+            # the whole history at every push: a long run has ~10^5 rows)
+            if self._extents is None or self._extents[0] != logy:
+                runs = [{k: v[:n0] for k, v in history.items()}, *(r["history"] for r in earlier)]
+                self._extents = (logy, _finite_extent(*(h["time"] for h in runs)),
+                                 _finite_extent(*(v for h in runs for k, v in h.items() if k != "time"), log=logy))
+            if n1 > n0:
+                new_x = _finite_extent(history["time"][n0:n1])
+                new_y = _finite_extent(*(history[k][n0:n1] for k in keys), log=logy)
+                self._extents = (logy, _merged(self._extents[1], new_x), _merged(self._extents[2], new_y))
+            x, y = self._extents[1], self._extents[2]
             plot = targets[0][0]
             self._set_range(plot, "x_range", _padded(x, False))
             self._set_range(plot, "y_range", _padded(y, logy))
         return True
+
+    @staticmethod
+    def _set_color_range(mapper, extent, tolerance: float = COLOR_RANGE_TOLERANCE) -> None:
+        """Follow the data's range with a colour mapper, ignoring moves below ``tolerance`` of the span."""
+        if mapper is None or extent is None or not hasattr(mapper, "low"):
+            return
+        lo, hi = extent[0], max(extent[1], extent[0] + 1e-12)
+        old_lo, old_hi = mapper.low, mapper.high
+        if old_lo is not None and old_hi is not None:
+            slack = tolerance * (hi - lo)
+            if abs(old_lo - lo) <= slack and abs(old_hi - hi) <= slack:
+                return
+        mapper.update(low=lo, high=hi)
 
     @staticmethod
     def _set_range(plot, which: str, extent) -> None:
@@ -461,12 +519,85 @@ class LivePlot:
             return
         self.follow = follow
         if self.pipe is not None:
-            self._build(self.data)
+            if self._cleared:  # nothing to show: the next update builds the plot
+                self._forget()
+            else:
+                self._build(self.data)
 
     def clear(self) -> None:
-        """Forget the data (the plot is rebuilt by the next update)."""
+        """Forget the data.
+
+        A plot shown in a page keeps its figure (tools, axes, colour bar, legend) and has its data
+        sources emptied (in a served page after ``CLEAR_DELAY_MS``, unless new data come first), so the
+        next object of the same kind (a new run, the preview of new parameters) is a cheap update
+        instead of a HoloViews re-render (~30-100 ms a plot); an object of another kind rebuilds it as
+        usual. A plot not (yet) shown, or an overlay with earlier runs, is reset instead.
+        """
+        self._pending, self._has_pending = None, False
+        targets = self._live_targets() if self._targets else []
+        earlier = self._signature is not None and bool(self._signature[1])  # their curves would not come back
+        if targets and self.kind is not None and not earlier:
+            self._cleared = self._restream = True
+            self._rows_shown = 0
+            self._extents = None
+            self._empty_later(None)
+            return
+        self._forget()
+
+    def _empty_later(self, labels: set | None) -> None:
+        """Empty the sources (of the curves labelled ``labels``; all if ``None``) now, or in a served
+        page after ``CLEAR_DELAY_MS`` unless an update comes first."""
+        def empty(token=None):
+            if token is not None and token is not self._empty_token:
+                return  # an update came first: it replaced the data
+            self._empty_token = None
+            for plot, label in self._live_targets():
+                if labels is None or label in labels:
+                    try:
+                        source = plot.handles["source"]
+                        source.data = {k: [] for k in source.data}
+                    except Exception:  # noqa: BLE001 - a plot being torn down
+                        pass
+            self._push()
+
+        doc = pn.state.curdoc
+        if doc is None or getattr(doc, "session_context", None) is None:
+            empty()
+            return
+        token = self._empty_token = object()
+        try:
+            doc.add_timeout_callback(lambda: empty(token), CLEAR_DELAY_MS)
+        except Exception:  # noqa: BLE001
+            empty()
+
+    def _empty_run(self, obj, kind) -> bool:
+        """A history overlay whose current run is empty (a new run starting) while the same earlier runs
+        are drawn: empty the current run's curves instead of rebuilding the overlay without them (they
+        come back with the next row). Whether it was handled so."""
+        if (not (isinstance(obj, dict) and "history" in obj) or self.kind is None or self._signature is None
+                or kind[0] != self.kind[0] or self._rows_of(obj) or not self._targets):
+            return False
+        signature = self._signature_of(obj)
+        if signature[1] != self._signature[1] or any(k != "time" for k in obj["history"]):
+            return False
+        current = set(self._signature[0])
+        if not any(label in current for _, label in self._live_targets()):
+            return False
+        self._pending, self._has_pending = None, False
+        self._rows_shown = 0
+        self._restream = True  # the current curves get their rows again from the first one
+        self._extents = None
+        self.pipe.update(data=obj)
+        self._empty_later(current)
+        return True
+
+    def _forget(self) -> None:
+        self._empty_token = None
         self.pipe = self.dmap = None
         self.kind = None
         self._targets = {}
+        self._signature = None
+        self._cleared = self._restream = False
+        self._extents = None
         self._pending, self._has_pending = None, False
         self.pane.object = None
