@@ -156,16 +156,6 @@ def _variants():
     return out
 
 
-@pytest.fixture(scope="module")
-def order_problem():
-    target = make_target("bimodal_1d")
-    sch = VPLinear()
-    x = np.random.default_rng(0).standard_normal((64, 1))
-    lv = levels(sch, step_times("logsnr", sch, 1))
-    ref, _ = pf_ode(target, x, lv.at(0), [lv.at(1)], rtol=1e-13, atol=1e-13)
-    return target, sch, x, ref[0]
-
-
 @pytest.mark.parametrize("name,opts", _variants())
 def test_empirical_order(name, opts, order_problem):
     """Slope of log(error vs reference) against log(NFE) within ±0.3 of the registry's order."""

@@ -61,9 +61,9 @@ def test_statistics_of_a_gaussian_are_exact_and_make_the_solver_exact():
     assert e_v3 < 1e-5 and e_pp > 0.1, (e_v3, e_pp)
 
 
-def test_predictor_order_three(order_problem_1d):
+def test_predictor_order_three(order_problem):
     """The third-order predictor alone reaches its order later than the registry's step counts."""
-    target, sch, x, ref = order_problem_1d
+    target, sch, x, ref = order_problem
     nfes, errors = [], []
     for steps in (96, 192, 384):
         out, nfe = sample("dpm_solver_v3", target, x, levels(sch, step_times("logsnr", sch, steps)), order=3,
@@ -72,16 +72,6 @@ def test_predictor_order_three(order_problem_1d):
         errors.append(float(np.mean(np.abs(out - ref))))
     slope = -np.polyfit(np.log(nfes), np.log(errors), 1)[0]
     assert abs(slope - 3) <= 0.3, (errors, slope)
-
-
-@pytest.fixture(scope="module")
-def order_problem_1d():
-    target = make_target("bimodal_1d")
-    sch = VPLinear()
-    x = np.random.default_rng(0).standard_normal((64, 1))
-    lv = levels(sch, step_times("logsnr", sch, 1))
-    ref, _ = pf_ode(target, x, lv.at(0), [lv.at(1)], rtol=1e-13, atol=1e-13)
-    return target, sch, x, ref[0]
 
 
 @pytest.mark.parametrize("schedule,timesteps", [(VPDiscrete(), "uniform_t"), (VPLinear(), "logsnr")])
