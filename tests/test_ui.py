@@ -316,3 +316,35 @@ def test_every_control_shows_its_parameter_doc(name):
     for p in lab.parameter_names():
         if lab.param[p].doc:
             assert shown[p] == lab.param[p].doc, p
+
+
+def test_new_run_keeps_the_sample_plots_and_drops_keys_it_lacks():
+    class FieldOnlyWhenFast(toy_lab.ToyDecay):
+        """The toy lab without its field sample when a > 10 (a lab whose sample keys follow a parameter)."""
+
+        def _frames(self, xp):
+            for frame in super()._frames(xp):
+                if self.a > 10:
+                    frame.samples.pop("field")
+                yield frame
+
+    view = LabView(FieldOnlyWhenFast(), preview=False)
+    try:
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+        plots = dict(view.sample_plots)
+        view.reset()  # the plots stay, emptied: a new run's first frame updates them instead of rebuilding
+        assert view.sample_plots == plots and all(p.data is None for p in plots.values())
+        assert [p.pane for p in plots.values()] == list(view.samples_area.objects)
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+        assert all(view.sample_plots[k] is plots[k] for k in plots)
+        assert view.sample_plots["u"].data.y.shape == (32,)
+        view.reset()
+        view.lab.a = 20.0  # the next run shows no "field": its plot goes at that run's first frame
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+        assert set(view.sample_plots) == {"u"} and view.sample_plots["u"] is plots["u"]
+        assert list(view.samples_area.objects) == [plots["u"].pane]
+    finally:
+        view.stop()
