@@ -18,6 +18,7 @@ with the chosen sampler and step schedule and streams one frame per sampler step
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -37,6 +38,18 @@ from explore.numerics.rk import StepSizeTooSmall
 N_TRAJECTORIES = 16
 #: a particle this many times farther out than the data plus noise can reach counts as diverged
 DIVERGENCE_FACTOR = 20.0
+
+
+@functools.lru_cache(maxsize=64)
+def _stability_points(kind: str, order: int, beta: float = 1.0) -> Points:
+    """The stability-region boundary drawn as the spectrum plot (kept: 5-30 ms to compute, and every
+    run of the same method draws the same one)."""
+    if kind == "rk":
+        re, im = analysis.rk_stability_boundary(order, n=200)
+    else:
+        re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81, kind=kind)
+    re.flags.writeable = im.flags.writeable = False
+    return Points(re, im, xlabel="Re z", ylabel="Im z")
 
 
 @register_lab
@@ -179,35 +192,18 @@ class DiffusionLab(Lab):
         x_host = rng.standard_normal((self.n_samples, d)) * float(lv.sigma[0])
         x = xp.asarray(x_host)
         n_ref = min(self.n_reference, self.n_samples)
-        stops = [lv.at(i) for i in range(1, lv.steps + 1)]
-        try:
-            ref, _ = pf_ode(model, x[:n_ref], lv.at(0), stops, rtol=self.reference_rtol, atol=self.reference_rtol)
-        except StepSizeTooSmall as exc:
-            raise SolverDiverged(0.0, f"the reference PF-ODE ({exc})", self.divergence_hint) from None
-        ref = [x[:n_ref]] + ref
         info = SAMPLERS[self.sampler]
-        records = []
         opts = self.options()
-        local = None if info.stochastic else self.local_errors(model, ref, lv, opts, xp)
-
-        def record(step):
-            records.append((step["x"], step["nfe"]))
-
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out, nfe = sample(self.sampler, model, x, lv, rng=np.random.default_rng(self.seed + 1),
-                              callback=record, **opts)
-        self._final = to_host(out)
         self._stability = None
-        self._reference = to_host(ref[-1])
         self._target = target
         exact_rng = np.random.default_rng(self.seed + 2)
         data = target.conditional(self.class_label) if self.target == "ring_conditional" else target
         n_dist = min(self.n_samples, 4000)
         history = [to_host(x[:N_TRAJECTORIES])]
-        prev = x
-        states = [(x, 0)] + records
         radius = float(np.max(np.linalg.norm(target.means, axis=1)) + 6 * math.sqrt(float(target.eigenvalues.max())))
-        for i, (xi, nfe_i) in enumerate(states):
+        last = lv.steps
+
+        def frame(i, xi, prev, nfe_i, ref_i, ref_end=None, local=None):
             self.ensure_finite(xi, float(nfe_i), f"the samples after step {i} of {self.sampler}")
             a, s = lv.at(i)
             bound = DIVERGENCE_FACTOR * (radius * a + 6 * s * math.sqrt(d))
@@ -216,7 +212,7 @@ class DiffusionLab(Lab):
                 raise SolverDiverged(float(nfe_i), f"the samples after step {i} of {self.sampler} (|x| = "
                                      f"{largest:.3g}, {DIVERGENCE_FACTOR}x beyond the data and noise scale)",
                                      self.divergence_hint)
-            err = xp.sqrt(xp.sum((xi[:n_ref] - ref[i]) ** 2, axis=1))
+            err = xp.sqrt(xp.sum((xi[:n_ref] - ref_i) ** 2, axis=1))
             exact = xp.asarray(data.sample(n_dist, exact_rng, a, s))
             convergence = {
                 "error": float(xp.mean(err)),
@@ -227,9 +223,8 @@ class DiffusionLab(Lab):
             history.append(to_host(xi[:N_TRAJECTORIES]))
             samples = self._samples(xi, a, s, history)
             spectrum = self._spectrum(xi - prev if i > 0 else None)
-            prev = xi
             diagnostics = {"sigma_bar": float(s / a), "max_error": float(xp.max(err))}
-            if i == len(states) - 1 and self.study:
+            if i == last and self.study:
                 samples["convergence_study"] = self._study(model, x_host[:min(n_ref, 512)], xp)
                 theory = info.order({**info.defaults, **opts})
                 nfes, errs = self._study_result
@@ -237,14 +232,42 @@ class DiffusionLab(Lab):
                     samples["convergence_theory"] = Curve(
                         nfes, errs[-1] * (nfes / nfes[-1]) ** (-theory), xlabel="nfe",
                         ylabel=f"reference slope NFE^-{theory}", logx=True, logy=True)
-            if i == len(states) - 1:
+            if i == last:
                 for name in self.compared():
-                    cloud, err_c = self._side_by_side(name, model, x, ref[-1], n_ref, int(nfe_i), xp)
+                    cloud, err_c = self._side_by_side(name, model, x, ref_end, n_ref, int(nfe_i), xp)
                     convergence[f"error_{name}"] = err_c
                     if cloud is not None:
                         samples[f"compare_{name}"] = cloud
-            yield Frame(step=i, time=float(nfe_i), progress=i / lv.steps, convergence=convergence,
-                        diagnostics=diagnostics, spectrum=spectrum, samples=samples, nfe=int(nfe_i), steps=i)
+            return Frame(step=i, time=float(nfe_i), progress=i / lv.steps, convergence=convergence,
+                         diagnostics=diagnostics, spectrum=spectrum, samples=samples, nfe=int(nfe_i), steps=i)
+
+        # the initial noise is shown before any solve: a new parameter value's first frame (the page's
+        # preview) costs milliseconds, not the reference PF-ODE and the whole sampling run
+        if last > 0:
+            yield frame(0, x, x, 0, x[:n_ref])
+        stops = [lv.at(i) for i in range(1, lv.steps + 1)]
+        try:
+            ref, _ = pf_ode(model, x[:n_ref], lv.at(0), stops, rtol=self.reference_rtol, atol=self.reference_rtol)
+        except StepSizeTooSmall as exc:
+            raise SolverDiverged(0.0, f"the reference PF-ODE ({exc})", self.divergence_hint) from None
+        ref = [x[:n_ref]] + ref
+        records = []
+        local = None if info.stochastic else self.local_errors(model, ref, lv, opts, xp)
+
+        def record(step):
+            records.append((step["x"], step["nfe"]))
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out, nfe = sample(self.sampler, model, x, lv, rng=np.random.default_rng(self.seed + 1),
+                              callback=record, **opts)
+        self._final = to_host(out)
+        self._reference = to_host(ref[-1])
+        states = [(x, 0)] + records
+        prev = x
+        for i, (xi, nfe_i) in enumerate(states):
+            if i > 0 or last == 0:
+                yield frame(i, xi, prev, nfe_i, ref[i], ref[-1], local)
+            prev = xi
         if nfe != states[-1][1]:  # pragma: no cover - the callback reports every step
             raise RuntimeError("sampler callback missed steps")
 
@@ -319,11 +342,9 @@ class DiffusionLab(Lab):
             order = {"pndm": 4, "dpmpp_2m": 2, "dpmpp_3m": 3}.get(self.sampler, min(self.order, 4))
             beta = self.momentum if "beta" in info.defaults else 1.0
             kind = "ghvb" if self.sampler == "ghvb" else "hb"
-            re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81, kind=kind)
+            self._stability = _stability_points(kind, order, beta)
         else:
-            p = max(1, min(info.order({**info.defaults, **self.options()}), 4))
-            re, im = analysis.rk_stability_boundary(p, n=200)
-        self._stability = Points(re, im, xlabel="Re z", ylabel="Im z")
+            self._stability = _stability_points("rk", max(1, min(info.order({**info.defaults, **self.options()}), 4)))
         return self._stability
 
     def _side_by_side(self, name, model, x, ref_end, n_ref, nfe_budget, xp):

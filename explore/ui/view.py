@@ -80,6 +80,24 @@ def _add_tooltips(lab: Lab, pane: pn.Param) -> None:
     pane.layout.objects = objects
 
 
+#: ms a parameter widget's change from the browser waits on the server before it is processed. Panel
+#: waits 50 ms (``Syncable._debounce``, to merge bursts of edits) — half of the 100 ms the whole
+#: change → new plot round trip may take. Edits arriving within the wait are still merged, and the
+#: preview of superseded values is abandoned anyway (a new worker per change, the old one stopped).
+WIDGET_DEBOUNCE_MS = 5
+
+
+#: ms after a parameter change before the page's secondary parts follow it (the URL, the code
+#: snippet): each re-lays out the page, and done at once they held the new plot data back by ~50 ms
+SECONDARY_DELAY_MS = 300
+
+
+def _respond_quickly(pane: pn.Param) -> None:
+    """Process the browser's edits of ``pane``'s widgets after ``WIDGET_DEBOUNCE_MS``, not 50 ms."""
+    for widget in pane._widgets.values():
+        widget._debounce = WIDGET_DEBOUNCE_MS  # Panel reads it per instance (a class default otherwise)
+
+
 class _Worker:
     """Iterates ``lab.frames()`` in a daemon thread; pause, single steps and stop via a condition."""
 
@@ -318,6 +336,7 @@ class LabView(pn.viewable.Viewer):
         self._connected, self._disconnected_at = False, None
         self._previewing = False  # the worker only shows the initial state (no Run or Step yet)
         self._doc = None  # the served session's document (for draining on the next tick)
+        self._soon_tokens: dict[str, object] = {}
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
@@ -373,6 +392,7 @@ class LabView(pn.viewable.Viewer):
         }
         for pane in self.param_panes.values():
             _add_tooltips(lab, pane)
+            _respond_quickly(pane)
         self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
                                      toggle=False)
         self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
@@ -827,7 +847,7 @@ class LabView(pn.viewable.Viewer):
     # ================================================================= parameters
     def _on_lab_param(self, *events) -> None:
         try:
-            self._update_code()
+            self._soon("code", self._update_code)
             if self._suppress_param_events:
                 return
             if self._worker is not None and self._worker.alive and not self._previewing:
@@ -882,9 +902,30 @@ class LabView(pn.viewable.Viewer):
             except Exception:  # noqa: BLE001 - the URL is a convenience; never break the page for it
                 pass
 
-        self.lab.param.watch(write, self.lab.parameter_names())
-        self.preset.param.watch(write, "value")
+        self.lab.param.watch(lambda *events: self._soon("url", write), self.lab.parameter_names())
+        self.preset.param.watch(lambda *events: self._soon("url", write), "value")
         write()
+
+    def _soon(self, key: str, fn) -> None:
+        """Call ``fn`` ``SECONDARY_DELAY_MS`` from now in a served page (the latest call per ``key``
+        wins), at once elsewhere: for what may lag a parameter change, not the plots."""
+        doc = self._doc or (pn.state.curdoc if pn.state.curdoc is not None
+                            and pn.state.curdoc.session_context else None)
+        if doc is None:
+            fn()
+            return
+        token = self._soon_tokens[key] = object()
+
+        def call():
+            if self._soon_tokens.get(key) is token:
+                del self._soon_tokens[key]
+                with set_curdoc(doc):
+                    fn()
+
+        try:
+            doc.add_timeout_callback(call, SECONDARY_DELAY_MS)
+        except Exception:  # noqa: BLE001 - the session is gone
+            pass
 
     def _update_code(self) -> None:
         """Show the snippet and CLI line of the current values (and give the snippet to "Copy code")."""
