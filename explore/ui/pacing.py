@@ -95,7 +95,8 @@ class Pacer:
             return True
 
     def record(self, seconds: float) -> None:
-        """Fold the measured cost of one push into the moving average."""
+        """Fold the measured cost of one push (CPU seconds of the event loop's thread) into the moving
+        average."""
         self.cost = 0.8 * self.cost + 0.2 * seconds
 
 

@@ -9,6 +9,7 @@ template's web font (Open Sans from Google Fonts) is replaced by the system font
 from __future__ import annotations
 
 import base64
+import sys
 
 import panel as pn
 from panel.io.resources import CDN_DIST
@@ -98,6 +99,12 @@ def routes(labs: list[str] | None = None) -> dict:
     return out
 
 
+#: seconds a thread holding the GIL runs before another may take it (Python's default: 5 ms). The
+#: server's event loop pushes plots and answers clicks between the lab threads' Python code; at 5 ms
+#: a streaming drain waited for the GIL many times over and cost 4x its own work
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
 def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs: list[str] | None = None,
           threaded: bool = False, **kwargs):
     """Serve the gallery and the labs with ``pn.serve``.
@@ -106,6 +113,8 @@ def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs
     Other keyword arguments go to ``pn.serve`` (e.g. ``websocket_origin``, ``verbose``).
     """
     kwargs.setdefault("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
+    # the event loop shares the GIL with every running lab's worker thread: hand it over sooner
+    sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
     # a closed tab's session (its memory) goes within ~30 s; its worker thread stops within ~2 s
     kwargs.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_SESSIONS_MS)
     kwargs.setdefault("unused_session_lifetime_milliseconds", UNUSED_SESSION_LIFETIME_MS)
