@@ -95,6 +95,53 @@ def test_fast_nonlinear_term_equals_the_generic_one(preset):
             assert ba[key] == pytest.approx(bb[key], rel=1e-12, abs=1e-16), key
 
 
+def test_fast_nonlinear_term_reuse_and_lazy_speeds():
+    """A repeated evaluation with ``record`` at the state of the previous one (a frame's diagnostics,
+    then the next step's first stage) gives that result and budget again, as a copy; any other
+    evaluation computes. The CFL speeds read later are those of the last evaluation."""
+    lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32)
+    y0, um, forcing, psi_f = lab.initial_state()
+    grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP)
+
+    def problem():
+        return bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, compact=True)
+
+    p, ref = problem(), problem()
+    rng = np.random.default_rng(3)
+    y1 = p.compress(y0)
+    y2 = y1 + 0.1 * np.abs(y1).max() * rng.standard_normal(y1.shape) * (np.abs(y1) > 0)
+
+    def fresh(y, record=True):  # a new problem: nothing to reuse
+        ref._fast._memo = None
+        ref.record = record
+        return ref.nonlinear(0.0, y), ref.max_speed, ref.max_rate, ref.budget
+
+    p.record = True
+    n1 = p.nonlinear(0.0, y1)
+    b1 = dict(p.budget)
+    p.record = True
+    n1_again = p.nonlinear(0.0, y1.copy())  # equal values: reused
+    assert p._fast._calls == 1 and n1_again is not n1
+    np.testing.assert_array_equal(n1_again, n1)
+    assert p.budget == b1 and p.record is False
+    n_ref, s_ref, r_ref, b_ref = fresh(y1)
+    np.testing.assert_array_equal(n1, n_ref)
+    assert (p.max_speed, p.max_rate, b1) == (s_ref, r_ref, b_ref)
+    # another state, or an evaluation in between: computed again
+    p.record = True
+    p.nonlinear(0.0, y2)
+    p.nonlinear(0.0, y1)
+    p.record = True
+    n1_third = p.nonlinear(0.0, y1)
+    assert p._fast._calls == 4
+    np.testing.assert_array_equal(n1_third, n_ref)
+    # speeds are those of the last evaluation, however many came before and whenever read
+    p.nonlinear(0.0, y2)
+    _, s2, r2, _ = fresh(y2, record=False)
+    assert (p.max_speed, p.max_rate) == (s2, r2)
+    assert r2 != r_ref
+
+
 def test_rayleigh_solver_reproduces_michalke():
     """U = tanh z: maximal growth 0.1897 at α = 0.4446, neutral at α = 1 (Michalke 1964)."""
     assert bq.rayleigh_growth_rate(bq.MICHALKE_ALPHA_MAX) == pytest.approx(bq.MICHALKE_GROWTH_MAX, rel=5e-3)

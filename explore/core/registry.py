@@ -18,8 +18,12 @@ def register_lab(cls):
     return cls
 
 
-def _load_builtin() -> None:
-    import explore.labs  # noqa: F401  (registers the built-in labs)
+def _load_builtin(name: str | None = None) -> None:
+    """Register the built-in labs: all of them, or (``name``) only the one of that name if it is one."""
+    import explore.labs
+
+    if name is None or not explore.labs.load(name) or name not in _LABS:
+        explore.labs.load_all()
 
 
 def lab_names() -> list[str]:
@@ -35,8 +39,12 @@ def lab_classes() -> dict[str, type]:
 
 
 def get_lab(name: str) -> type:
-    """The lab class registered as ``name``; a clear error names the known labs otherwise."""
-    _load_builtin()
+    """The lab class registered as ``name``; a clear error names the known labs otherwise.
+
+    Only that lab's module is imported when ``name`` is a built-in lab (the others load when listed).
+    """
+    if name not in _LABS:
+        _load_builtin(name)
     try:
         return _LABS[name]
     except KeyError:
