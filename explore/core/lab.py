@@ -51,7 +51,10 @@ class Lab(param.Parameterized):
 
     def __init__(self, preset: str | None = None, **params):
         super().__init__()
-        preset = preset if preset is not None else self.default_preset
+        # (values for every parameter, e.g. a copy ``type(lab)(**lab.values())``, leave nothing of the
+        # default preset to apply)
+        if preset is None and not params.keys() >= set(self.parameter_names()):
+            preset = self.default_preset
         if preset is not None:
             self.apply_preset(preset)
         if params:
