@@ -11,7 +11,10 @@ plus one convergence scalar. The server (``explore.ui.serve`` for this lab alone
 free port) runs in a child process (this script with ``--serve``), so its resident memory is its own
 and the browser's driver does not share its interpreter.
 
-**Throughput** (each case): open the page in headless Chromium, press Run (keyboard), wait
+**Throughput** (each case, once per ``--rates`` value: the lab making frames as fast as it can — its
+worker thread then takes one of the machine's two cores — and at 60 frames/s, three times the
+target, as a solver with real work between frames does): open the page in headless Chromium, press
+Run (keyboard), wait
 ``--warmup`` seconds, then count for ``--seconds`` (default 20) in the page the distinct updates of the
 ``sample:*`` Bokeh data source: a hook on the document's ``apply_json_patch`` notes each patch after
 which the source's data column is a new array with new values. fps = updates / window. Target ≥ 20 fps.
@@ -277,11 +280,12 @@ def read_stats(path: Path, since: float, until: float) -> dict:
     return out
 
 
-def measure_fps(browser, base: str, case: str, seconds: float, warmup: float, stats_path: Path) -> dict:
+def measure_fps(browser, base: str, case: str, seconds: float, warmup: float, stats_path: Path,
+                rate: float = 0.0) -> dict:
     from ui_latency import loadavg, open_lab
 
     load0 = loadavg()
-    page, errors = open_lab(browser, f"{base}/{LAB}?sample={case}")
+    page, errors = open_lab(browser, f"{base}/{LAB}?sample={case}&rate={rate:g}")
     try:
         page.evaluate(COUNT_JS)
         press(page, "Run")
@@ -303,7 +307,7 @@ def measure_fps(browser, base: str, case: str, seconds: float, warmup: float, st
     ups = r["updates"]
     gaps = [b - a for a, b in zip(ups, ups[1:])]
     return {
-        "case": case, "seconds": round(window_s, 2), "updates": len(ups),
+        "case": case, "rate": rate, "seconds": round(window_s, 2), "updates": len(ups),
         "fps": len(ups) / window_s,
         "interval_median_ms": statistics.median(gaps) if gaps else None,
         "interval_p95_ms": sorted(gaps)[int(0.95 * (len(gaps) - 1))] if gaps else None,
@@ -374,14 +378,14 @@ def write_report(meta: dict, cases: list[dict], memory: dict | None, out: Path) 
         "",
         f"## Throughput (target ≥ {TARGET_FPS:.0f} fps)",
         "",
-        "| case | fps | updates / window (s) | interval median / p95 (ms) | browser: apply per patch (ms), main thread busy | "
+        "| case | lab frames/s | fps | updates / window (s) | interval median / p95 (ms) | browser: apply per patch (ms), main thread busy | "
         "server: frames drained/s, drain mean (ms), push (`_send`) mean (ms), serialise mean (ms), pacer cost (ms) | target | load (1 min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         s = c["server"]
         lines.append(
-            f"| {c['case']} | **{c['fps']:.1f}** | {c['updates']} / {c['seconds']:.1f} | "
+            f"| {c['case']} | {c.get('rate') or 'max'} | **{c['fps']:.1f}** | {c['updates']} / {c['seconds']:.1f} | "
             f"{f(c['interval_median_ms'], '.0f')} / {f(c['interval_p95_ms'], '.0f')} | "
             f"{c['apply_ms_per_patch']:.1f}, {100 * c['browser_busy_share']:.0f} % | "
             f"{f(s.get('frames_drained_per_s'), '.0f')}, {f(s.get('drain', {}).get('mean_ms'))}, "
@@ -392,6 +396,8 @@ def write_report(meta: dict, cases: list[dict], memory: dict | None, out: Path) 
         "",
         "- **fps**: distinct updates of the `sample:s` data source in the page (new array, new values) per "
         "second of the window, counted by a hook on the document's `apply_json_patch`.",
+        "- **lab frames/s**: how fast the synthetic lab makes frames (`max`: as fast as it can, its worker "
+        "thread taking a whole core of the two from the server and the browser).",
         "- browser **busy**: share of the window spent in long tasks (> 50 ms) of the page's main thread.",
         "- server figures come from the server child (wrapped `LabView._drain`, `LivePlot._send`, "
         "`Protocol.create`).",
@@ -423,6 +429,8 @@ def write_report(meta: dict, cases: list[dict], memory: dict | None, out: Path) 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="field,points")
+    ap.add_argument("--rates", default="0,60",
+                    help="frames/s the lab makes in the throughput cases, comma-separated (0: as fast as it can)")
     ap.add_argument("--seconds", type=float, default=20.0, help="counting window per case")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of streaming before counting")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the memory run (0: none)")
@@ -452,11 +460,12 @@ def main(argv=None) -> int:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             with Server(out.parent / (out.name + "_server.log"), stats_path) as server:
-                for case in [c for c in args.cases.split(",") if c]:
-                    r = measure_fps(browser, server.base, case, args.seconds, args.warmup, stats_path)
+                for case, rate in [(c, float(r)) for c in args.cases.split(",") if c
+                                   for r in args.rates.split(",") if r]:
+                    r = measure_fps(browser, server.base, case, args.seconds, args.warmup, stats_path, rate)
                     cases.append(r)
                     s = r["server"]
-                    print(f"{case:7s} {r['fps']:5.1f} fps ({r['updates']} updates / {r['seconds']:.1f} s), "
+                    print(f"{case:7s} lab {rate or 'max':>4} frames/s: {r['fps']:5.1f} fps ({r['updates']} updates / {r['seconds']:.1f} s), "
                           f"interval median {r['interval_median_ms']:.0f} ms, server pushes "
                           f"{s.get('sample_pushes_per_s', float('nan')):.1f}/s, browser apply "
                           f"{r['apply_ms_per_patch']:.1f} ms/patch, busy {100 * r['browser_busy_share']:.0f} %, "
