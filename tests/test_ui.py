@@ -348,3 +348,31 @@ def test_new_run_keeps_the_sample_plots_and_drops_keys_it_lacks():
         assert list(view.samples_area.objects) == [plots["u"].pane]
     finally:
         view.stop()
+
+
+def test_a_single_frame_shows_its_samples_first_and_its_history_next_tick():
+    from bokeh.document import Document
+
+    class Doc(Document):  # a served session's document that keeps its next-tick callbacks to call here
+        def __init__(self):
+            super().__init__()
+            self.ticks = []
+
+        def add_next_tick_callback(self, fn):
+            self.ticks.append(fn)
+
+    view = LabView(toy_lab.ToyDecay(), preview=False)
+    view._doc = doc = Doc()
+    try:
+        view.step()
+        assert wait_for(lambda: view._queue.qsize() > 0)
+        view.drain()
+        assert view.sample_plots["u"].data is not None and view.progress_text.object == "Ready."
+        assert len(view.convergence_history()["time"]) == 1
+        shown = [fn for fn in doc.ticks if fn.__name__ == "show"]
+        assert len(shown) == 1
+        shown[0]()
+        assert view.progress_text.object.startswith("step ") and view._pending_history is None
+        shown[0]()  # a second call (or a call after a newer frame) does nothing
+    finally:
+        view.stop()

@@ -337,7 +337,7 @@ class LabView(pn.viewable.Viewer):
         self._previewing = False  # the worker only shows the initial state (no Run or Step yet)
         self._doc = None  # the served session's document (for draining on the next tick)
         self._soon_tokens: dict[str, object] = {}
-        self._frames_shown = 0
+        self._pending_history: Frame | None = None  # a single frame whose history plots follow next tick
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
@@ -626,7 +626,7 @@ class LabView(pn.viewable.Viewer):
     def _clear_run_display(self) -> None:
         """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
         self._frames, self._rows, self._diag_rows = [], _Columns(), _Columns()
-        self._unshown = None
+        self._unshown = self._pending_history = None
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
         self.export.run_available = False
         # the sample plots stay (emptied): the next run's first frame of the same keys and kinds is a
@@ -768,11 +768,13 @@ class LabView(pn.viewable.Viewer):
         """The convergence and diagnostics plots and the progress of ``frame`` as a second message on
         the session's next tick (unless another frame is shown first): the browser applies the
         samples' patch ~20-30 ms sooner without a dozen one-point history curves in it."""
-        doc, shown = self._doc, self._frames_shown
+        doc = self._doc
+        self._pending_history = frame
 
         def show():
-            if self._frames_shown != shown:
-                return  # a newer frame was shown, with its history
+            if self._pending_history is not frame:
+                return  # a newer frame was shown (or the run's end showed it)
+            self._pending_history = None
             with set_curdoc(doc), _hold():
                 self._show_history(frame)
 
@@ -791,7 +793,7 @@ class LabView(pn.viewable.Viewer):
         self._update_progress(frame)
 
     def _show_frame(self, frame: Frame, force: bool = True, history: bool = True) -> None:
-        self._frames_shown += 1
+        self._pending_history = None
         self._progress = float(frame.progress)
         if history:
             self._send_convergence(force=force)
@@ -827,6 +829,9 @@ class LabView(pn.viewable.Viewer):
         self.samples_area.objects = kept or [self._placeholder]
 
     def _finish(self, kind: str, payload) -> None:
+        if self._pending_history is not None:  # the last frame's history, before the end's own updates
+            frame, self._pending_history = self._pending_history, None
+            self._show_history(frame)
         self._tick()
         worker, self._worker = self._worker, None
         if worker is not None:
