@@ -95,8 +95,7 @@ class Pacer:
             return True
 
     def record(self, seconds: float) -> None:
-        """Fold the measured cost of one push (CPU seconds of the event loop's thread) into the moving
-        average."""
+        """Fold the measured cost of one push (wall seconds of the event loop) into the moving average."""
         self.cost = 0.8 * self.cost + 0.2 * seconds
 
 
