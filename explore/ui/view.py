@@ -502,18 +502,28 @@ class LabView(pn.viewable.Viewer):
         """From the worker thread: a single step's frame (Step, a preview) is ready; drain on the
         session's next tick instead of waiting for the periodic callback (the page answers a click or
         a parameter change as soon as the frame exists)."""
-        doc = self._doc
-        if doc is None:
-            return
+        self._later(self.drain)
 
-        def drain_now():
+    def _later(self, fn, delay_ms: int = 0, doc=None) -> bool:
+        """Run ``fn`` on the served session's event loop (its document current): at its next tick, or
+        ``delay_ms`` from now. ``False`` where there is no served session (tests, nothing scheduled)."""
+        doc = doc or self._doc
+        if doc is None:
+            return False
+
+        @functools.wraps(fn)
+        def call():
             with set_curdoc(doc):
-                self.drain()
+                fn()
 
         try:
-            doc.add_next_tick_callback(drain_now)
+            if delay_ms:
+                doc.add_timeout_callback(call, delay_ms)
+            else:
+                doc.add_next_tick_callback(call)
         except Exception:  # noqa: BLE001 - the session is gone: nothing to show
             pass
+        return True
 
     def _active(self) -> bool:
         """Whether frames are coming: a run not paused, a granted step, or frames still queued."""
@@ -783,20 +793,16 @@ class LabView(pn.viewable.Viewer):
         """The convergence and diagnostics plots and the progress of ``frame`` as a second message on
         the session's next tick (unless another frame is shown first): the browser applies the
         samples' patch ~20-30 ms sooner without a dozen one-point history curves in it."""
-        doc = self._doc
         self._pending_history = frame
 
         def show():
             if self._pending_history is not frame:
                 return  # a newer frame was shown (or the run's end showed it)
             self._pending_history = None
-            with set_curdoc(doc), _hold():
+            with _hold():
                 self._show_history(frame)
 
-        try:
-            doc.add_next_tick_callback(show)
-        except Exception:  # noqa: BLE001 - the session is gone
-            pass
+        self._later(show)
 
     def _plots(self) -> list[LivePlot]:
         return [self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()]
@@ -965,23 +971,16 @@ class LabView(pn.viewable.Viewer):
     def _soon(self, key: str, fn) -> None:
         """Call ``fn`` ``SECONDARY_DELAY_MS`` from now in a served page (the latest call per ``key``
         wins), at once elsewhere: for what may lag a parameter change, not the plots."""
-        doc = self._doc or (pn.state.curdoc if pn.state.curdoc is not None
-                            and pn.state.curdoc.session_context else None)
-        if doc is None:
-            fn()
-            return
         token = self._soon_tokens[key] = object()
 
-        def call():
+        def latest():
             if self._soon_tokens.get(key) is token:
                 del self._soon_tokens[key]
-                with set_curdoc(doc):
-                    fn()
+                fn()
 
-        try:
-            doc.add_timeout_callback(call, SECONDARY_DELAY_MS)
-        except Exception:  # noqa: BLE001 - the session is gone
-            pass
+        served = pn.state.curdoc if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
+        if not self._later(latest, SECONDARY_DELAY_MS, doc=served):
+            latest()
 
     def _update_code(self) -> None:
         """Show the snippet and CLI line of the current values (and give the snippet to "Copy code")."""
