@@ -1,6 +1,6 @@
 """CuPy backend check: every lab on NumPy and on CuPy, same parameters, side by side.
 
-Run on a machine with an NVIDIA GPU and CuPy:  python benchmarks/gpu_check.py [--out results/gpu.json]
+Run on a machine with an NVIDIA GPU and CuPy:  python benchmarks/gpu_check.py [--quick] [--out results/gpu.json]
 For each case it prints the wall time of ``lab.run()`` on both backends (after one warm-up run
 on CuPy, so kernel compilation is not counted) and the largest difference between the two
 results: every convergence/diagnostic variable (relative) and the final full-resolution state.
@@ -26,6 +26,8 @@ CASES = [
     ("kelvin_helmholtz", dict(preset="basic_shear", nx=1024, nz=512, t_end=0.1, n_snapshots=2)),
     ("diffusion", dict(preset="ring8", n_samples=100_000)),
 ]
+#: the cases that measure speed on large grids (skipped by ``--quick``)
+LARGE = [CASES[2], CASES[4], CASES[6]]
 
 
 def run(name: str, params: dict, backend: str):
@@ -58,9 +60,13 @@ def compare(a, b) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", help="write the table as JSON")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the small cases (agreement of the backends; the large grids measure speed)")
     args = parser.parse_args()
     rows = []
     for name, params in CASES:
+        if args.quick and (name, params) in LARGE:
+            continue
         ds_np, t_np = run(name, params, "numpy")
         run(name, params, "cupy")  # warm-up: FFT plans, kernel compilation
         ds_cp, t_cp = run(name, params, "cupy")
