@@ -21,10 +21,15 @@ def fitted_slope(x, y) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
+#: the three ways of a wall grid's transforms: SciPy's DCT/DST, dense matrices, the even/odd extension
+PATHS = {"scipy": dict(), "dense": dict(fast_path=False), "extension": dict(fast_path=False, dense=False)}
+
+
 @pytest.mark.parametrize("walls", [True, False])
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_transforms_are_exact_on_the_band(walls, fast_path):
-    g = bq.ChannelGrid(2.0, 1.0, 32, 16, NP, walls=walls, fast_path=fast_path)
+@pytest.mark.parametrize("path", list(PATHS))
+def test_transforms_are_exact_on_the_band(walls, path):
+    g = bq.ChannelGrid(2.0, 1.0, 32, 16, NP, walls=walls, **PATHS[path])
+    assert g._dense_z == (walls and path == "dense")
     x, z = g.x[None, :], g.z[:, None]
     kx = 2 * math.pi * 2 / g.Lx
     if walls:  # cosine mode 3 and sine mode 5 of the wall-bounded box
@@ -48,9 +53,10 @@ def test_transforms_are_exact_on_the_band(walls, fast_path):
     assert float(g.inner(c_even, c_even)) == pytest.approx(float(g.mean(even * even)), rel=1e-13)
 
 
-def test_fast_path_equals_the_extension():
-    a = bq.ChannelGrid(2.0, 1.0, 64, 32, NP)
-    b = bq.ChannelGrid(2.0, 1.0, 64, 32, NP, fast_path=False)
+@pytest.mark.parametrize("path", ["scipy", "dense"])
+def test_fast_and_dense_paths_equal_the_extension(path):
+    a = bq.ChannelGrid(2.0, 1.0, 64, 32, NP, **PATHS[path])
+    b = bq.ChannelGrid(2.0, 1.0, 64, 32, NP, **PATHS["extension"])
     f = np.random.default_rng(0).standard_normal((2, 33, 64))
     for parity in (bq.EVEN, bq.ODD):
         np.testing.assert_allclose(a.forward(f, parity), b.forward(f, parity), atol=1e-15)
@@ -58,18 +64,36 @@ def test_fast_path_equals_the_extension():
         np.testing.assert_allclose(a.inverse(c, parity), b.inverse(c, parity), atol=1e-14)
 
 
+def test_dense_transforms_follow_the_size():
+    """Dense matrices where a direction has at most DENSE_MAX points (off NumPy's SciPy path), FFTs beyond."""
+    small = bq.ChannelGrid(2.0, 1.0, bq.DENSE_MAX, bq.DENSE_MAX - 1, NP, fast_path=False)
+    wide = bq.ChannelGrid(2.0, 1.0, 2 * bq.DENSE_MAX, 64, NP, fast_path=False)
+    tall = bq.ChannelGrid(2.0, 1.0, 64, bq.DENSE_MAX, NP, fast_path=False)
+    periodic = bq.ChannelGrid(2.0, 1.0, 64, 64, NP, walls=False)
+    assert (small._dense_z, small._dense_x) == (True, True)
+    assert (wide._dense_z, wide._dense_x) == (True, False)
+    assert (tall._dense_z, tall._dense_x) == (False, False)
+    assert not periodic._dense_z and not bq.ChannelGrid(2.0, 1.0, 64, 32, NP)._dense_z
+    f = np.random.default_rng(1).standard_normal((65, 2 * bq.DENSE_MAX))
+    ref = bq.ChannelGrid(2.0, 1.0, 2 * bq.DENSE_MAX, 64, NP)
+    for parity in (bq.EVEN, bq.ODD):  # dense in z, FFT in x
+        np.testing.assert_allclose(wide.forward(f, parity), ref.forward(f, parity), atol=1e-15)
+
+
 @pytest.mark.parametrize("preset", ["basic_shear", "forced", "rotating"])
 def test_fast_nonlinear_term_equals_the_generic_one(preset):
-    """SciPy's real transforms on the kept modes (NumPy fast path) = the array-API even/odd extension:
-    tendencies, CFL rates and the kinetic-energy budget, on a strongly nonlinear band-limited state."""
+    """SciPy's real transforms on the kept modes (NumPy fast path) and the dense matrices (the GPU's
+    path), full and compact, = the array-API even/odd extension: tendencies, CFL rates and the
+    kinetic-energy budget, on a strongly nonlinear band-limited state (with a mean flow)."""
     lab = KelvinHelmholtzLab(preset=preset, nx=64, nz=32)
     y0, um, forcing, psi_f = lab.initial_state()
+    um += 0.3
     out = []
-    for fast in (True, False):
-        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP, fast_path=fast)
+    for path in ("scipy", "extension", "dense"):
+        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP, **PATHS[path])
         problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, rotation=lab.rotation,
                                        forcing=forcing, forcing_streamfunction=psi_f)
-        assert (problem._fast is not None) == fast
+        assert (problem._fast is not None, problem._dense is not None) == (path == "scipy", path == "dense")
         rng = np.random.default_rng(5)
         y = y0 + np.abs(y0).max() * (rng.standard_normal(y0.shape) + 1j * rng.standard_normal(y0.shape)) * grid.dealias
         y[0, 0], y[0, -1] = 0, 0  # ζ is a sine series
@@ -78,16 +102,17 @@ def test_fast_nonlinear_term_equals_the_generic_one(preset):
         n = problem.nonlinear(0.0, y)
         out.append((n, problem.max_speed, problem.max_rate, problem.budget))
     # the compact state (the dealiased band only) gives the same tendencies on the band
-    grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP)
-    problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, rotation=lab.rotation,
-                                   forcing=forcing, forcing_streamfunction=psi_f, compact=True)
-    assert problem.compact and problem.linear.shape == (2, 22, 22)
-    np.testing.assert_array_equal(problem.expand(problem.compress(y)), y)  # y is dealiased
-    problem.record = True
-    n = problem.expand(problem.nonlinear(0.0, problem.compress(y)))
-    out.append((n, problem.max_speed, problem.max_rate, problem.budget))
-    (b, sb, rb, bb) = out[1]
-    for a, sa, ra, ba in (out[0], out[2]):
+    for path in ("scipy", "dense"):
+        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP, **PATHS[path])
+        problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, rotation=lab.rotation,
+                                       forcing=forcing, forcing_streamfunction=psi_f, compact=True)
+        assert problem.compact and problem.linear.shape == (2, 22, 22)
+        np.testing.assert_array_equal(problem.expand(problem.compress(y)), y)  # y is dealiased
+        problem.record = True
+        n = problem.expand(problem.nonlinear(0.0, problem.compress(y)))
+        out.append((n, problem.max_speed, problem.max_rate, problem.budget))
+    (b, sb, rb, bb) = out.pop(1)
+    for a, sa, ra, ba in out:
         np.testing.assert_allclose(a, b, atol=1e-13 * np.abs(b).max())
         np.testing.assert_allclose(sa, sb, rtol=1e-14)
         assert ra == pytest.approx(rb, rel=1e-14)
@@ -222,22 +247,28 @@ def test_default_cfl_step_is_stable_and_accurate():
     assert float(default.energy_budget_residual.max()) < 1e-3
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_numerics_on_array_api_strict_equal_numpy(fast_path):
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("compact", [False, True])
+def test_numerics_on_array_api_strict_equal_numpy(path, compact):
+    """array_api_strict (dense or extension: what CuPy runs) against NumPy (its SciPy path or the same)."""
     lab = KelvinHelmholtzLab(preset="forced", nx=32, nz=16, rotation=0.3)
     out = []
     for xp in (array_api_strict, NP):
-        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 32, 16, xp, fast_path=fast_path)
+        grid = bq.ChannelGrid(lab.Lx, lab.Lz, 32, 16, xp, **PATHS[path])
         y0, um, forcing, psi_f = lab.initial_state()
+        um += 0.2
         problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, rotation=0.3,
-                                       forcing=xp.asarray(forcing), forcing_streamfunction=xp.asarray(psi_f))
+                                       forcing=xp.asarray(forcing), forcing_streamfunction=xp.asarray(psi_f),
+                                       compact=compact)
+        assert problem.compact == (compact and path != "extension")
         stepper = make_integrator("etdrk4", problem, dt=0.01)
-        state = stepper.init(0.0, xp.asarray(y0))
+        state = stepper.init(0.0, problem.compress(xp.asarray(y0)))
         for _ in range(3):
             state = stepper.step(state, 1.0)
-        u, w = problem.velocity(state.y)
-        rho = grid.inverse(state.y[1, ...], bq.EVEN)
-        out.append((np.asarray(state.y), bq.kinetic_energy(grid, state.y[0, ...], um), bq.enstrophy(grid, state.y[0, ...]),
+        y = problem.expand(state.y)
+        u, w = problem.velocity(y)
+        rho = grid.inverse(y[1, ...], bq.EVEN)
+        out.append((np.asarray(y), bq.kinetic_energy(grid, y[0, ...], um), bq.enstrophy(grid, y[0, ...]),
                     bq.divergence_rms(grid, u, w), bq.background_potential_energy(grid, rho, lab.Ri),
                     np.asarray(bq.energy_spectrum(grid, u, w)[1])))
     strict, plain = out

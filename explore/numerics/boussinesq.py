@@ -11,8 +11,12 @@ density jump (the momentum equation carries :math:`-Ri\,\rho\,\hat z`).
 Space: Fourier in x (real FFTs); in z either Fourier (doubly periodic) or sine/cosine series on a
 vertex grid ``z_j = -Lz/2 + j Lz/nz``, ``j = 0..nz`` (free-slip walls): ψ and ζ are sine series
 (ψ = ζ = 0 on the walls, so w = 0 and u_z = 0), ρ a cosine series (no flux, ρ_z = 0, so the mean
-density is conserved).  The sine/cosine transforms are written array-API style as the even/odd
-extension to a ``2 nz``-periodic FFT, so the same code runs on NumPy, CuPy and ``array_api_strict``.
+density is conserved).  The sine/cosine transforms are the DCT-I / DST-I, i.e. the FFT of the
+even/odd extension to a ``2 nz``-periodic grid. Three codings give the same numbers to round-off: on
+NumPy, SciPy's real-to-real transforms (:class:`_R2RNonlinear`, the CPU's fast path); on any array-API
+backend, the sums written out as dense matrix products (:meth:`ChannelGrid.dense_matrices`,
+:class:`_DenseNonlinear`: a few batched GEMMs an evaluation, which is what a GPU runs fast at these
+sizes) or, beyond :data:`DENSE_MAX` points, the extension and FFTs themselves.
 Coefficients are stored as the first ``nz + 1`` entries of the extended spectrum, which keeps every
 z-derivative a multiplication by ``i k_z`` (``k_z = π m / Lz``) and every field exactly of its parity.
 
@@ -62,6 +66,14 @@ MICHALKE_GROWTH_MAX = 0.1897
 
 EVEN, ODD = "even", "odd"
 
+#: the most points per direction for which a wall grid off NumPy transforms by dense matrix products
+#: (:class:`ChannelGrid` ``dense``): one batched GEMM per direction instead of the even/odd extension's
+#: copies and FFT calls. On a GPU a small grid's step is bound by kernel launches and per-call
+#: overhead, not arithmetic: a whole basic_shear run (256 × 128, 1428 steps) took 15.4 s on an H200
+#: with the extension and 8.1 s with the matrices; the products' arithmetic grows as n² per column,
+#: so large grids keep the FFTs.
+DENSE_MAX = 512
+
 
 def _where(xp, cond, a: float, b: float):
     """``where`` with two float constants (array-API strict wants arrays there)."""
@@ -84,6 +96,12 @@ class ChannelGrid:
         Array namespace.
     walls : bool
         Free-slip walls at ``z = ±Lz/2`` (sine/cosine in z) or doubly periodic.
+    fast_path : bool
+        On NumPy with walls: SciPy's real-to-real transforms (DCT-I / DST-I).
+    dense : bool, optional
+        Elsewhere with walls: the sine/cosine (and x-Fourier) transforms as products with dense
+        matrices, the same sums written out (``f_j = Σ_m w_m c_m cos(π m j / nz)``, ...). Default: in a
+        direction with at most :data:`DENSE_MAX` points; ``False``: the even/odd extension and FFTs.
 
     Notes
     -----
@@ -93,7 +111,7 @@ class ChannelGrid:
     """
 
     def __init__(self, Lx: float, Lz: float, nx: int, nz: int, xp, *, walls: bool = True,
-                 fast_path: bool = True):
+                 fast_path: bool = True, dense: bool | None = None):
         if nx < 4 or nx % 2:
             raise ValueError(f"nx must be an even number >= 4, got {nx}")
         if nz < 4 or (not walls and nz % 2):
@@ -103,6 +121,10 @@ class ChannelGrid:
         self.Lx, self.Lz, self.nx, self.nz, self.xp, self.walls = float(Lx), float(Lz), int(nx), int(nz), xp, walls
         # NumPy: SciPy's real-to-real DCT-I / DST-I do the same transforms without the doubled array
         self._scipy = fast_path and walls and is_numpy_namespace(xp)
+        generic_walls = walls and not self._scipy
+        self._dense_z = generic_walls and (nz + 1 <= DENSE_MAX if dense is None else bool(dense))
+        self._dense_x = self._dense_z and (nx <= DENSE_MAX if dense is None else bool(dense))
+        self._mats = None
         self.dx, self.dz = self.Lx / nx, self.Lz / nz
         f64, c128 = xp.float64, xp.complex128
         self.x = self.dx * xp.arange(nx, dtype=f64)
@@ -156,6 +178,10 @@ class ChannelGrid:
         xp = self.xp
         if self._scipy:
             return self._forward_scipy(f, parity)
+        if self._dense_z:
+            m = self.dense_matrices()
+            fx = f @ m["x_fwd"] if self._dense_x else xp.fft.rfft(f, axis=-1, norm="forward")
+            return m["z_fwd"][parity] @ fx
         fx = xp.fft.rfft(f, axis=-1, norm="forward")
         if not self.walls:
             return xp.fft.fft(fx, axis=-2, norm="forward")
@@ -173,6 +199,10 @@ class ChannelGrid:
         xp = self.xp
         if self._scipy:
             return self._inverse_scipy(c, parity)
+        if self._dense_z:
+            m = self.dense_matrices()
+            cz = m["z_inv"][parity] @ c
+            return xp.real(cz @ m["x_inv"]) if self._dense_x else xp.fft.irfft(cz, n=self.nx, axis=-1, norm="forward")
         if self.walls:
             nz = self.nz
             inner = c[..., 1:nz, :]
@@ -184,6 +214,39 @@ class ChannelGrid:
         else:
             cz = xp.fft.ifft(c, axis=-2, norm="forward")
         return xp.fft.irfft(cz, n=self.nx, axis=-1, norm="forward")
+
+    def dense_matrices(self) -> dict:
+        """The transforms of a ``dense`` grid as complex matrices (made once, on the grid's backend).
+
+        ``z_inv[parity]`` ``(nz + 1, nz + 1)``: coefficients → values on the vertex grid,
+        ``f_j = Σ_m w_m c_m cos(π m j / nz)`` (even; ``w_m = 1`` at ``m = 0, nz``, else 2) and
+        ``f_j = 2i Σ_m c_m sin(π m j / nz)`` (odd); ``z_fwd[parity]`` their inverses,
+        ``c_m = Σ_j w_j f_j cos(π m j / nz) / (2 nz)`` and ``c_m = -i Σ_j f_j sin(π m j / nz) / nz``
+        (the DCT-I / DST-I, i.e. the even/odd extension's FFT, written out). ``x_inv`` ``(nx//2 + 1, nx)``:
+        ``f_j = Re Σ_k w_k c_k e^{2πi kj/nx}`` (an ``irfft``); ``x_fwd`` ``(nx, nx//2 + 1)``: ``rfft / nx``.
+        Angles are reduced to one period before the sines and cosines, so the entries are exact to
+        round-off and symmetric.
+        """
+        if self._mats is None:
+            import numpy as np
+
+            xp, nz, nx = self.xp, self.nz, self.nx
+            m = np.arange(nz + 1)
+            angle = np.pi * (np.outer(m, m) % (2 * nz)) / nz
+            cos, sin = np.cos(angle), np.sin(angle)
+            w = np.where((m == 0) | (m == nz), 1.0, 2.0)
+            k, j = np.arange(nx // 2 + 1), np.arange(nx)
+            phase = 2 * np.pi * (np.outer(k, j) % nx) / nx
+            wave = np.cos(phase) + 1j * np.sin(phase)
+            wk = np.where((k == 0) | (k == nx // 2), 1.0, 2.0)
+            c128 = lambda a: xp.asarray(np.ascontiguousarray(a, dtype=np.complex128))
+            self._mats = {
+                "z_inv": {EVEN: c128(cos * w), ODD: c128(2j * sin)},
+                "z_fwd": {EVEN: c128(cos * w / (2 * nz)), ODD: c128(-1j * sin / nz)},
+                "x_inv": c128(wk[:, None] * wave),
+                "x_fwd": c128(np.conj(wave).T / nx),
+            }
+        return self._mats
 
     def _forward_scipy(self, f, parity):
         # DCT-I of the vertex values is the FFT of the even extension; DST-I of the interior
@@ -249,9 +312,9 @@ class BoussinesqProblem:
     background_gradient : float
         Doubly periodic only: the total density is ``-background_gradient * z + ρ``.
     compact : bool
-        Wall-bounded on NumPy only (ignored elsewhere): the state holds only the modes the 2/3 rule
-        keeps, shape ``(2, mz_keep, nx_keep)`` (the others of a dealiased state are zero), so a time
-        stepper does ~2× less arithmetic; :meth:`expand` / :meth:`compress` convert.
+        Wall-bounded with SciPy's or dense transforms (ignored elsewhere): the state holds only the
+        modes the 2/3 rule keeps, shape ``(2, mz_keep, nx_keep)`` (the others of a dealiased state
+        are zero), so a time stepper does ~2× less arithmetic; :meth:`expand` / :meth:`compress` convert.
 
     Attributes
     ----------
@@ -282,13 +345,14 @@ class BoussinesqProblem:
         self._pending_speeds = None
         self.record = False
         self.budget = None
-        self.compact = bool(compact and grid._scipy)
+        self.compact = bool(compact and (grid._scipy or grid._dense_z))
         #: the kept band (rows, columns) of a compact state
         self.band = ((2 * grid.nz - 1) // 3 + 1, grid.n_keep_x) if grid.walls else None
         if self.compact:
             rows, cols = self.band
             self.linear = xp.asarray(self.linear[:, :rows, :cols], copy=True)
         self._fast = _R2RNonlinear(self) if grid._scipy else None
+        self._dense = _DenseNonlinear(self) if grid._dense_z else None
 
     def _current_speeds(self) -> tuple:
         if self._pending_speeds is not None:
@@ -339,6 +403,8 @@ class BoussinesqProblem:
     def nonlinear(self, t, y):
         if self._fast is not None:
             return self._fast(y)
+        if self._dense is not None:
+            return self._dense(y)
         xp, g = self.grid.xp, self.grid
         zeta, rho = y[0, ...], y[1, ...]
         psi = self.streamfunction(zeta)
@@ -643,6 +709,125 @@ class _R2RNonlinear:
                 "coriolis_power": 0.0 if coriolis is None else -inner(psi, coriolis),
             }
             self._memo = (self._calls, y.copy(), out.copy(), dict(p.budget))
+        return out
+
+
+def _host_floats(v) -> list:
+    """The entries of a small 1-D array of any backend as Python floats (one copy to the host)."""
+    import numpy as np
+
+    if hasattr(v, "get"):  # CuPy
+        a = v.get()
+    else:
+        try:
+            a = np.asarray(v)
+        except Exception:  # array_api_strict and friends
+            a = np.from_dlpack(v)
+    return [float(x) for x in a]
+
+
+class _DenseNonlinear:
+    """The nonlinear term of a wall-bounded :class:`BoussinesqProblem` with dense transforms (any backend).
+
+    The generic arithmetic in a few large operations, for a GPU where a small grid's cost is the
+    number of kernel launches: the six fields ``u, w, ζ_x, ρ_x, ζ_z, ρ_z`` (and ``ψ`` when the budget
+    is recorded) are made by one gather of the state's band times stacked spectral multipliers, one
+    batched product with the stacked z-matrices (cosine or sine series each) and one with the
+    x-matrix; the two tendencies go back by one product with the x-matrix and one batched product
+    with the (negated) forward z-matrices, cut to the modes the 2/3 rule keeps. About a dozen array
+    operations an evaluation instead of ~90. The CFL speeds are computed when read, in one copy to
+    the host; the budget likewise.
+    """
+
+    # the fields, their source (0: ζ, 1: ρ) and parity; ψ last (only with the budget)
+    _SOURCES = (0, 0, 0, 1, 0, 1, 0)
+    _PARITIES = (EVEN, ODD, ODD, EVEN, EVEN, ODD, ODD)
+
+    def __init__(self, problem: "BoussinesqProblem"):
+        g, xp = problem.grid, problem.grid.xp
+        self.problem, self.grid, self.xp = problem, g, xp
+        K, keep = g.n_keep_x, problem.band[0]
+        rows = keep if problem.compact else g.nz + 1
+        self.K, self.rows, self.keep = K, rows, keep
+        ikx, ikz = g.ikx[:, :K], g.ikz[:rows, :]
+        inv = g.inv_K2[:rows, :K]
+        shape = (rows, K)
+        c128 = xp.complex128
+        mult = [ikz * (-inv), ikx * inv, ikx, ikx, ikz, ikz, -inv]  # u, w, ζ_x, ρ_x, ζ_z, ρ_z, ψ
+        self.mult = xp.stack([xp.astype(xp.broadcast_to(m, shape), c128) for m in mult])
+        self.sources = xp.asarray(list(self._SOURCES))
+        m = g.dense_matrices()
+        self.z_inv = xp.stack([m["z_inv"][par][:, :rows] for par in self._PARITIES])
+        # minus the tendencies come back: ζ (odd) and ρ (even), negated, only the kept rows
+        self.z_fwd = xp.stack([-m["z_fwd"][ODD][:keep, :], -m["z_fwd"][EVEN][:keep, :]])
+        self.x_inv = m["x_inv"][:K, :] if g._dense_x else None
+        self.x_fwd = m["x_fwd"][:, :K] if g._dense_x else None
+        self.weights = g.weights[:rows, :K] if problem.compact else g.weights
+        self.inv_K2 = inv if problem.compact else g.inv_K2
+        self.ikx_s, self.ikz_s = (ikx, ikz) if problem.compact else (g.ikx, g.ikz)
+        self.forcing = problem.forcing
+        if problem.compact and problem.forcing is not None:
+            self.forcing = problem.forcing[:rows, :K]
+
+    def _speeds(self, u, w) -> tuple:
+        xp, g = self.xp, self.grid
+        au, aw = xp.abs(u), xp.abs(w)
+        umax, wmax, rate = _host_floats(xp.stack([xp.max(au), xp.max(aw), xp.max(au / g.dx + aw / g.dz)]))
+        return umax, wmax, rate
+
+    def __call__(self, y):
+        p, g, xp = self.problem, self.grid, self.xp
+        record = p.record
+        n = 7 if record else 6
+        band = y if p.compact else y[:, :self.rows, :self.K]
+        spec = xp.take(band, self.sources[:n], axis=0) * self.mult[:n, ...]
+        if p.mean_velocity:  # u's (m, k_x) = (0, 0) coefficient (which ψ's leaves zero)
+            spec[0, 0, 0] = p.mean_velocity
+        mixed = self.z_inv[:n, ...] @ spec
+        if self.x_inv is not None:
+            P = xp.real(mixed @ self.x_inv)
+        else:
+            P = xp.fft.irfft(mixed, n=g.nx, axis=-1, norm="forward")
+        u, w = P[0, ...], P[1, ...]
+        p._pending_speeds = lambda: self._speeds(u, w)
+        # u ζ_x + w ζ_z - Ri ρ_x and u ρ_x + w ρ_z: minus the tendencies, in physical space
+        T = u * P[2:4, ...] + w * P[4:6, ...]
+        if p.Ri:
+            T[0, ...] = T[0, ...] - p.Ri * P[3, ...]
+        if self.x_fwd is not None:
+            Tx = T @ self.x_fwd
+        else:
+            Tx = xp.fft.rfft(T, axis=-1, norm="forward")[..., :self.K]
+        out = self.z_fwd @ Tx
+        if not p.compact:
+            full = xp.zeros((2, *g.spectral_shape), dtype=xp.complex128)
+            full[:, :self.keep, :self.K] = out
+            out = full
+        psi = coriolis = None
+        if p.rotation or self.forcing is not None:
+            psi = -y[0, ...] * self.inv_K2
+        zeta_out = out[0, ...]
+        if self.forcing is not None:
+            zeta_out = zeta_out + self.forcing
+        if p.rotation:
+            two_omega = 2.0 * p.rotation
+            coriolis = (self.ikz_s * (two_omega * (self.ikx_s * psi))
+                        - self.ikx_s * (two_omega * (self.ikz_s * psi)))
+            zeta_out = zeta_out + coriolis
+        if self.forcing is not None or p.rotation:
+            out = xp.stack([zeta_out, out[1, ...]])
+        if record:
+            p.record = False
+            inner = lambda a, b: xp.sum(self.weights * xp.real(a * xp.conj(b)))
+            zero = xp.zeros((), dtype=xp.float64)
+            values = xp.stack([
+                p.nu * inner(y[0, ...], y[0, ...]),
+                -p.Ri * g.mean(P[6, ...] * P[3, ...]),            # -Ri <ψ ρ_x> = -Ri <w ρ>
+                zero if self.forcing is None else -inner(psi, self.forcing),
+                zero if coriolis is None else -inner(psi, coriolis),
+            ])
+            keys = ("dissipation", "buoyancy_flux", "forcing_power", "coriolis_power")
+            p.budget = dict(zip(keys, _host_floats(values)))
         return out
 
 
