@@ -6,8 +6,10 @@ so every integrator of the registry applies (adaptive DOP853 like rd-spiral, or 
 Strang splitting, which treat the stiff diffusion exactly). Each frame reports the moments of ``u``
 and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
 by winding number, an automatic regime classification and the radially averaged power spectrum.
-Snapshots stream to netCDF while the run goes (``snapshot_file``); ``checkpoint_file`` /
-``resume_from`` restart a run on exactly the same time line.
+Snapshots stream to netCDF while the run goes (``snapshot_file``, in blocks of a bounded buffer);
+``checkpoint_file`` / ``resume_from`` restart a run on exactly the same time line, and a resumed run
+continues its snapshot file from the checkpoint (the file is flushed at each checkpoint), so an
+interrupted and resumed run leaves the same file as an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ STATIONARY_SPREAD = 1e-2
 PEARSON_HALF_SIDE = 0.1
 #: the fixed step is divided by this over the ``initial_layer``
 INITIAL_LAYER_REFINEMENT = 5
+#: memory the snapshot stream may hold before it writes a block to ``snapshot_file``
+SNAPSHOT_BUFFER_BYTES = 32 * 2**20
 #: physics and numerics that a checkpoint must share with the run resuming from it
 _RESUME_KEYS = ("model", "d1", "d2", "beta", "feed", "kill", "L", "N", "integrator", "dt", "rtol", "atol",
                 "snapshot_dt", "initial_layer")
@@ -116,7 +120,8 @@ class ReactionDiffusionLab(Lab):
                                doc="Time between snapshots (the output cadence; the run lands exactly on each).")
     frame_dt = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 100),
                             doc="Time between frames (diagnostics, live plots): a whole multiple of snapshot_dt.")
-    snapshot_file = param.String("", doc="netCDF file that receives u and v at every snapshot while the run goes ('' = none).")
+    snapshot_file = param.String("", doc="netCDF file that receives u and v at every snapshot while the run goes "
+                                         "('' = none; with resume_from, the file is continued from the checkpoint).")
     checkpoint_file = param.String("", doc="File (.npz) overwritten with the full state at every frame ('' = none).")
     resume_from = param.String("", doc="Checkpoint to resume from: continues on the same time line ('' = start at t = 0).")
 
@@ -213,10 +218,14 @@ class ReactionDiffusionLab(Lab):
             w0 = self.initial_state(grid)
             self.ensure_finite(w0, 0.0, "the initial condition")
             state, i0 = stepper.init(0.0, rd.rfft2(w0)), 0
-        writer = SnapshotWriter(self.snapshot_file, self._grid_host, self.values()) if self.snapshot_file else None
+        writer = None
+        if self.snapshot_file:
+            writer = SnapshotWriter(self.snapshot_file, self._grid_host, self.values(), SNAPSHOT_BUFFER_BYTES,
+                                    resume_at=state.t if self.resume_from else None,
+                                    same_run={k: self.values()[k] for k in _RESUME_KEYS})
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                if writer is not None:
+                if writer is not None and not writer.holds(state.t):
                     writer.append(state.t, to_host(rd.irfft2(state.y, self.N)))
                 yield self._frame(i0, n_out, grid, problem, state)
                 n_layer = round(self.initial_layer / self.snapshot_dt)
@@ -231,6 +240,8 @@ class ReactionDiffusionLab(Lab):
                         writer.append(t_target, to_host(rd.irfft2(state.y, self.N)))
                     if i % every == 0 or last:
                         if self.checkpoint_file:
+                            if writer is not None:  # the file holds every snapshot up to the checkpoint
+                                writer.flush()
                             self._save_checkpoint(state, i)
                         yield self._frame(i, n_out, grid, problem, state)
         finally:
@@ -397,12 +408,29 @@ class SnapshotWriter:
 
     Snapshots are buffered up to ``buffer_bytes`` and written in blocks, so memory stays bounded
     whatever the run length. Dimensions ``(time, y, x)`` with coordinate variables.
+
+    ``resume_at``: a run resumed from a checkpoint at that time continues an existing file: the
+    snapshots after ``resume_at`` (written after the checkpoint by the interrupted run) are dropped
+    and the run appends from there, so the file ends as the uninterrupted run's would. The file's
+    attributes must agree with ``same_run`` (the physics and numerics); a missing file is started
+    afresh at ``resume_at``.
     """
 
-    def __init__(self, path: str, grid: tuple[np.ndarray, np.ndarray], attrs: dict, buffer_bytes: int = 32 * 2**20):
+    def __init__(self, path: str, grid: tuple[np.ndarray, np.ndarray], attrs: dict, buffer_bytes: int = 32 * 2**20,
+                 *, resume_at: float | None = None, same_run: dict | None = None):
         import h5netcdf
 
         x, y = grid
+        self._cap = max(1, buffer_bytes // (16 * x.size * y.size))
+        # one block buffer, allocated once: field-major, so each field's block is contiguous on write
+        self._block = np.empty((2, self._cap, y.size, x.size))
+        self._times: list[float] = []
+        self._n = 0
+        self._last = None  # time of the last snapshot on file
+        if resume_at is not None and os.path.exists(path):
+            self._f = h5netcdf.File(path, "a")
+            self._continue(path, x, y, resume_at, same_run or {})
+            return
         self._f = h5netcdf.File(path, "w")
         f = self._f
         f.dimensions = {"time": None, "y": y.size, "x": x.size}
@@ -412,13 +440,39 @@ class SnapshotWriter:
         f.create_variable("time", ("time",), "f8")
         for name in ("u", "v"):
             f.create_variable(name, ("time", "y", "x"), "f8", chunks=(1, y.size, x.size))
-        f.attrs.update({k: (json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v)
-                        for k, v in attrs.items()})
-        self._cap = max(1, buffer_bytes // (16 * x.size * y.size))
-        # one block buffer, allocated once: field-major, so each field's block is contiguous on write
-        self._block = np.empty((2, self._cap, y.size, x.size))
-        self._times: list[float] = []
-        self._n = 0
+        f.attrs.update({k: self._attr(v) for k, v in attrs.items()})
+
+    @staticmethod
+    def _attr(v):
+        return json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v
+
+    def _continue(self, path: str, x, y, resume_at: float, same_run: dict) -> None:
+        f = self._f
+        try:
+            if tuple(f.variables["u"].shape[1:]) != (y.size, x.size):
+                raise ValueError(f"its grid is {tuple(f.variables['u'].shape[1:])}, the run's {(y.size, x.size)}")
+            other = [k for k, v in same_run.items() if k in f.attrs and f.attrs[k] != self._attr(v)]
+            if other:
+                raise ValueError("it was written with different " + ", ".join(other))
+            times = np.asarray(f.variables["time"][:])
+            tol = 1e-9 * max(1.0, abs(resume_at))
+            keep = int(np.searchsorted(times, resume_at + tol, side="right"))
+            if keep == 0 or abs(times[keep - 1] - resume_at) > tol:
+                raise ValueError(f"it holds no snapshot at the checkpoint's t = {resume_at:g}")
+        except Exception as exc:
+            f.close()
+            raise ValueError(f"snapshot_file {path!r} cannot continue this run: {exc}") from None
+        f.resize_dimension("time", keep)
+        self._n, self._last = keep, float(times[keep - 1])
+
+    def holds(self, t: float) -> bool:
+        """Whether the file already has the snapshot at ``t`` (a resumed run's first one)."""
+        return self._last is not None and abs(self._last - t) <= 1e-9 * max(1.0, abs(t))
+
+    @property
+    def count(self) -> int:
+        """Snapshots written to the file so far (not counting the buffer)."""
+        return self._n
 
     def append(self, t: float, w: np.ndarray) -> None:
         k = len(self._times)
