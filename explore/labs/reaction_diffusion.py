@@ -52,7 +52,10 @@ _PEARSON = dict(model="gray_scott", initial="pearson", d1=2e-5, d2=1e-5, L=2.5, 
 
 INITIAL_CONDITIONS = {
     "spiral": "rd-spiral's tanh(r)(cos(mθ − r), sin(mθ − r)): not periodic, its phase jumps at the box edge",
-    "spiral_periodic": "the same spiral in periodic coordinates (L/2π) sin(2πx/L): smooth, no jump at the edge",
+    "spiral_periodic": "the same spiral in periodic coordinates (L/2π) sin(2πx/L): smooth, no jump at the edge "
+                       "(the partner cores the torus needs sit on the box edges)",
+    "spiral_quartet": "the periodic spiral centred at (−L/4, −L/4): four cores (±m) at (±L/4, ±L/4), "
+                      "none on the box edges",
     "pearson": "Pearson's Gray–Scott start: u = 1, v = 0, a central 0.2 × 0.2 square at u = 1/2, v = 1/4",
     "noise": "uniform state (u, v) = (1, 0) plus noise",
 }
@@ -182,6 +185,8 @@ class ReactionDiffusionLab(Lab):
             w = rd.spiral(grid, self.arms)
         elif self.initial == "spiral_periodic":
             w = rd.spiral_periodic(grid, self.arms)
+        elif self.initial == "spiral_quartet":
+            w = rd.spiral_quartet(grid, self.arms)
         else:
             base = np.zeros((2, n, n))
             base[0] = 1.0

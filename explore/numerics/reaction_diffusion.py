@@ -30,7 +30,7 @@ from explore.numerics.fourier import FourierGrid
 __all__ = [
     "rfft2", "irfft2", "spectral_grid", "LambdaOmegaProblem", "GrayScottProblem",
     "lambda_omega_reaction", "lambda_omega_flow", "gray_scott_reaction", "uniform_lambda_omega",
-    "spiral", "spiral_periodic", "moments", "mutual_information", "winding_numbers",
+    "spiral", "spiral_periodic", "spiral_quartet", "moments", "mutual_information", "winding_numbers",
     "defect_count", "radial_spectrum",
 ]
 
@@ -251,24 +251,34 @@ def spiral(grid: FourierGrid, arms: int = 1):
     return xp.stack([a * xp.cos(ph), a * xp.sin(ph)])
 
 
-def spiral_periodic(grid: FourierGrid, arms: int = 1):
+def spiral_periodic(grid: FourierGrid, arms: int = 1, centre: tuple[float, float] = (0.0, 0.0)):
     r"""A smooth periodic variant of :func:`spiral`: the same formula in the periodic coordinates
-    ``ξ = (L/2π) sin(2πx/L)``, ``η = (L/2π) sin(2πy/L)`` (≈ x, y near the centre).
+    ``ξ = (L/2π) sin(2π(x − x_c)/L)``, ``η = (L/2π) sin(2π(y − y_c)/L)`` (≈ x − x_c, y − y_c near the
+    core at ``centre``).
 
     No jump at the box edge, so the field is smooth and runs converge spectrally in ``N``. A
-    continuous field on the torus has zero net winding (Poincaré–Hopf), so the ``+m`` core at the
-    centre comes with the images the topology requires, at fixed places: ``−m`` at (L/2, 0) and
-    (0, L/2), ``+m`` at the corner (L/2, L/2).
+    continuous field on the torus has zero net winding (Poincaré–Hopf), so the ``+m`` core comes with
+    the images the topology requires, half a period away: ``−m`` at ``(x_c + L/2, y_c)`` and
+    ``(x_c, y_c + L/2)``, ``+m`` at ``(x_c + L/2, y_c + L/2)``. With the default centre those sit on the
+    box edges; :func:`spiral_quartet` puts all four inside.
     """
     xp = grid.xp
     X, Y = _coordinates(grid)
     L = grid.L[0]
     s = L / (2 * math.pi)
-    xi, eta = s * xp.sin(X / s), s * xp.sin(Y / s)
+    xi, eta = s * xp.sin((X - centre[0]) / s), s * xp.sin((Y - centre[1]) / s)
     r = xp.sqrt(xi * xi + eta * eta)
     th = xp.atan2(eta, xi)
     a, ph = xp.tanh(r), arms * th - r
     return xp.stack([a * xp.cos(ph), a * xp.sin(ph)])
+
+
+def spiral_quartet(grid: FourierGrid, arms: int = 1):
+    r""":func:`spiral_periodic` centred at ``(−L/4, −L/4)``: four cores, ``+m`` at ``(∓L/4, ∓L/4)`` and
+    ``−m`` at ``(±L/4, ∓L/4)``, all a quarter box from the edges — a smooth periodic start that plants
+    no defect on the box edges (net winding 0, as the torus requires)."""
+    L = grid.L[0]
+    return spiral_periodic(grid, arms, centre=(-L / 4, -L / 4))
 
 
 # ---------------------------------------------------------------------------- diagnostics
