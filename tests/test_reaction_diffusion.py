@@ -186,6 +186,29 @@ def test_spiral_quartet_plants_no_defect_on_the_box_edges():
     assert int(ds.defects.values[0]) == 4 and int(ds.defects.values[-1]) == 4
 
 
+def test_pattern_regions_are_periodic():
+    v = np.zeros((16, 16))
+    v[0:3, 0:2] = v[0:3, 14:16] = 1.0   # one spot across the left/right edge
+    v[15, 7:9] = v[0, 7:9] = 1.0        # one across the top/bottom edge
+    v[8:10, 8:10] = 1.0                 # one inside
+    assert rd.pattern_regions(v) == (3, 20 / 256)
+    assert rd.pattern_regions(np.full((8, 8), 0.3)) == (0, 0.0)
+
+
+def test_gray_scott_presets_form_their_patterns():
+    """Pearson's start on a quarter box at the presets' grid spacing, t = 5000: stripes grow into one
+    connected labyrinth over about half the box; spots and mitosis break into small isolated spots
+    whose number only grows (they divide)."""
+    runs = {name: ReactionDiffusionLab(preset=name, N=64, L=0.625, frame_dt=500.0, snapshot_dt=500.0).run()
+            for name in ("spots", "stripes", "mitosis")}
+    stripes = runs["stripes"]
+    assert stripes.pattern_regions.values[-1] == 1 and stripes.pattern_area.values[-1] > 0.4
+    for name in ("spots", "mitosis"):
+        n, area = runs[name].pattern_regions.values, runs[name].pattern_area.values
+        assert n[-1] >= 6 and area[-1] < 0.25 and area[-1] / n[-1] < 0.03, name
+        assert np.all(np.diff(n[1:]) >= 0) and n[-1] >= 2 * n[1], name
+
+
 def test_radial_spectrum_sums_to_the_variance():
     grid = rd.spectral_grid(10.0, 32, NP)
     w = rd.spiral_periodic(grid, 1)

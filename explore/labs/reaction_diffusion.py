@@ -5,7 +5,8 @@ spectra of ``u`` and ``v`` (shape ``(2, N, N//2+1)``) with the diffusion symbol 
 so every integrator of the registry applies (adaptive DOP853 like rd-spiral, or IF-RK4 / ETDRK4 /
 Strang splitting, which treat the stiff diffusion exactly). Each frame reports the moments of ``u``
 and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
-by winding number, an automatic regime classification and the radially averaged power spectrum.
+by winding number (λ–ω) or the number and area of the pattern's regions (Gray–Scott: spots or
+stripes), an automatic regime classification and the radially averaged power spectrum.
 Snapshots stream to netCDF while the run goes (``snapshot_file``, in blocks of a bounded buffer);
 ``checkpoint_file`` / ``resume_from`` restart a run on exactly the same time line, and a resumed run
 continues its snapshot file from the checkpoint (the file is flushed at each checkpoint), so an
@@ -291,6 +292,9 @@ class ReactionDiffusionLab(Lab):
         if self.model == "lambda_omega":
             count, charge = rd.defect_count(u, v)
             diagnostics["defects"], diagnostics["net_charge"] = float(count), float(charge)
+        else:  # Gray–Scott: spots (many small regions of high v) or stripes (one labyrinth)
+            regions, area = rd.pattern_regions(to_host(v))
+            diagnostics["pattern_regions"], diagnostics["pattern_area"] = float(regions), area
         regime = self._classify(contrast, rate, vu + vv, diagnostics.get("defects", 0.0))
         diagnostics["regime"] = float(regime)
         convergence = {"dwdt_rms": rate_rms, "relative_rate": rate, "contrast": contrast}
