@@ -13,6 +13,12 @@ integrator (ETDRK4 or IF-RK4: viscosity and diffusion exact) whose step follows 
 Richardson number ``g Δρ Lref / (ρ0 U²)``; the gradient Richardson number at the centre of a tanh
 layer is ``Ri · shear_thickness² / (2 · density_thickness)``).
 
+Energy budgets (walls), each integrated by the trapezoid rule over the steps and reported as a
+relative residual: ``dKE/dt = -ε + B + P`` (dissipation, buoyancy flux ``B = -Ri <w ρ>``, forcing
+power) closes to the time-stepping error; ``dPE/dt = -B + Φ_d`` with ``PE = Ri <ρ z>`` and
+``Φ_d = -κ Ri (ρ̄_top − ρ̄_bottom) / Lz``, the diffusive flux through the no-flux walls, closes to the
+2/3 rule's truncation (the weight ``z`` is not band-limited), which falls fast with the grid.
+
 Rotation: a Coriolis force about the axis normal to the plane, ``-2Ω ŷ × u = 2Ω ∇ψ``, is a pure
 gradient in 2-D incompressible flow. The pressure absorbs it; it has no curl (so no vorticity
 source) and does no work (``u·∇ψ = 0``), so the flow is exactly the non-rotating one — only the
@@ -376,10 +382,13 @@ class KelvinHelmholtzLab(Lab):
         self._budget_integral = 0.0      # ∫ (-ε + B + P + C) dt up to the reference time
         self._dissipation_integral = 0.0
         self._abs_integral = 0.0
+        self._pe_integral = 0.0          # ∫ (-B + Φ_d) dt (walls: dPE/dt = -B + Φ_d)
+        self._pe_abs_integral = 0.0
         rho0 = self._density(grid, y0)
         self._rho_range = (float(xp.min(rho0)), float(xp.max(rho0)))
         self._mean0 = float(grid.mean(rho0))
         self._bpe0 = bq.background_potential_energy(grid, rho0, self.Ri)
+        self._pe0 = self._potential_energy(grid, y0) if grid.walls else 0.0
         self._wavy = xp.astype(grid.kx > 0, xp.float64)
         self._z_host = to_host(grid.z)
         self._x_host = to_host(grid.x)
@@ -392,8 +401,23 @@ class KelvinHelmholtzLab(Lab):
     def _abs_rate(b: dict) -> float:
         return b["dissipation"] + abs(b["buoyancy_flux"]) + abs(b["forcing_power"]) + abs(b["coriolis_power"])
 
+    def _potential_energy(self, grid, y) -> float:
+        """``Ri <ρ z>`` with walls, exact for the cosine series (:meth:`ChannelGrid.z_moment`): the PE of
+        the budget (the displayed ``potential_energy`` uses the trapezoid rule, like the background PE,
+        which differs by O(dz²))."""
+        return float(self.Ri * grid.z_moment(y[1]))
+
+    @staticmethod
+    def _pe_rate(b: dict) -> float:
+        return -b["buoyancy_flux"] + b.get("pe_diffusion", 0.0)
+
+    @staticmethod
+    def _pe_abs_rate(b: dict) -> float:
+        return abs(b["buoyancy_flux"]) + abs(b.get("pe_diffusion", 0.0))
+
     def _accumulate(self, t0: float, budget: dict | None) -> None:
-        """Trapezoid in time of the kinetic-energy sources, from the budget recorded at each step start."""
+        """Trapezoid in time of the kinetic- and potential-energy sources, from the budget recorded at
+        each step start."""
         t_ref, b_ref = self._budget_ref
         if budget is None or t0 <= t_ref:
             return
@@ -401,6 +425,8 @@ class KelvinHelmholtzLab(Lab):
         self._budget_integral += 0.5 * h * (self._rate(b_ref) + self._rate(budget))
         self._dissipation_integral += 0.5 * h * (b_ref["dissipation"] + budget["dissipation"])
         self._abs_integral += 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(budget))
+        self._pe_integral += 0.5 * h * (self._pe_rate(b_ref) + self._pe_rate(budget))
+        self._pe_abs_integral += 0.5 * h * (self._pe_abs_rate(b_ref) + self._pe_abs_rate(budget))
         self._budget_ref = (t0, dict(budget))
 
     def _frame(self, i: int, grid, problem, state) -> Frame:
@@ -416,13 +442,15 @@ class KelvinHelmholtzLab(Lab):
         integral = self._budget_integral + 0.5 * h * (self._rate(b_ref) + self._rate(b))
         diss_int = self._dissipation_integral + 0.5 * h * (b_ref["dissipation"] + b["dissipation"])
         abs_int = self._abs_integral + 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(b))
+        pe_int = self._pe_integral + 0.5 * h * (self._pe_rate(b_ref) + self._pe_rate(b))
+        pe_abs_int = self._pe_abs_integral + 0.5 * h * (self._pe_abs_rate(b_ref) + self._pe_abs_rate(b))
         ke = bq.kinetic_energy(grid, y[0], problem.mean_velocity)
         u, w = problem.velocity(y)
         rho = self._density(grid, y)
         zeta = grid.inverse(y[0], bq.ODD)
         Ri, jump = self.Ri, self.rho_bottom - self.rho_top
         mean_rho = float(grid.mean(rho))
-        pe = float(Ri * grid.mean(rho * grid.z[:, None]))
+        pe = float(Ri * grid.mean(rho * grid.z[:, None]))   # as the background PE: same quadrature
         bpe = bq.background_potential_energy(grid, rho, Ri)
         mixing = bpe - self._bpe0
         psi_hat = problem.streamfunction(y[0])
@@ -433,6 +461,10 @@ class KelvinHelmholtzLab(Lab):
             "mean_density_drift": abs(mean_rho - self._mean0) * abs(jump),
             "energy_budget_residual": abs(ke - self._ke0 - integral) / max(abs_int, 1e-300) if t > 0 else 0.0,
         }
+        if grid.walls:  # PE = Ri <ρ z>: dPE/dt = -B + Φ_d (no-flux walls; not defined doubly periodic)
+            pe_exact = self._potential_energy(grid, y)
+            convergence["pe_budget_residual"] = (abs(pe_exact - self._pe0 - pe_int) / max(pe_abs_int, 1e-300)
+                                                 if t > 0 else 0.0)
         rho_host = to_host(rho)
         profile = rho_host @ np.ones(self.nx) / self.nx  # x-mean ρ(z), in units of the jump
         lo, hi = self._rho_range
@@ -451,6 +483,7 @@ class KelvinHelmholtzLab(Lab):
             "available_potential_energy": pe - bpe,
             "dissipation": b["dissipation"],
             "buoyancy_flux": b["buoyancy_flux"],
+            **({"pe_diffusion": b["pe_diffusion"]} if "pe_diffusion" in b else {}),
             "forcing_power": b["forcing_power"],
             "enstrophy": bq.enstrophy(grid, y[0]),
             "mean_density": float(self._to_physical_density(mean_rho)),

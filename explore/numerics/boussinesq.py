@@ -276,6 +276,28 @@ class ChannelGrid:
         return sf.irfft(cz, n=self.nx, axis=-1, norm="forward")
 
     # ------------------------------------------------------------------ quadrature
+    def wall_mean_difference(self, c):
+        """``mean_x f(top wall) − mean_x f(bottom wall)`` of an even (cosine) field from its coefficients
+        ``c[..., m, k_x]`` (any number of leading rows ``m``): ``Σ_m w_m ((−1)^m − 1) Re c[m, 0]``."""
+        xp = self.xp
+        rows = c.shape[-2]
+        m = xp.arange(rows, dtype=xp.float64)
+        w = _where(xp, (m == 0) | (m == self.nz), 1.0, 2.0)
+        sign = 1.0 - 2.0 * (m - 2.0 * xp.floor(m / 2.0))          # (−1)^m
+        return xp.sum(w * (sign - 1.0) * xp.real(c[..., :, 0]), axis=-1)
+
+    def z_moment(self, c):
+        """``<f z>`` (domain mean) of an even (cosine) field from its coefficients, exactly for the
+        cosine series: ``Σ_{m≥1} w_m Re c[m, 0] ((−1)^m − 1) Lz / (m π)²`` (the trapezoid rule would
+        carry an O(dz²) error: ``z`` is not a cosine polynomial)."""
+        xp = self.xp
+        rows = c.shape[-2]
+        m = xp.arange(rows, dtype=xp.float64)
+        w = _where(xp, (m == 0) | (m == self.nz), 1.0, 2.0)
+        odd = 2.0 * (m - 2.0 * xp.floor(m / 2.0))                # 2 for odd m, 0 for even
+        weight = -w * odd * self.Lz / (math.pi**2 * xp.where(m > 0, m * m, 1.0))
+        return xp.sum(weight * xp.real(c[..., :, 0]), axis=-1)
+
     def mean(self, f):
         """Domain mean of a physical field (trapezoid in z on the walls: exact for the band)."""
         xp = self.xp
@@ -326,7 +348,9 @@ class BoussinesqProblem:
         once per stage).
     budget : dict or None
         After a call with ``record = True``: ``dissipation``, ``buoyancy_flux``, ``forcing_power``,
-        ``coriolis_power`` (kinetic-energy sources at that state).
+        ``coriolis_power`` (kinetic-energy sources at that state) and, with walls, ``pe_diffusion``:
+        the potential-energy source of diffusion through the no-flux walls,
+        ``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz`` (so ``dPE/dt = -buoyancy_flux + pe_diffusion``).
     """
 
     def __init__(self, grid: ChannelGrid, Re: float, Ri: float, Pr: float = 1.0, *, mean_velocity: float = 0.0,
@@ -430,10 +454,10 @@ class BoussinesqProblem:
         self._pending_speeds = None
         if self.record:
             self.record = False
-            self.budget = self._budget(zeta, psi, rho_x, coriolis)
+            self.budget = self._budget(zeta, psi, rho_x, coriolis, rho)
         return xp.stack([out_zeta, out_rho])
 
-    def _budget(self, zeta, psi, rho_x, coriolis) -> dict:
+    def _budget(self, zeta, psi, rho_x, coriolis, rho) -> dict:
         """Kinetic-energy sources ``dKE/dt = -dissipation + buoyancy_flux + forcing_power`` (domain means)."""
         g = self.grid
         psi_phys = g.inverse(psi, ODD)
@@ -443,7 +467,14 @@ class BoussinesqProblem:
             "forcing_power": 0.0 if self.forcing is None else float(-g.inner(psi, self.forcing)),
             "coriolis_power": 0.0 if coriolis is None else float(-g.inner(psi, coriolis)),
         }
+        if g.walls:
+            out["pe_diffusion"] = self._pe_diffusion(rho)
         return out
+
+    def _pe_diffusion(self, rho_hat) -> float:
+        """``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz``: diffusion's source of potential energy ``Ri <ρ z>``."""
+        g = self.grid
+        return float(-self.kappa * self.Ri * g.wall_mean_difference(rho_hat) / g.Lz)
 
 
 def _fast_transforms():
@@ -707,6 +738,7 @@ class _R2RNonlinear:
                 "buoyancy_flux": float(-(self.Ri / self.ri_scale) * (flux @ self.zw_int)),
                 "forcing_power": 0.0 if self.forcing is None else -inner(psi, self.forcing),
                 "coriolis_power": 0.0 if coriolis is None else -inner(psi, coriolis),
+                "pe_diffusion": p._pe_diffusion(y[1]),
             }
             self._memo = (self._calls, y.copy(), out.copy(), dict(p.budget))
         return out
@@ -825,8 +857,9 @@ class _DenseNonlinear:
                 -p.Ri * g.mean(P[6, ...] * P[3, ...]),            # -Ri <ψ ρ_x> = -Ri <w ρ>
                 zero if self.forcing is None else -inner(psi, self.forcing),
                 zero if coriolis is None else -inner(psi, coriolis),
+                -p.kappa * p.Ri * g.wall_mean_difference(y[1, ...]) / g.Lz,
             ])
-            keys = ("dissipation", "buoyancy_flux", "forcing_power", "coriolis_power")
+            keys = ("dissipation", "buoyancy_flux", "forcing_power", "coriolis_power", "pe_diffusion")
             p.budget = dict(zip(keys, _host_floats(values)))
         return out
 
