@@ -17,7 +17,11 @@ Energy budgets (walls), each integrated by the trapezoid rule over the steps and
 relative residual: ``dKE/dt = -ε + B + P`` (dissipation, buoyancy flux ``B = -Ri <w ρ>``, forcing
 power) closes to the time-stepping error; ``dPE/dt = -B + Φ_d`` with ``PE = Ri <ρ z>`` and
 ``Φ_d = -κ Ri (ρ̄_top − ρ̄_bottom) / Lz``, the diffusive flux through the no-flux walls, closes to the
-2/3 rule's truncation (the weight ``z`` is not band-limited), which falls fast with the grid.
+2/3 rule's truncation (the weight ``z`` is not band-limited), which falls fast with the grid. Mixing
+(Winters et al.): background PE of the sorted density, APE = PE − BPE, efficiency ΔBPE/(ΔBPE + ∫ε).
+Doubly periodic, where ``z`` has no global meaning, the linear APE ``Ri <ρ'²>/(2γ)`` about the
+background gradient γ takes PE's place (``d APE/dt = -B - χ``, exact in space) and the efficiency is
+``∫χ/(∫χ + ∫ε)``.
 
 Rotation: a Coriolis force about the axis normal to the plane, ``-2Ω ŷ × u = 2Ω ∇ψ``, is a pure
 gradient in 2-D incompressible flow. The pressure absorbs it; it has no curl (so no vorticity
@@ -384,11 +388,16 @@ class KelvinHelmholtzLab(Lab):
         self._abs_integral = 0.0
         self._pe_integral = 0.0          # ∫ (-B + Φ_d) dt (walls: dPE/dt = -B + Φ_d)
         self._pe_abs_integral = 0.0
+        self._chi_integral = 0.0         # ∫ χ dt, doubly periodic (linear APE destroyed by mixing)
         rho0 = self._density(grid, y0)
         self._rho_range = (float(xp.min(rho0)), float(xp.max(rho0)))
         self._mean0 = float(grid.mean(rho0))
         self._bpe0 = bq.background_potential_energy(grid, rho0, self.Ri)
-        self._pe0 = self._potential_energy(grid, y0) if grid.walls else 0.0
+        # each grid row as a horizontal slab of its quadrature weight, stacked from the bottom: the heights
+        # at which the background PE puts its parcels, so PE - BPE is 0 for a stable layering at any grid
+        w = grid.z_weights[:, 0]
+        self._z_slab = xp.reshape(-grid.Lz / 2 + grid.Lz * (xp.cumulative_sum(w) - w / 2), (-1, 1))
+        self._pe0 = self._potential_energy(grid, y0)
         self._wavy = xp.astype(grid.kx > 0, xp.float64)
         self._z_host = to_host(grid.z)
         self._x_host = to_host(grid.x)
@@ -401,19 +410,49 @@ class KelvinHelmholtzLab(Lab):
     def _abs_rate(b: dict) -> float:
         return b["dissipation"] + abs(b["buoyancy_flux"]) + abs(b["forcing_power"]) + abs(b["coriolis_power"])
 
+    def _potential_energetics(self, grid, y, rho, b: dict, h: float, diss_int: float) -> dict:
+        """Potential, background and available potential energy and the cumulative mixing efficiency.
+
+        With walls (Winters et al., "Available potential energy and mixing in density-stratified
+        fluids"): ``PE = Ri <ρ z>``, the background PE of the density sorted stably, ``APE = PE − BPE``,
+        and mixing efficiency ``ΔBPE / (ΔBPE + ∫ε dt)``. Doubly periodic, ``z`` has no global meaning
+        (a parcel crossing the box top reappears at its bottom); about the background gradient γ the
+        linear APE ``Ri <ρ'²> / (2γ)`` and ``∫χ dt / (∫χ dt + ∫ε dt)`` with ``χ`` its mixing loss
+        (the budget's ``ape_dissipation``) take their places.
+        """
+        Ri = self.Ri
+        if grid.walls:
+            pe = float(Ri * grid.mean(rho * self._z_slab))   # the background PE's parcels and heights
+            bpe = bq.background_potential_energy(grid, rho, Ri)
+            mixing = bpe - self._bpe0
+            return {"potential_energy": pe, "background_potential_energy": bpe, "available_potential_energy": pe - bpe,
+                    "mixing_efficiency": mixing / (mixing + diss_int) if mixing + diss_int > 0 else 0.0}
+        ape = self._potential_energy(grid, y)
+        t_ref, b_ref = self._budget_ref
+        chi_int = self._chi_integral + 0.5 * h * (b_ref.get("ape_dissipation", 0.0) + b.get("ape_dissipation", 0.0))
+        return {"available_potential_energy": ape,
+                "mixing_efficiency": chi_int / (chi_int + diss_int) if chi_int + diss_int > 0 else 0.0}
+
     def _potential_energy(self, grid, y) -> float:
-        """``Ri <ρ z>`` with walls, exact for the cosine series (:meth:`ChannelGrid.z_moment`): the PE of
-        the budget (the displayed ``potential_energy`` uses the trapezoid rule, like the background PE,
-        which differs by O(dz²))."""
-        return float(self.Ri * grid.z_moment(y[1]))
+        """The potential energy of the budget. With walls ``Ri <ρ z>``, exact for the cosine series
+        (:meth:`ChannelGrid.z_moment`; the displayed ``potential_energy`` puts each row at the height the
+        background PE gives its parcels, so the available PE is exact for a stable layering; they
+        differ by O(dz)). Doubly periodic, the linear APE ``Ri <ρ'²> / (2γ)`` about the background
+        gradient ``γ = 1/Lz`` (its budget is exact in space: advection conserves ``<ρ'²>``)."""
+        if grid.walls:
+            return float(self.Ri * grid.z_moment(y[1]))
+        anomaly = grid.inverse(y[1], bq.EVEN)
+        d = anomaly - grid.mean(anomaly)
+        return float(self.Ri * self.Lz * grid.mean(d * d) / 2)
 
     @staticmethod
     def _pe_rate(b: dict) -> float:
-        return -b["buoyancy_flux"] + b.get("pe_diffusion", 0.0)
+        """dPE/dt (walls: ``-B + Φ_d``) or, doubly periodic, d(linear APE)/dt = ``-B - χ``."""
+        return -b["buoyancy_flux"] + b.get("pe_diffusion", 0.0) - b.get("ape_dissipation", 0.0)
 
     @staticmethod
     def _pe_abs_rate(b: dict) -> float:
-        return abs(b["buoyancy_flux"]) + abs(b.get("pe_diffusion", 0.0))
+        return abs(b["buoyancy_flux"]) + abs(b.get("pe_diffusion", 0.0)) + abs(b.get("ape_dissipation", 0.0))
 
     def _accumulate(self, t0: float, budget: dict | None) -> None:
         """Trapezoid in time of the kinetic- and potential-energy sources, from the budget recorded at
@@ -427,6 +466,7 @@ class KelvinHelmholtzLab(Lab):
         self._abs_integral += 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(budget))
         self._pe_integral += 0.5 * h * (self._pe_rate(b_ref) + self._pe_rate(budget))
         self._pe_abs_integral += 0.5 * h * (self._pe_abs_rate(b_ref) + self._pe_abs_rate(budget))
+        self._chi_integral += 0.5 * h * (b_ref.get("ape_dissipation", 0.0) + budget.get("ape_dissipation", 0.0))
         self._budget_ref = (t0, dict(budget))
 
     def _frame(self, i: int, grid, problem, state) -> Frame:
@@ -450,9 +490,7 @@ class KelvinHelmholtzLab(Lab):
         zeta = grid.inverse(y[0], bq.ODD)
         Ri, jump = self.Ri, self.rho_bottom - self.rho_top
         mean_rho = float(grid.mean(rho))
-        pe = float(Ri * grid.mean(rho * grid.z[:, None]))   # as the background PE: same quadrature
-        bpe = bq.background_potential_energy(grid, rho, Ri)
-        mixing = bpe - self._bpe0
+        energetics = self._potential_energetics(grid, y, rho, b, h, diss_int)
         psi_hat = problem.streamfunction(y[0])
         wavy = psi_hat * self._wavy  # the x-dependent part: what an instability grows
         pert = float(0.5 * grid.inner(wavy * grid.K2, wavy))
@@ -461,16 +499,16 @@ class KelvinHelmholtzLab(Lab):
             "mean_density_drift": abs(mean_rho - self._mean0) * abs(jump),
             "energy_budget_residual": abs(ke - self._ke0 - integral) / max(abs_int, 1e-300) if t > 0 else 0.0,
         }
-        if grid.walls:  # PE = Ri <ρ z>: dPE/dt = -B + Φ_d (no-flux walls; not defined doubly periodic)
-            pe_exact = self._potential_energy(grid, y)
-            convergence["pe_budget_residual"] = (abs(pe_exact - self._pe0 - pe_int) / max(pe_abs_int, 1e-300)
-                                                 if t > 0 else 0.0)
+        # walls: PE = Ri <ρ z>, dPE/dt = -B + Φ_d; doubly periodic: linear APE, d/dt = -B - χ
+        convergence["pe_budget_residual"] = (abs(self._potential_energy(grid, y) - self._pe0 - pe_int)
+                                             / max(pe_abs_int, 1e-300) if t > 0 else 0.0)
         rho_host = to_host(rho)
         profile = rho_host @ np.ones(self.nx) / self.nx  # x-mean ρ(z), in units of the jump
         lo, hi = self._rho_range
-        frac = (profile - lo) / (hi - lo)
-        wz = to_host(grid.z_weights)[:, 0] * self.Lz
-        thickness = float(np.sum(wz * ((frac > 0.05) & (frac < 0.95))))
+        if grid.walls:  # the band where the mean density is between 5 % and 95 % of the way across the jump
+            frac = (profile - lo) / (hi - lo)
+            wz = to_host(grid.z_weights)[:, 0] * self.Lz
+            energetics["mixed_layer_thickness"] = float(np.sum(wz * ((frac > 0.05) & (frac < 0.95))))
         hist, _ = np.histogram(rho_host, bins=ENTROPY_BINS, range=(lo, hi),
                                weights=np.broadcast_to(to_host(grid.z_weights), rho_host.shape))
         p = hist[hist > 0] / hist.sum()
@@ -478,17 +516,13 @@ class KelvinHelmholtzLab(Lab):
         diagnostics = {
             "kinetic_energy": ke,
             "perturbation_energy": pert,
-            "potential_energy": pe,
-            "background_potential_energy": bpe,
-            "available_potential_energy": pe - bpe,
+            **energetics,
             "dissipation": b["dissipation"],
             "buoyancy_flux": b["buoyancy_flux"],
             **({"pe_diffusion": b["pe_diffusion"]} if "pe_diffusion" in b else {}),
             "forcing_power": b["forcing_power"],
             "enstrophy": bq.enstrophy(grid, y[0]),
             "mean_density": float(self._to_physical_density(mean_rho)),
-            "mixed_layer_thickness": thickness,
-            "mixing_efficiency": mixing / (mixing + diss_int) if mixing + diss_int > 0 else 0.0,
             "density_entropy": entropy,
             "dt": float(state.dt),
         }

@@ -350,7 +350,9 @@ class BoussinesqProblem:
         After a call with ``record = True``: ``dissipation``, ``buoyancy_flux``, ``forcing_power``,
         ``coriolis_power`` (kinetic-energy sources at that state) and, with walls, ``pe_diffusion``:
         the potential-energy source of diffusion through the no-flux walls,
-        ``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz`` (so ``dPE/dt = -buoyancy_flux + pe_diffusion``).
+        ``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz`` (so ``dPE/dt = -buoyancy_flux + pe_diffusion``); doubly
+        periodic with a background gradient γ, ``ape_dissipation`` ``κ Ri <|∇ρ|²> / γ``, the loss of
+        the linear available potential energy ``Ri <ρ²> / (2γ)`` to mixing.
     """
 
     def __init__(self, grid: ChannelGrid, Re: float, Ri: float, Pr: float = 1.0, *, mean_velocity: float = 0.0,
@@ -469,6 +471,8 @@ class BoussinesqProblem:
         }
         if g.walls:
             out["pe_diffusion"] = self._pe_diffusion(rho)
+        elif self.background_gradient:  # linear APE <b'²>/(2N²) is destroyed at χ = κ <|∇b'|²>/N²
+            out["ape_dissipation"] = float(self.kappa * self.Ri / self.background_gradient * g.inner(g.K2 * rho, rho))
         return out
 
     def _pe_diffusion(self, rho_hat) -> float:
