@@ -202,6 +202,22 @@ def test_every_preset_runs_with_divergence_and_mean_density_at_round_off(preset)
     assert lab.Lx == 2.0 and lab.Lz == 1.0
 
 
+def test_double_shear_is_the_peers_jet():
+    """kh2d-solver's double_shear: density 1.0 between the two shear layers and 1.5 outside, so the upper
+    interface is heavy over light and the flow starts with available potential energy; 'layered' is
+    the stable variant (no APE at t = 0)."""
+    lab = KelvinHelmholtzLab(preset="double_shear")
+    rho = lab._to_physical_density(lab.base_profiles(np.array([-0.5, 0.0, 0.5]))[2])
+    np.testing.assert_allclose(rho, [1.5, 1.0, 1.5], atol=1e-3)  # tanh layers of thickness 0.04, 0.15 from z = 0
+    small = dict(preset="double_shear", nx=64, nz=64, t_end=0.1, n_snapshots=1)
+    jet = KelvinHelmholtzLab(**small).run()
+    layered = KelvinHelmholtzLab(**small, stratification="layered").run()
+    assert float(jet.available_potential_energy[0]) > 0.1 * abs(float(jet.potential_energy[0]))
+    assert abs(float(layered.available_potential_energy[0])) < 1e-4 * abs(float(layered.potential_energy[0]))
+    with pytest.raises(ValueError, match="stratification"):
+        KelvinHelmholtzLab(preset="basic_shear", stratification="jet").check()
+
+
 def test_doubly_periodic_double_shear():
     ds = KelvinHelmholtzLab(preset="double_shear", boundary="periodic", **SMALL).run()
     assert float(ds.divergence.max()) <= 1e-10 and float(ds.mean_density_drift.max()) <= 1e-14

@@ -29,6 +29,10 @@ source) and does no work (``u·∇ψ = 0``), so the flow is exactly the non-rota
 pressure changes, by ``2Ωψ``. The ``rotating`` preset adds the force (its curl is computed and added
 every step) and reports ``coriolis_torque`` (≈ 1e-16) next to ``coriolis_force`` (order Ω) so the run
 shows it. (kh2d-solver instead adds a linear shear to the initial velocity and calls that rotation.)
+
+``double_shear`` is kh2d-solver's case: a jet of light fluid (1.0) between two shear layers in heavier
+fluid (1.5), so its upper interface is heavy over light — statically unstable, with available potential
+energy from the start (``stratification="layered"`` is the stable variant).
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ class KelvinHelmholtzLab(Lab):
         "basic_shear": dict(_PEER, t_end=10.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.2,
                             Re=1000.0, Ri=0.25),
         "double_shear": dict(_PEER, t_end=15.0, profile="double", shear_thickness=0.04, separation=0.3,
-                             rho_top=1.0, rho_bottom=1.2, Re=2000.0, Ri=0.1),
+                             rho_top=1.0, rho_bottom=1.5, stratification="jet", Re=2000.0, Ri=0.1),
         "rotating": dict(_PEER, t_end=20.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.3,
                          rotation=0.5, Re=1500.0, Ri=0.3),
         "forced": dict(_PEER, nx=384, nz=192, t_end=30.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.1,
@@ -86,7 +90,7 @@ class KelvinHelmholtzLab(Lab):
     }
     default_preset = "basic_shear"
     groups = {
-        "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "rho_top",
+        "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],
         "Initial perturbation": ["noise", "perturbation", "perturbation_mode", "seed"],
         "Grid": ["boundary", "Lx", "Lz", "nx", "nz"],
@@ -106,6 +110,12 @@ class KelvinHelmholtzLab(Lab):
                                      doc="Density-interface thickness (default: the shear thickness).")
     separation = param.Number(0.3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 0.8),
                               doc="Distance between the two layers of the double shear.")
+    stratification = param.Selector(
+        default="layered", objects=["layered", "jet"],
+        doc="Density of the double profile with walls: 'layered' (rho_top above, rho_bottom below, a step of "
+            "half the jump at each layer: stable) or 'jet' (kh2d-solver's double_shear: rho_top between the "
+            "two layers, rho_bottom outside, so the upper interface is heavy over light: statically unstable). "
+            "Doubly periodic, a uniform background gradient carries the stratification instead.")
     rho_top = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
                            doc="Density of the upper fluid.")
     rho_bottom = param.Number(1.2, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
@@ -163,6 +173,8 @@ class KelvinHelmholtzLab(Lab):
             raise ValueError(f"{name}: nx × nz = {self.nx * self.nz} is too large; reduce 'nx' or 'nz'")
         if self.rho_bottom == self.rho_top:
             raise ValueError(f"{name}: 'rho_bottom' equals 'rho_top'; the density jump sets the buoyancy scale")
+        if self.stratification == "jet" and self.profile != "double":
+            raise ValueError(f"{name}: 'stratification' 'jet' needs profile 'double' (the fluid between two shear layers)")
         if self.profile == "single" and self.boundary == "periodic":
             raise ValueError(f"{name}: profile 'single' is not periodic in z; use boundary 'walls' "
                              "(or profile 'double' for the doubly periodic case)")
@@ -210,7 +222,10 @@ class KelvinHelmholtzLab(Lab):
             a = self.separation / 2
             U = U0 * (np.tanh((z + a) / d) - np.tanh((z - a) / d) - 1.0)
             dU = U0 / d * (1 / np.cosh((z + a) / d) ** 2 - 1 / np.cosh((z - a) / d) ** 2)
-            rho = -0.25 * (np.tanh((z - a) / dr) + np.tanh((z + a) / dr))
+            if self.stratification == "jet":  # rho_top between the layers, rho_bottom outside
+                rho = 0.5 - 0.5 * (np.tanh((z + a) / dr) - np.tanh((z - a) / dr))
+            else:
+                rho = -0.25 * (np.tanh((z - a) / dr) + np.tanh((z + a) / dr))
         if self.boundary == "periodic":  # uniform background gradient -z/Lz carries the stratification
             rho = np.zeros_like(z)
         return U, dU, rho
