@@ -478,11 +478,6 @@ class SnapshotWriter:
         """Whether the file already has the snapshot at ``t`` (a resumed run's first one)."""
         return self._last is not None and abs(self._last - t) <= 1e-9 * max(1.0, abs(t))
 
-    @property
-    def count(self) -> int:
-        """Snapshots written to the file so far (not counting the buffer)."""
-        return self._n
-
     def append(self, t: float, w: np.ndarray) -> None:
         k = len(self._times)
         self._block[0, k] = w[0]
