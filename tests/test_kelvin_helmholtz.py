@@ -371,6 +371,25 @@ def test_forcing_does_work_and_runs_are_seeded():
     assert float(a.kinetic_energy[-1]) > float(unforced.kinetic_energy[-1])
 
 
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """A run checkpointed at t = 1 and resumed to t = 2 (the same frame interval) ends bit for bit where
+    the uninterrupted run does: fields, steps, every diagnostic and both budget residuals."""
+    base = dict(preset="rotating", nx=64, nz=32)
+    full = KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=4).run()
+    ck = str(tmp_path / "kh.npz")
+    KelvinHelmholtzLab(**base, t_end=1.0, n_snapshots=2, checkpoint_file=ck).run()
+    rest = KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=4, resume_from=ck).run()
+    np.testing.assert_array_equal(rest.vorticity_final, full.vorticity_final)
+    np.testing.assert_array_equal(rest.density_final, full.density_final)
+    np.testing.assert_array_equal(rest.time.values, full.time.values[2:])
+    for name in ("steps", "kinetic_energy", "energy_budget_residual", "pe_budget_residual", "mixing_efficiency"):
+        np.testing.assert_array_equal(rest[name].values, full[name].values[2:], err_msg=name)
+    with pytest.raises(ValueError, match="resume_from.*Re"):
+        next(KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=4, resume_from=ck, Re=500.0).frames())
+    with pytest.raises(ValueError, match="resume_from.*frame_dt"):
+        next(KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=2, resume_from=ck).frames())
+
+
 def test_frames_are_reduced_for_display():
     lab = KelvinHelmholtzLab(preset="basic_shear", nx=1024, nz=16, Lz=1.0, shear_thickness=0.08,
                              t_end=0.002, n_snapshots=1)
@@ -398,6 +417,9 @@ def test_frames_are_reduced_for_display():
         (dict(integrator="split_step"), "integrator"),
         (dict(cfl=0, dt=1e-9), "dt"),
         (dict(perturbation_mode=100, nx=64), "perturbation_mode"),
+        (dict(stratification="jet"), "stratification"),
+        (dict(resume_from="/no/such/checkpoint.npz"), "resume_from"),
+        (dict(checkpoint_file="/no/such/folder/ck.npz"), "checkpoint_file"),
         (dict(nonsense=1), "nonsense"),
     ],
 )

@@ -33,16 +33,22 @@ shows it. (kh2d-solver instead adds a linear shear to the initial velocity and c
 ``double_shear`` is kh2d-solver's case: a jet of light fluid (1.0) between two shear layers in heavier
 fluid (1.5), so its upper interface is heavy over light — statically unstable, with available potential
 energy from the start (``stratification="layered"`` is the stable variant).
+
+``checkpoint_file`` saves the state and the budget integrals at every frame; ``resume_from`` continues
+such a run (to a later ``t_end``, at the same frame interval) exactly as if it had not stopped.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 
 import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
+from explore.core.checkpoint import load_checkpoint, save_checkpoint
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.integrators import INTEGRATORS, make_integrator
@@ -95,6 +101,7 @@ class KelvinHelmholtzLab(Lab):
         "Initial perturbation": ["noise", "perturbation", "perturbation_mode", "seed"],
         "Grid": ["boundary", "Lx", "Lz", "nx", "nz"],
         "Time stepping": ["integrator", "cfl", "dt", "rtol", "atol", "t_end", "n_snapshots"],
+        "Files": ["checkpoint_file", "resume_from"],
         "Other": ["backend"],
     }
 
@@ -159,6 +166,9 @@ class KelvinHelmholtzLab(Lab):
     atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
     t_end = param.Number(10.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 50), doc="Final time.")
     n_snapshots = param.Integer(50, bounds=(1, 100_000), softbounds=(1, 400), doc="Number of frames after t = 0.")
+    checkpoint_file = param.String("", doc="File (.npz) overwritten with the full state at every frame ('' = none).")
+    resume_from = param.String("", doc="Checkpoint to resume from: continues on the same time line, to this run's "
+                                       "t_end, with the same frame interval t_end / n_snapshots ('' = start at t = 0).")
 
     notes = ROTATION_NOTE
 
@@ -193,6 +203,10 @@ class KelvinHelmholtzLab(Lab):
         info = INTEGRATORS[self.integrator]
         if not info.adaptive and self.cfl == 0 and self.t_end / self.dt > 5e7:
             raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
+        if self.resume_from and not os.path.exists(self.resume_from):
+            raise ValueError(f"{name}: 'resume_from' = {self.resume_from!r} does not exist")
+        if self.checkpoint_file and not os.path.isdir(os.path.dirname(os.path.abspath(self.checkpoint_file))):
+            raise ValueError(f"{name}: the folder of 'checkpoint_file' = {self.checkpoint_file!r} does not exist")
 
     @property
     def _density_thickness(self) -> float:
@@ -371,20 +385,54 @@ class KelvinHelmholtzLab(Lab):
         frame_dt = self.t_end / self.n_snapshots
         self._grid, self._problem = grid, problem
         self._setup_diagnostics(grid, problem, y0)
+        i0 = 0
+        if self.resume_from:  # the references above come from y0 (seeded); the rest from the checkpoint
+            state, i0 = self._load_checkpoint(stepper, xp)
         self._final = None
         eps = 1e-12 * max(1.0, self.t_end)
         with np.errstate(over="ignore", invalid="ignore"):
-            yield self._frame(0, grid, problem, state)
-            for i in range(1, self.n_snapshots + 1):
+            yield self._frame(i0, grid, problem, state)
+            for i in range(i0 + 1, self.n_snapshots + 1):
                 t_target = self.t_end * i / self.n_snapshots
                 if use_cfl:
                     state = self._advance_cfl(stepper, problem, grid, state, t_target, frame_dt)
                 while t_target - state.t > eps:
                     state = self._one_step(stepper, problem, state, t_target)
                 self.ensure_finite(state.y, state.t, "the vorticity and density")
+                if self.checkpoint_file:
+                    self._save_checkpoint(state, i)
                 yield self._frame(i, grid, problem, state)
         y = problem.expand(state.y)
         self._final = (to_host(grid.inverse(y[0], bq.ODD)), to_host(self._density(grid, y)))
+
+    # ---------------------------------------------------------------- checkpoints
+    #: the accumulated budget integrals a checkpoint carries (with the budget at the last step start)
+    _INTEGRALS = ("_budget_integral", "_dissipation_integral", "_abs_integral", "_pe_integral",
+                  "_pe_abs_integral", "_chi_integral")
+
+    def _resume_params(self) -> dict:
+        """Everything that shapes the run up to a checkpoint: the physics, the initial state, the
+        grid, the time stepping and the frame interval (not ``t_end``: a resumed run may go further)."""
+        skip = {"name", "t_end", "n_snapshots", "checkpoint_file", "resume_from", "backend"}
+        out = {k: v for k, v in self.values().items() if k not in skip}
+        out["frame_dt"] = self.t_end / self.n_snapshots
+        return out
+
+    def _save_checkpoint(self, state, i: int) -> None:
+        t_ref, b_ref = self._budget_ref
+        save_checkpoint(self.checkpoint_file, state, i, self._resume_params(),
+                        integrals=np.array([getattr(self, k) for k in self._INTEGRALS]),
+                        budget_ref=np.array(json.dumps([t_ref, b_ref])))
+
+    def _load_checkpoint(self, stepper, xp):
+        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
+        if i0 > self.n_snapshots:
+            raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
+        for k, v in zip(self._INTEGRALS, extra["integrals"]):
+            setattr(self, k, float(v))
+        t_ref, b_ref = json.loads(str(extra["budget_ref"]))
+        self._budget_ref = (t_ref, b_ref)
+        return state, i0
 
     # ---------------------------------------------------------------- diagnostics
     def _density(self, grid, y):

@@ -24,6 +24,7 @@ import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
+from explore.core.checkpoint import load_checkpoint, save_checkpoint
 from explore.core.frame import MAX_POINTS, decimate
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
@@ -348,32 +349,16 @@ class ReactionDiffusionLab(Lab):
         return {k: getattr(self, k) for k in _RESUME_KEYS}
 
     def _save_checkpoint(self, state, i: int) -> None:
-        path = self.checkpoint_file
-        tmp = path + ".tmp.npz"
-        extra = {} if state.f is None else {"f": to_host(state.f)}
-        np.savez(tmp, y=to_host(state.y), index=i, t=state.t, dt=state.dt, nfe=state.nfe, steps=state.steps,
-                 rejected=state.rejected, params=json.dumps(self._resume_params()),
-                 history=np.array(self._history, dtype=float).reshape(-1, 3),
-                 maxima=np.array([self._max["contrast"], self._max["rate"]]), **extra)
-        os.replace(tmp, path)
+        save_checkpoint(self.checkpoint_file, state, i, self._resume_params(),
+                        history=np.array(self._history, dtype=float).reshape(-1, 3),
+                        maxima=np.array([self._max["contrast"], self._max["rate"]]))
 
     def _load_checkpoint(self, stepper, xp, n_out: int):
-        with np.load(self.resume_from, allow_pickle=False) as ck:
-            saved = json.loads(str(ck["params"]))
-            mine = self._resume_params()
-            diff = [k for k in _RESUME_KEYS if saved.get(k) != mine[k]]
-            if diff:
-                raise ValueError(f"{self.lab_name}: 'resume_from' was written with different "
-                                 + ", ".join(f"{k} ({saved.get(k)!r} vs {mine[k]!r})" for k in diff))
-            i0 = int(ck["index"])
-            if i0 > n_out:
-                raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {float(ck['t']):g}, past t_end = {self.t_end:g}")
-            state = stepper.init(float(ck["t"]), xp.asarray(ck["y"]))
-            state = dataclasses.replace(
-                state, dt=float(ck["dt"]), nfe=int(ck["nfe"]), steps=int(ck["steps"]), rejected=int(ck["rejected"]),
-                f=xp.asarray(ck["f"]) if "f" in ck.files else None)
-            self._history.extend(tuple(row) for row in ck["history"])
-            self._max["contrast"], self._max["rate"] = (float(x) for x in ck["maxima"])
+        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
+        if i0 > n_out:
+            raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
+        self._history.extend(tuple(row) for row in extra["history"])
+        self._max["contrast"], self._max["rate"] = (float(x) for x in extra["maxima"])
         return state, i0
 
     # ------------------------------------------------------------------ result
