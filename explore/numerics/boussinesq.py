@@ -40,6 +40,7 @@ tangent velocity profile", 1964): maximal growth 0.1897 at α = 0.4446, neutral 
 """
 from __future__ import annotations
 
+import importlib
 import math
 
 from array_api_compat import array_namespace, is_numpy_namespace
@@ -486,10 +487,11 @@ def _fast_transforms():
 
     ``dct1(a, out)`` / ``dst1(a, out)``: unnormalised DCT-I / DST-I along axis -2 of a float array (``out``
     may be ``a``); ``irfft(c, n, out)`` / ``rfft(f, out)``: along the last axis, ``norm="forward"``.
-    SciPy's pocketfft entry points are called directly where they give the same numbers as
-    ``scipy.fft.dct`` / ``dst`` and ``numpy.fft.irfft`` / ``rfft`` (checked here on small arrays): the
-    public functions' argument handling costs 5–11 µs a call, 6 calls an evaluation, ~0.3 s of a
-    basic_shear run. Otherwise (a SciPy whose private module differs) the public functions are used.
+    SciPy's own FFT module is called directly where it gives the same numbers as ``scipy.fft.dct`` /
+    ``dst`` and ``numpy.fft.irfft`` / ``rfft`` (checked here on small arrays): the public functions'
+    argument handling costs 5–11 µs a call, 6 calls an evaluation, ~0.3 s of a basic_shear run. That
+    module is ``_pocketfft.pypocketfft`` up to SciPy 1.17 and ``_duccfft.pyduccfft`` (the same calls)
+    from 1.18; with neither, or if the check fails, the public functions are used.
     """
     import numpy as np
     import scipy.fft as sf
@@ -507,39 +509,47 @@ def _fast_transforms():
         return np.fft.rfft(f, axis=-1, norm="forward", out=out)
 
     public = (sf_dct, sf_dst, np_irfft, np_rfft)
-    try:
-        from scipy.fft._pocketfft import pypocketfft as pf
+    for module in ("scipy.fft._pocketfft.pypocketfft", "scipy.fft._duccfft.pyduccfft"):
+        try:
+            return _direct_transforms(importlib.import_module(module), public)
+        except Exception:  # pragma: no cover - depends on SciPy's internals
+            continue
+    return public  # pragma: no cover
 
-        def dct(a, out):
-            pf.dct(a, 1, (a.ndim - 2,), 0, out, 1, None)
 
-        def dst(a, out):
-            pf.dst(a, 1, (a.ndim - 2,), 0, out, 1, None)
+def _direct_transforms(pf, public):
+    """The four transforms of :func:`_fast_transforms` called on SciPy's FFT module ``pf`` directly,
+    after checking them bit for bit against the ``public`` ones on small arrays (raises if any differs)."""
+    import numpy as np
 
-        def irfft(c, n, out):
-            return pf.c2r(c, (c.ndim - 1,), n, False, 0, out, 1)
+    def dct(a, out):
+        pf.dct(a, 1, (a.ndim - 2,), 0, out, 1, None)
 
-        def rfft(f, out):
-            return pf.r2c(f, (f.ndim - 1,), True, 2, out, 1)
+    def dst(a, out):
+        pf.dst(a, 1, (a.ndim - 2,), 0, out, 1, None)
 
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((2, 7, 12))[..., ::2]
-        c = (x + 1j * rng.standard_normal(x.shape))[..., :4]
-        for fast, slow in zip((dct, dst), public[:2]):
-            a, b = np.zeros_like(x), np.zeros_like(x)
-            fast(x, a)
-            slow(x, b)
-            if not np.array_equal(a, b):
-                raise ValueError("pocketfft's r2r differs")
-        a, b = np.empty(x.shape), np.empty(x.shape)
-        if not np.array_equal(irfft(c, 6, a), np_irfft(c, 6, b)):
-            raise ValueError("pocketfft's c2r differs")
-        a, b = np.empty(c.shape, dtype=c.dtype), np.empty(c.shape, dtype=c.dtype)
-        if not np.array_equal(rfft(x, a), np_rfft(x, b)):
-            raise ValueError("pocketfft's r2c differs")
-        return dct, dst, irfft, rfft
-    except Exception:  # pragma: no cover - depends on SciPy's internals
-        return public
+    def irfft(c, n, out):
+        return pf.c2r(c, (c.ndim - 1,), n, False, 0, out, 1)
+
+    def rfft(f, out):
+        return pf.r2c(f, (f.ndim - 1,), True, 2, out, 1)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 12))[..., ::2]
+    c = (x + 1j * rng.standard_normal(x.shape))[..., :4]
+    for fast, slow in zip((dct, dst), public[:2]):
+        a, b = np.zeros_like(x), np.zeros_like(x)
+        fast(x, a)
+        slow(x, b)
+        if not np.array_equal(a, b):
+            raise ValueError(f"{pf.__name__}: r2r differs")
+    a, b = np.empty(x.shape), np.empty(x.shape)
+    if not np.array_equal(irfft(c, 6, a), public[2](c, 6, b)):
+        raise ValueError(f"{pf.__name__}: c2r differs")
+    a, b = np.empty(c.shape, dtype=c.dtype), np.empty(c.shape, dtype=c.dtype)
+    if not np.array_equal(rfft(x, a), public[3](x, b)):
+        raise ValueError(f"{pf.__name__}: r2c differs")
+    return dct, dst, irfft, rfft
 
 
 class _R2RNonlinear:
