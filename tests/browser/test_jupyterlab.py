@@ -40,6 +40,29 @@ SAMPLES_JS = """() => {
   return out;
 }"""
 
+# Records, from now on, every distinct content of the 'sample:*' data sources that a change event of
+# the page's Bokeh documents shows: frames that reach the page while it is busy (creating the plot,
+# say) count even where a poll would only see the last of them.
+RECORD_SAMPLES_JS = """() => {
+  window.__sampleStates = new Set();
+  const digest = (m) => {
+    let s = 0;
+    for (const v of Object.values(m.data)) {
+      const a = (v && v.length && typeof v[0] === 'object') ? v[0] : v;
+      for (let i = 0; a && i < a.length; i += Math.max(1, Math.floor(a.length / 300))) {
+        const x = Number(a[i]); if (isFinite(x)) s += x * (i + 1);
+      }
+    }
+    return s;
+  };
+  for (const doc of Bokeh.documents) doc.on_change((ev) => {
+    const m = ev.model;
+    if (!m || !m.name || !m.name.startsWith('sample:') || !m.data) return;
+    const s = digest(m);
+    if (s !== 0) window.__sampleStates.add(m.name + ':' + s.toPrecision(12));
+  });
+}"""
+
 
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
@@ -124,15 +147,21 @@ def test_notebook_runs_in_jupyterlab_offline_and_shows_the_live_view(chromium, j
 
         # the live view works in the notebook: Run streams frames into its plots
         run_button.scroll_into_view_if_needed()
+        page.evaluate(RECORD_SAMPLES_JS)
         run_button.click()
         seen = [page.evaluate(SAMPLES_JS)]
+        received = 0
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(seen) < 3:
+        while time.monotonic() < deadline and len(seen) < 3 and received < 2:
             now = page.evaluate(SAMPLES_JS)
             if now and now != seen[-1]:
                 seen.append(now)
+            received = page.evaluate("() => window.__sampleStates.size")
             page.wait_for_timeout(100)
-        assert len(seen) >= 3, f"the live view in the notebook did not stream ({len(seen) - 1} updates)"
+        # streaming: the polls saw the samples change twice, or the page received two different frames
+        assert len(seen) >= 3 or received >= 2, (
+            f"the live view in the notebook did not stream ({len(seen) - 1} updates seen, {received} frames received)")
+        assert seen[-1], "no samples were shown"
         screenshot(page, "jupyterlab-nlse")
         assert outside == [], f"the notebook page reached outside 127.0.0.1: {outside[:5]}"
         page_errors = [e for e in watched.errors if "ERR_FAILED" not in e and "request failed" not in e]
