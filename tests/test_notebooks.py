@@ -56,6 +56,18 @@ def _check_kelvin_helmholtz(summary: dict) -> None:
     assert summary["rotation_relative_change"] < 1e-10  # a Coriolis force about the normal axis does nothing
 
 
+def _check_reaction_diffusion(summary: dict) -> None:
+    theory = {"etdrk4": 4, "ifrk4": 4, "split_step": 2}  # fitted on the 2-D spiral against DOP853
+    for method, order in theory.items():
+        measured = summary["orders"][method]
+        assert abs(measured - order) <= 0.3, f"{method}: fitted order {measured:.2f}, theory {order}"
+    # the periodic start converges in N; rd-spiral's (a phase jump at the edge) does not
+    assert summary["grid_gap_t10"]["spiral_periodic"] < 1e-2 < summary["grid_gap_t10"]["spiral"]
+    assert summary["rotation_period_diff_N48"] < 1e-5 * summary["rotation_period"]
+    assert summary["pattern_decay_regime"] == "homogeneous_oscillation"
+    assert all(v > 1e-4 for v in summary["gray_scott_v_variance"].values())
+
+
 def _check_diffusion_samplers(summary: dict) -> None:
     assert summary["pndm50_over_ddim1000"] < 1  # PNDM at 50 steps beats DDIM at 1000
     assert summary["optimal_over_best_fixed_8"] < 0.8  # the DP schedule beats every fixed one at 8 steps
@@ -65,6 +77,7 @@ def _check_diffusion_samplers(summary: dict) -> None:
 CHECKS = {
     "nlse": _check_nlse,
     "kelvin_helmholtz": _check_kelvin_helmholtz,
+    "reaction_diffusion": _check_reaction_diffusion,
     "diffusion_samplers": _check_diffusion_samplers,
 }
 
