@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from explore._host import to_host  # noqa: F401  (re-exported: labs and the UI use it from here)
+
 BACKENDS = ("numpy", "cupy")
 
 
@@ -39,15 +41,3 @@ def get_namespace(name: str):
             raise BackendUnavailable("backend='cupy': no CUDA device found; use backend='numpy'.")
         return array_api_compat.array_namespace(cupy.zeros(1))
     raise BackendUnavailable(f"backend={name!r} is unknown; choose one of {BACKENDS}.")
-
-
-def to_host(x) -> np.ndarray:
-    """Copy an array from any backend to a host NumPy array (no copy for NumPy input)."""
-    if isinstance(x, np.ndarray):
-        return x
-    if hasattr(x, "get"):  # CuPy
-        return x.get()
-    try:
-        return np.asarray(x)
-    except Exception:  # array_api_strict and friends expose DLPack / __array__ differently
-        return np.from_dlpack(x)

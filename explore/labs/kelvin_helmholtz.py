@@ -473,7 +473,7 @@ class KelvinHelmholtzLab(Lab):
     def _abs_rate(b: dict) -> float:
         return b["dissipation"] + abs(b["buoyancy_flux"]) + abs(b["forcing_power"]) + abs(b["coriolis_power"])
 
-    def _potential_energetics(self, grid, rho, pe_budget: float, b: dict, h: float, diss_int: float) -> dict:
+    def _potential_energetics(self, grid, rho, pe_budget: float, chi_int: float, diss_int: float) -> dict:
         """Potential, background and available potential energy and the cumulative mixing efficiency.
 
         With walls (Winters et al., "Available potential energy and mixing in density-stratified
@@ -491,8 +491,6 @@ class KelvinHelmholtzLab(Lab):
             return {"potential_energy": pe, "background_potential_energy": bpe, "available_potential_energy": pe - bpe,
                     "mixing_efficiency": mixing / (mixing + diss_int) if mixing + diss_int > 0 else 0.0}
         ape = pe_budget  # doubly periodic: the linear APE
-        _, b_ref = self._budget_ref
-        chi_int = self._chi_integral + 0.5 * h * (b_ref.get("ape_dissipation", 0.0) + b.get("ape_dissipation", 0.0))
         return {"available_potential_energy": ape,
                 "mixing_efficiency": chi_int / (chi_int + diss_int) if chi_int + diss_int > 0 else 0.0}
 
@@ -547,6 +545,7 @@ class KelvinHelmholtzLab(Lab):
         abs_int = self._abs_integral + 0.5 * h * (self._abs_rate(b_ref) + self._abs_rate(b))
         pe_int = self._pe_integral + 0.5 * h * (self._pe_rate(b_ref) + self._pe_rate(b))
         pe_abs_int = self._pe_abs_integral + 0.5 * h * (self._pe_abs_rate(b_ref) + self._pe_abs_rate(b))
+        chi_int = self._chi_integral + 0.5 * h * (b_ref.get("ape_dissipation", 0.0) + b.get("ape_dissipation", 0.0))
         ke = bq.kinetic_energy(grid, y[0], problem.mean_velocity)
         u, w = problem.velocity(y)
         rho = self._density(grid, y)
@@ -554,7 +553,7 @@ class KelvinHelmholtzLab(Lab):
         Ri, jump = self.Ri, self.rho_bottom - self.rho_top
         mean_rho = float(grid.mean(rho))
         pe_budget = self._potential_energy(grid, y)  # walls: Ri <ρ z>; doubly periodic: the linear APE
-        energetics = self._potential_energetics(grid, rho, pe_budget, b, h, diss_int)
+        energetics = self._potential_energetics(grid, rho, pe_budget, chi_int, diss_int)
         psi_hat = problem.streamfunction(y[0])
         wavy = psi_hat * self._wavy  # the x-dependent part: what an instability grows
         pert = float(0.5 * grid.inner(wavy * grid.K2, wavy))

@@ -229,7 +229,7 @@ class ReactionDiffusionLab(Lab):
         if self.snapshot_file:
             writer = SnapshotWriter(self.snapshot_file, self._grid_host, self.values(), SNAPSHOT_BUFFER_BYTES,
                                     resume_at=state.t if self.resume_from else None,
-                                    same_run={k: self.values()[k] for k in _RESUME_KEYS})
+                                    same_run=self._resume_params())
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 if writer is not None and not writer.holds(state.t):

@@ -45,6 +45,8 @@ import math
 
 from array_api_compat import array_namespace, is_numpy_namespace
 
+from explore._host import to_host
+
 __all__ = [
     "ChannelGrid",
     "BoussinesqProblem",
@@ -277,27 +279,27 @@ class ChannelGrid:
         return sf.irfft(cz, n=self.nx, axis=-1, norm="forward")
 
     # ------------------------------------------------------------------ quadrature
+    def _odd_mode_weights(self, rows: int):
+        """``m`` and ``w_m ((−1)^m − 1)`` for the first ``rows`` cosine modes (``−2 w_m`` on odd ``m``,
+        0 on even): the wall difference and the z-moment of a cosine series see its odd modes only."""
+        xp = self.xp
+        m = xp.arange(rows, dtype=xp.float64)
+        w = _where(xp, (m == 0) | (m == self.nz), 1.0, 2.0)
+        return m, -2.0 * w * (m - 2.0 * xp.floor(m / 2.0))
+
     def wall_mean_difference(self, c):
         """``mean_x f(top wall) − mean_x f(bottom wall)`` of an even (cosine) field from its coefficients
         ``c[..., m, k_x]`` (any number of leading rows ``m``): ``Σ_m w_m ((−1)^m − 1) Re c[m, 0]``."""
-        xp = self.xp
-        rows = c.shape[-2]
-        m = xp.arange(rows, dtype=xp.float64)
-        w = _where(xp, (m == 0) | (m == self.nz), 1.0, 2.0)
-        sign = 1.0 - 2.0 * (m - 2.0 * xp.floor(m / 2.0))          # (−1)^m
-        return xp.sum(w * (sign - 1.0) * xp.real(c[..., :, 0]), axis=-1)
+        _, a = self._odd_mode_weights(c.shape[-2])
+        return self.xp.sum(a * self.xp.real(c[..., :, 0]), axis=-1)
 
     def z_moment(self, c):
         """``<f z>`` (domain mean) of an even (cosine) field from its coefficients, exactly for the
         cosine series: ``Σ_{m≥1} w_m Re c[m, 0] ((−1)^m − 1) Lz / (m π)²`` (the trapezoid rule would
         carry an O(dz²) error: ``z`` is not a cosine polynomial)."""
         xp = self.xp
-        rows = c.shape[-2]
-        m = xp.arange(rows, dtype=xp.float64)
-        w = _where(xp, (m == 0) | (m == self.nz), 1.0, 2.0)
-        odd = 2.0 * (m - 2.0 * xp.floor(m / 2.0))                # 2 for odd m, 0 for even
-        weight = -w * odd * self.Lz / (math.pi**2 * xp.where(m > 0, m * m, 1.0))
-        return xp.sum(weight * xp.real(c[..., :, 0]), axis=-1)
+        m, a = self._odd_mode_weights(c.shape[-2])
+        return xp.sum(a * self.Lz / (math.pi**2 * xp.where(m > 0, m * m, 1.0)) * xp.real(c[..., :, 0]), axis=-1)
 
     def mean(self, f):
         """Domain mean of a physical field (trapezoid in z on the walls: exact for the band)."""
@@ -471,15 +473,16 @@ class BoussinesqProblem:
             "coriolis_power": 0.0 if coriolis is None else float(-g.inner(psi, coriolis)),
         }
         if g.walls:
-            out["pe_diffusion"] = self._pe_diffusion(rho)
+            out["pe_diffusion"] = float(self._pe_diffusion(rho))
         elif self.background_gradient:  # linear APE <b'²>/(2N²) is destroyed at χ = κ <|∇b'|²>/N²
             out["ape_dissipation"] = float(self.kappa * self.Ri / self.background_gradient * g.inner(g.K2 * rho, rho))
         return out
 
-    def _pe_diffusion(self, rho_hat) -> float:
-        """``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz``: diffusion's source of potential energy ``Ri <ρ z>``."""
+    def _pe_diffusion(self, rho_hat):
+        """``-κ Ri (ρ̄_top − ρ̄_bottom) / Lz`` (a 0-d array on the grid's backend): diffusion's source of
+        potential energy ``Ri <ρ z>``."""
         g = self.grid
-        return float(-self.kappa * self.Ri * g.wall_mean_difference(rho_hat) / g.Lz)
+        return -self.kappa * self.Ri * g.wall_mean_difference(rho_hat) / g.Lz
 
 
 def _fast_transforms():
@@ -752,7 +755,7 @@ class _R2RNonlinear:
                 "buoyancy_flux": float(-(self.Ri / self.ri_scale) * (flux @ self.zw_int)),
                 "forcing_power": 0.0 if self.forcing is None else -inner(psi, self.forcing),
                 "coriolis_power": 0.0 if coriolis is None else -inner(psi, coriolis),
-                "pe_diffusion": p._pe_diffusion(y[1]),
+                "pe_diffusion": float(p._pe_diffusion(y[1])),
             }
             self._memo = (self._calls, y.copy(), out.copy(), dict(p.budget))
         return out
@@ -760,16 +763,7 @@ class _R2RNonlinear:
 
 def _host_floats(v) -> list:
     """The entries of a small 1-D array of any backend as Python floats (one copy to the host)."""
-    import numpy as np
-
-    if hasattr(v, "get"):  # CuPy
-        a = v.get()
-    else:
-        try:
-            a = np.asarray(v)
-        except Exception:  # array_api_strict and friends
-            a = np.from_dlpack(v)
-    return [float(x) for x in a]
+    return [float(x) for x in to_host(v)]
 
 
 class _DenseNonlinear:
@@ -871,7 +865,7 @@ class _DenseNonlinear:
                 -p.Ri * g.mean(P[6, ...] * P[3, ...]),            # -Ri <ψ ρ_x> = -Ri <w ρ>
                 zero if self.forcing is None else -inner(psi, self.forcing),
                 zero if coriolis is None else -inner(psi, coriolis),
-                -p.kappa * p.Ri * g.wall_mean_difference(y[1, ...]) / g.Lz,
+                p._pe_diffusion(y[1, ...]),
             ])
             keys = ("dissipation", "buoyancy_flux", "forcing_power", "coriolis_power", "pe_diffusion")
             p.budget = dict(zip(keys, _host_floats(values)))

@@ -817,9 +817,7 @@ class LabView(pn.viewable.Viewer):
         self._pending_history = None
         self._progress = float(frame.progress)
         if history:
-            self._send_convergence(force=force)
-            if self._diag_rows.any_values():
-                self.diagnostics_plot.update({"history": self._diag_rows.arrays()}, force=force)
+            self._show_history(frame, force=force)
         if frame.spectrum is not None:
             self.spectrum_plot.update(frame.spectrum, force=force)
         if self._new_run_samples:
@@ -836,8 +834,6 @@ class LabView(pn.viewable.Viewer):
                 self.samples_area.append(plot.pane)
             plot.update(sample, force=force)
         self.export.run_available = True
-        if history:
-            self._update_progress(frame)
 
     def _drop_stale_sample_plots(self, samples: dict) -> None:
         """At a run's first frame: remove the kept sample plots of keys this run does not show."""
