@@ -120,9 +120,10 @@ def test_fast_nonlinear_term_equals_the_generic_one(preset):
             assert ba[key] == pytest.approx(bb[key], rel=1e-12, abs=1e-16), key
 
 
-def test_fast_path_falls_back_to_the_public_transforms(monkeypatch):
-    """Where SciPy's private FFT module (pocketfft up to 1.17, duccfft from 1.18) is missing or differs,
-    the fast path uses scipy.fft / numpy.fft themselves, with the same numbers."""
+def test_fast_path_falls_back_to_scipy_then_to_the_public_transforms(monkeypatch):
+    """The fast path transforms with ducc0; where ducc0 is missing or differs, with SciPy's private FFT
+    module (pocketfft up to 1.17, duccfft from 1.18), and where that is missing or differs too, with
+    scipy.fft / numpy.fft themselves. All three give the same tendencies."""
     lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32)
     y0, um, _, _ = lab.initial_state()
     grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP)
@@ -131,16 +132,24 @@ def test_fast_path_falls_back_to_the_public_transforms(monkeypatch):
         problem = bq.BoussinesqProblem(grid, lab.Re, lab.Ri, lab.Pr, mean_velocity=um, compact=True)
         return problem.nonlinear(0.0, problem.compress(y0)), problem._fast._dct
 
+    ducc, dct = tendencies()
+    assert dct.__qualname__.startswith("_ducc_transforms")
+
+    def missing(module):
+        raise ImportError(module.__name__)
+
+    monkeypatch.setattr(bq, "_ducc_transforms", missing)
     direct, dct = tendencies()
     assert dct.__qualname__.startswith("_direct_transforms")
 
-    def differs(pf, public):
+    def differs(fast, public, tol):
         raise ValueError("differs")
 
-    monkeypatch.setattr(bq, "_direct_transforms", differs)
+    monkeypatch.setattr(bq, "_checked", differs)
     public, dct = tendencies()
     assert dct.__name__ == "sf_dct"
     np.testing.assert_allclose(public, direct, rtol=0, atol=1e-14 * np.abs(direct).max())
+    np.testing.assert_allclose(ducc, direct, rtol=0, atol=1e-14 * np.abs(direct).max())
 
 
 def test_fast_nonlinear_term_reuse_and_lazy_speeds():
