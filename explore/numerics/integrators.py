@@ -24,7 +24,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from explore.numerics.exponential import ETDRK4, IntegratingFactorRK
 from explore.numerics.rk import DEFAULT_RTOL, ExplicitRK, StepState
 from explore.numerics.splitting import YOSHIDA4, YOSHIDA6, CompositionSplitting, StrangSplitting
-from explore.numerics.tableaux import DOP853, DOPRI5, RK4
+from explore.numerics import tableaux
+from explore.numerics.tableaux import DOPRI5, RK4
 
 __all__ = [
     "SemilinearProblem",
@@ -163,7 +164,7 @@ def _adaptive_rk(tableau, problem, dt, rtol, atol):
 @register_integrator("dop853", order=8, adaptive=True,
                      description="Dormand–Prince 8(5,3) explicit Runge–Kutta (Hairer), adaptive")
 def _dop853(problem, *, dt=None, rtol=None, atol=None):
-    return _adaptive_rk(DOP853, problem, dt, rtol, atol)
+    return _adaptive_rk(tableaux.DOP853, problem, dt, rtol, atol)
 
 
 @register_integrator("dopri5", order=5, adaptive=True,

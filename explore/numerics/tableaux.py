@@ -218,7 +218,17 @@ def _dop853() -> ButcherTableau:
 
 
 DOPRI5 = _dopri5()
-DOP853 = _dop853()
 
-#: All tableaux by name.
-TABLEAUX: dict[str, ButcherTableau] = {t.name: t for t in (RK4, DOPRI5, DOP853)}
+
+def __getattr__(name: str):
+    """``DOP853`` and ``TABLEAUX`` (all tableaux by name) are made on first use: DOP853's coefficients
+    come from ``scipy.integrate``, whose import costs ~0.35 s that a run of a fixed-step method never
+    needs (PEP 562)."""
+    if name == "DOP853":
+        value = _dop853()
+    elif name == "TABLEAUX":
+        value = {t.name: t for t in (RK4, DOPRI5, __getattr__("DOP853"))}
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
