@@ -27,10 +27,18 @@ class UsageError(Exception):
 
 # ---------------------------------------------------------------------- parameter parsing
 def parse_value(lab_cls, name: str, text: str):
-    """Convert ``text`` to the type of parameter ``name`` of ``lab_cls`` (no eval)."""
+    """Convert ``text`` to the type of parameter (or alias) ``name`` of ``lab_cls`` (no eval)."""
+    alias = lab_cls.aliases.get(name)
+    if alias is not None and name not in lab_cls.parameter_names():
+        try:
+            return alias.kind(text)
+        except ValueError:
+            kind = "integer" if alias.kind is int else "number"
+            raise UsageError(f"{lab_cls.lab_name}: {name}={text!r} is not a valid {kind}") from None
     if name not in lab_cls.parameter_names():
+        extra = f"; other names: {', '.join(lab_cls.aliases)}" if lab_cls.aliases else ""
         raise UsageError(
-            f"{lab_cls.lab_name}: unknown parameter {name!r}; known: {', '.join(lab_cls.parameter_names())}"
+            f"{lab_cls.lab_name}: unknown parameter {name!r}; known: {', '.join(lab_cls.parameter_names())}{extra}"
         )
     p = lab_cls.param[name]
     try:
@@ -99,6 +107,10 @@ def cmd_list(args) -> int:
                 print(f"    {pname:<14} {describe_parameter(p)}")
                 if p.doc:
                     print(f"    {'':<14} {p.doc}")
+            if cls.aliases:
+                print("  other names (--set, sweeps):")
+                for aname, alias in cls.aliases.items():
+                    print(f"    {aname:<14} {alias.kind.__name__}: {alias.doc}")
         print()
     return 0
 

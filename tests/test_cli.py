@@ -64,3 +64,32 @@ def test_divergence_exit_code(capsys):
     code = main(["run", "nlse", "--set", "integrator=rk4", "--set", "dt=0.05", "--set", "t_end=5", "-q"])
     assert code == 3
     assert "non-finite" in capsys.readouterr().err
+
+
+def test_kelvin_helmholtz_takes_the_common_names_N_L_ny(tmp_path, capsys):
+    """The 2-D labs' common names work for KH, whose own are nx × nz and Lx × Lz: ``N`` sets nx and keeps
+    the cells square, ``L`` sets Lx and keeps the aspect ratio, ``ny`` is nz; a lab's own names win."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab as KH
+    from explore.sweep import sweep_points
+
+    lab = KH(preset="basic_shear", N=96)
+    assert (lab.nx, lab.nz, lab.Lx, lab.Lz) == (96, 48, 2.0, 1.0)
+    lab = KH(preset="basic_shear", N=96, L=4.0, nz=40)
+    assert (lab.nx, lab.nz, lab.Lx, lab.Lz) == (96, 40, 4.0, 2.0)
+    assert KH(preset="basic_shear", ny=72).nz == 72
+    lab = KH(preset="basic_shear", profile="double", boundary="periodic", Lz=1.1, N=100)
+    assert lab.nz == 56  # 55 rounded to even: doubly periodic
+    with pytest.raises(ValueError, match="other names: N, ny, L"):
+        KH(M=3)
+    assert [p["N"] for p in sweep_points("kelvin_helmholtz", {"N": [32, 48]}, fixed={"t_end": 0.1})] == [32, 48]
+
+    out = tmp_path / "kh.nc"
+    code = main(["run", "kelvin_helmholtz", "--set", "N=48", "--set", "L=2.5", "--set", "t_end=0.05",
+                 "--set", "n_snapshots=1", "--out", str(out), "-q"])
+    assert code == 0
+    ds = xr.load_dataset(out, engine="h5netcdf")
+    assert (ds.attrs["nx"], ds.attrs["nz"], ds.attrs["Lx"], ds.attrs["Lz"]) == (48, 24, 2.5, 1.25)
+    assert main(["run", "kelvin_helmholtz", "--set", "N=4.5"]) == 2
+    assert "N='4.5' is not a valid integer" in capsys.readouterr().err
+    assert main(["list", "kelvin_helmholtz"]) == 0
+    assert "nz = N·Lz/Lx" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import param
@@ -22,6 +23,20 @@ class SolverDiverged(RuntimeError):
     def __init__(self, time: float, quantity: str, hint: str):
         self.time, self.quantity, self.hint = time, quantity, hint
         super().__init__(f"The run became non-finite at t = {time:.6g} (in {quantity}). {hint}")
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another name for one or more parameters, e.g. ``N`` for a lab whose grid is ``nx`` × ``nz``.
+
+    ``expand(lab, value)`` returns the parameter values that ``value`` stands for, computed from the
+    lab's values after the real parameters given with it are set; ``kind`` (``int`` or ``float``)
+    parses it from text (the CLI). Parameters given by their own names win over an alias's.
+    """
+
+    kind: type
+    doc: str
+    expand: Callable[[Any, Any], dict[str, Any]]
 
 
 class Lab(param.Parameterized):
@@ -42,6 +57,8 @@ class Lab(param.Parameterized):
     divergence_hint: ClassVar[str] = "Reduce the time step or choose a more stable method."
     #: parameter groups for the controls (name → parameter names); the rest go to "Other"
     groups: ClassVar[dict[str, list[str]]] = {}
+    #: other names of parameters (:class:`Alias`) that ``set``, the CLI and sweeps accept, not the controls
+    aliases: ClassVar[dict[str, Alias]] = {}
 
     backend = param.Selector(
         default="numpy", objects=list(BACKENDS),
@@ -67,14 +84,25 @@ class Lab(param.Parameterized):
         return [p for p in cls.param if p != "name"]
 
     def set(self, **values) -> Lab:
-        """Set parameters by name; unknown names raise ``ValueError`` listing the known ones."""
+        """Set parameters by name or :attr:`aliases`; unknown names raise ``ValueError`` listing the known ones.
+
+        The real parameters are set first, then each alias (from the lab's values by then), except
+        for the parameters that were given by their own names.
+        """
         known = set(self.parameter_names())
         for key in values:
-            if key not in known:
-                raise ValueError(
-                    f"{self.lab_name}: unknown parameter {key!r}; known parameters: {', '.join(sorted(known))}"
-                )
-        self.param.update(**values)
+            if key not in known and key not in self.aliases:
+                names = ", ".join(sorted(known))
+                extra = f"; other names: {', '.join(self.aliases)}" if self.aliases else ""
+                raise ValueError(f"{self.lab_name}: unknown parameter {key!r}; known parameters: {names}{extra}")
+        real = {k: v for k, v in values.items() if k in known}
+        if real:
+            self.param.update(**real)
+        for key, value in values.items():
+            if key in known:
+                continue
+            derived = {k: v for k, v in self.aliases[key].expand(self, value).items() if k not in real}
+            self.param.update(**derived)
         return self
 
     def apply_preset(self, name: str) -> Lab:
@@ -165,4 +193,4 @@ class Lab(param.Parameterized):
         return {}
 
 
-__all__ = ["Lab", "SolverDiverged", "to_host"]
+__all__ = ["Alias", "Lab", "SolverDiverged", "to_host"]

@@ -47,7 +47,7 @@ import os
 import numpy as np
 import param
 
-from explore.core import Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
+from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
 from explore.core.checkpoint import load_checkpoint, save_checkpoint
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
@@ -71,6 +71,19 @@ ROTATION_NOTE = (
 )
 
 _PEER = dict(Lx=2.0, Lz=1.0, nx=256, nz=128, boundary="walls", noise=0.01, velocity=1.0)
+
+
+def _grid_of_N(lab, n) -> dict:
+    """``N`` points in x, and in z as many as keep the cells square: ``nz = N Lz / Lx`` (rounded; even
+    when doubly periodic)."""
+    nz = n * lab.Lz / lab.Lx
+    nz = 2 * round(nz / 2) if lab.boundary == "periodic" else round(nz)
+    return {"nx": n, "nz": max(8, nz)}
+
+
+def _domain_of_L(lab, length) -> dict:
+    """A domain ``L`` long in x, of the same aspect ratio."""
+    return {"Lx": length, "Lz": length * lab.Lz / lab.Lx}
 
 
 @register_lab
@@ -103,6 +116,12 @@ class KelvinHelmholtzLab(Lab):
         "Time stepping": ["integrator", "cfl", "dt", "rtol", "atol", "t_end", "n_snapshots"],
         "Files": ["checkpoint_file", "resume_from"],
         "Other": ["backend"],
+    }
+    # the names every 2-D lab of Explore takes (N, L; ny for the second direction, which is z here)
+    aliases = {
+        "N": Alias(int, "nx = N, and nz = N·Lz/Lx (square cells; even when doubly periodic)", _grid_of_N),
+        "ny": Alias(int, "nz, the grid in the second direction (z here)", lambda lab, n: {"nz": n}),
+        "L": Alias(float, "Lx = L, and Lz at the same aspect ratio", _domain_of_L),
     }
 
     # ---------------------------------------------------------------- flow
