@@ -13,8 +13,8 @@ vertex grid ``z_j = -Lz/2 + j Lz/nz``, ``j = 0..nz`` (free-slip walls): ψ and �
 (ψ = ζ = 0 on the walls, so w = 0 and u_z = 0), ρ a cosine series (no flux, ρ_z = 0, so the mean
 density is conserved).  The sine/cosine transforms are the DCT-I / DST-I, i.e. the FFT of the
 even/odd extension to a ``2 nz``-periodic grid. Three codings give the same numbers to round-off: on
-NumPy, SciPy's real-to-real transforms (:class:`_R2RNonlinear`, the CPU's fast path); on any array-API
-backend, the sums written out as dense matrix products (:meth:`ChannelGrid.dense_matrices`,
+NumPy, batched real-to-real transforms (ducc0's, else SciPy's: :class:`_R2RNonlinear`, the CPU's fast
+path); on any array-API backend, the sums written out as dense matrix products (:meth:`ChannelGrid.dense_matrices`,
 :class:`_DenseNonlinear`: a few batched GEMMs an evaluation, which is what a GPU runs fast at these
 sizes) or, beyond :data:`DENSE_MAX` points, the extension and FFTs themselves.
 Coefficients are stored as the first ``nz + 1`` entries of the extended spectrum, which keeps every
