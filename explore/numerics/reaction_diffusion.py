@@ -48,10 +48,34 @@ def irfft2(w_hat, n: int):
     return xp.fft.irfftn(w_hat, s=(n, n), axes=(-2, -1), norm="ortho")
 
 
+def _ducc_fft2():
+    """``(irfft2_into, rfft2)`` on ``ducc0.fft`` (orthonormal, over the last two axes), or ``None`` where
+    ducc0 is missing or does not give NumPy's numbers (checked to 1e-14 of the largest entry)."""
+    try:
+        import numpy as np
+        from ducc0 import fft
+
+        def irfft2_into(y, n, out):
+            return fft.c2r(y, (y.ndim - 2, y.ndim - 1), n, False, 1, out, 1)
+
+        def rfft2_new(x):
+            return fft.r2c(x, (x.ndim - 2, x.ndim - 1), True, 1, None, 1)
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 6, 6))
+        y = np.fft.rfftn(x, axes=(-2, -1), norm="ortho")
+        ok = (np.max(np.abs(rfft2_new(x) - y)) <= 1e-14 * np.max(np.abs(y))
+              and np.max(np.abs(irfft2_into(y, 6, np.empty_like(x)) - x)) <= 1e-14 * np.max(np.abs(x)))
+        return (irfft2_into, rfft2_new) if ok else None
+    except Exception:  # pragma: no cover - depends on what is installed
+        return None
+
+
 class _NumpyFields:
-    """NumPy fast path of a reaction term: the 2-D real FFTs as two 1-D passes, and the products,
-    written into buffers kept between calls (fresh arrays of this size on every call make each
-    transform up to ~1.5× slower)."""
+    """NumPy fast path of a reaction term: the 2-D real FFTs, and the products, written into buffers
+    kept between calls (fresh arrays of this size on every call make each transform up to ~1.5×
+    slower). The transforms are ducc0's 2-D ones where it is installed (one call each way, ~1.7×
+    faster than NumPy's at N = 128), else NumPy's as two 1-D passes."""
 
     def __init__(self, n: int):
         import numpy as np
@@ -62,11 +86,14 @@ class _NumpyFields:
         self.b = np.empty((n, n))
         self._phys = np.empty((2, n, n))
         self._half = np.empty((2, n, n // 2 + 1), dtype=np.complex128)
+        self._ducc = _ducc_fft2()
 
     def physical(self, y):
         """``irfft2(y)`` into a buffer (valid until the next call)."""
         import numpy as np
 
+        if self._ducc is not None:
+            return self._ducc[0](y, self.n, self._phys)
         np.fft.ifft(y, axis=-2, norm="ortho", out=self._half)
         return np.fft.irfft(self._half, n=self.n, axis=-1, norm="ortho", out=self._phys)
 
@@ -74,6 +101,8 @@ class _NumpyFields:
         """``rfft2`` of ``out`` (a new array)."""
         import numpy as np
 
+        if self._ducc is not None:
+            return self._ducc[1](self.out)
         np.fft.rfft(self.out, axis=-1, norm="ortho", out=self._half)
         return np.fft.fft(self._half, axis=-2, norm="ortho")
 
