@@ -11,7 +11,6 @@ names the lab, parameter or value at fault and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 
@@ -19,6 +18,7 @@ import param
 
 from explore.core import SolverDiverged, get_lab, lab_classes
 from explore.core.backend import BackendUnavailable
+from explore.core.checkpoint import check_output_file
 
 
 class UsageError(Exception):
@@ -125,12 +125,13 @@ class _Progress:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        eta = elapsed * (1 - frame.progress) / frame.progress if frame.progress > 0 else math.nan
+        eta = (f"{elapsed * (1 - frame.progress) / frame.progress:5.1f}s" if frame.progress > 0
+               else "    -")  # unknown until the first frame after the start
         conv = "  ".join(f"{k}={v:.2e}" for k, v in list(frame.convergence.items())[:4])
         bar = "#" * int(20 * frame.progress)
         self.stream.write(
             f"\r[{bar:<20}] {100 * frame.progress:5.1f}%  t={frame.time:.4g}  steps={frame.steps}"
-            f"  ETA {eta:5.1f}s  {conv}   "
+            f"  ETA {eta}  {conv}   "
         )
         self.stream.flush()
 
@@ -147,6 +148,8 @@ def cmd_run(args) -> int:
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     lab = lab_cls(preset=args.preset, **values)
+    if args.out:  # refused now, not after the run
+        check_output_file(args.lab, "--out", args.out)
     progress = _Progress(sys.stderr, not args.quiet)
     start = time.perf_counter()
     try:
@@ -179,6 +182,8 @@ def cmd_sweep(args) -> int:
     fixed = parse_sets(lab_cls, args.set or [])
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
+    if args.out:
+        check_output_file(args.lab, "--out", args.out)
     ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
     print(ds)
     if args.out:

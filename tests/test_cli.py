@@ -52,12 +52,32 @@ def test_console_script_progress_and_exit_code(tmp_path):
         (["run", "nlse", "--preset", "nope"], "unknown preset 'nope'"),
         (["run", "nlse", "--set", "N"], "NAME=VALUE"),
         (["run", "nlse", "--backend", "cupy", "--set", "t_end=0.1"], "cupy"),
+        (["run", "nlse", "--set", "atol=0"], "atol"),
+        # file names are checked before the run, not after it
+        (["run", "nlse", "--set", "t_end=1e6", "--out", "/no/such/folder/run.nc"], "the folder of '--out'"),
+        (["run", "nlse", "--set", "t_end=1e6", "--out", "/"], "'--out' = '/' is a folder"),
+        (["run", "kelvin_helmholtz", "--set", "resume_from=/"], "'resume_from' = '/' is not a file"),
+        (["run", "kelvin_helmholtz", "--set", "checkpoint_file=/"], "'checkpoint_file' = '/' is a folder"),
+        (["run", "reaction_diffusion", "--set", "snapshot_file=/"], "'snapshot_file' = '/' is a folder"),
+        (["run", "reaction_diffusion", "--set", "resume_from=/"], "'resume_from' = '/' is not a file"),
     ],
 )
 def test_clear_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("lab", ["reaction_diffusion", "kelvin_helmholtz"])
+def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(lab, tmp_path, capsys):
+    import numpy as np
+
+    (tmp_path / "garbage.npz").write_text("not a checkpoint")
+    np.savez(tmp_path / "other.npz", a=1)
+    for name in ("garbage.npz", "other.npz"):
+        assert main(["run", lab, "-q", "--set", f"resume_from={tmp_path / name}"]) == 2
+        err = capsys.readouterr().err
+        assert "'resume_from'" in err and "is not a checkpoint of this lab" in err and "Traceback" not in err
 
 
 def test_divergence_exit_code(capsys):

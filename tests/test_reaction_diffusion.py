@@ -349,6 +349,13 @@ def test_snapshot_stream_survives_an_interrupted_run(tmp_path, monkeypatch):
     with h5netcdf.File(full, "r") as a, h5netcdf.File(part, "r") as b:
         for name in ("time", "u", "v"):
             np.testing.assert_array_equal(b.variables[name][:], a.variables[name][:])
+    # a run continued to a later t_end leaves a file that says so
+    ext, ck_ext = tmp_path / "ext.nc", tmp_path / "ck_ext.npz"
+    ReactionDiffusionLab(snapshot_file=str(ext), checkpoint_file=str(ck_ext), **{**base, "t_end": 1.0}).run()
+    ReactionDiffusionLab(snapshot_file=str(ext), resume_from=str(ck_ext), **base).run()
+    with h5netcdf.File(full, "r") as a, h5netcdf.File(ext, "r") as b:
+        assert b.attrs["t_end"] == 2.0
+        np.testing.assert_array_equal(b.variables["time"][:], a.variables["time"][:])
     # a file that cannot continue the run is refused by name
     short = tmp_path / "short.nc"
     ReactionDiffusionLab(snapshot_file=str(short), **{**base, "t_end": 0.5}).run()

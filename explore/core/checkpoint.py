@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -17,6 +19,35 @@ from explore.core.backend import to_host
 
 #: the stepper state's entries of a checkpoint; the others belong to the lab
 _STATE_KEYS = ("y", "index", "t", "dt", "nfe", "steps", "rejected", "params", "f")
+
+
+def check_input_file(lab_name: str, name: str, path: str) -> None:
+    """Refuse, naming the parameter ``name``, a ``path`` that is not an existing file."""
+    if not os.path.exists(path):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} is not a file")
+
+
+def check_output_file(lab_name: str, name: str, path: str) -> None:
+    """Refuse, naming the parameter ``name``, a ``path`` that cannot be written: a folder, or a file in a
+    folder that does not exist or is not writable (checked before a run, not after it)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{lab_name}: the folder of {name!r} = {path!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} is not writable")
+
+
+def _same(a, b) -> bool:
+    """Parameters agree: numbers to round-off (a frame interval computed as t_end / n may differ in
+    its last bit), anything else exactly."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return a == b
 
 
 def save_checkpoint(path: str, state, index: int, params: dict, **extra) -> None:
@@ -35,15 +66,23 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
 
     Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params``.
     """
-    with np.load(path, allow_pickle=False) as ck:
-        saved = json.loads(str(ck["params"]))
-        diff = [k for k in params if saved.get(k) != params[k]]
-        if diff:
-            raise ValueError(f"{lab_name}: 'resume_from' was written with different "
-                             + ", ".join(f"{k} ({saved.get(k)!r} vs {params[k]!r})" for k in diff))
-        state = stepper.init(float(ck["t"]), xp.asarray(ck["y"]))
-        state = dataclasses.replace(
-            state, dt=float(ck["dt"]), nfe=int(ck["nfe"]), steps=int(ck["steps"]), rejected=int(ck["rejected"]),
-            f=xp.asarray(ck["f"]) if "f" in ck.files else None)
-        extra = {k: np.array(ck[k]) for k in ck.files if k not in _STATE_KEYS}
-        return state, int(ck["index"]), extra
+    try:
+        with np.load(path, allow_pickle=False) as ck:
+            saved = json.loads(str(ck["params"]))
+            entries = {k: np.array(ck[k]) for k in ck.files}
+        missing = [k for k in ("y", "index", "t", "dt", "nfe", "steps", "rejected") if k not in entries]
+        if missing or not isinstance(saved, dict):
+            raise KeyError(", ".join(missing) or "params")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
+                         f"({type(exc).__name__}: {exc})") from None
+    diff = [k for k in params if not _same(saved.get(k), params[k])]
+    if diff:
+        raise ValueError(f"{lab_name}: 'resume_from' was written with different "
+                         + ", ".join(f"{k} ({saved.get(k)!r} vs {params[k]!r})" for k in diff))
+    state = stepper.init(float(entries["t"]), xp.asarray(entries["y"]))
+    state = dataclasses.replace(
+        state, dt=float(entries["dt"]), nfe=int(entries["nfe"]), steps=int(entries["steps"]),
+        rejected=int(entries["rejected"]), f=xp.asarray(entries["f"]) if "f" in entries else None)
+    extra = {k: v for k, v in entries.items() if k not in _STATE_KEYS}
+    return state, int(entries["index"]), extra

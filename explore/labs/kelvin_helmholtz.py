@@ -42,15 +42,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 
 import numpy as np
 import param
 
 from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.checkpoint import check_input_file, check_output_file, load_checkpoint, save_checkpoint
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
+from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
 from explore.numerics.rk import StepSizeTooSmall
 
@@ -178,11 +178,15 @@ class KelvinHelmholtzLab(Lab):
     cfl = param.Number(1.5, bounds=(0, 2.5), softbounds=(0, 2),
                        doc="CFL cap dt·max(|u|/dx + |w|/dz) of the fixed-step methods (the step is taken "
                            "at 0.83–0.9 of it); 0: constant dt. RK4-type steppers on dealiased spectral "
-                           "advection are stable to about 1.35 (2√2 / (2π/3)) without viscosity.")
+                           "advection are stable to about 1.35 (2√2 / (2π/3)) without viscosity; rk4, which "
+                           "steps viscosity explicitly too, also keeps dt·max(ν, κ)·K² below 2.5.")
     dt = param.Number(0.02, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
-                      doc="Largest (or, with cfl = 0, constant) time step.")
+                      doc="Largest (or, with cfl = 0, constant) step of the fixed-step integrators; the "
+                          "adaptive ones (dop853, dopri5) choose their own from rtol and atol.")
     rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
+    atol = param.Number(1e-9, bounds=(0, 1), inclusive_bounds=(False, True),
+                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
+                             "which a purely relative tolerance cannot measure).")
     t_end = param.Number(10.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 50), doc="Final time.")
     n_snapshots = param.Integer(50, bounds=(1, 100_000), softbounds=(1, 400), doc="Number of frames after t = 0.")
     checkpoint_file = param.String("", doc="File (.npz) overwritten with the full state at every frame ('' = none).")
@@ -222,10 +226,10 @@ class KelvinHelmholtzLab(Lab):
         info = INTEGRATORS[self.integrator]
         if not info.adaptive and self.cfl == 0 and self.t_end / self.dt > 5e7:
             raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
-        if self.resume_from and not os.path.exists(self.resume_from):
-            raise ValueError(f"{name}: 'resume_from' = {self.resume_from!r} does not exist")
-        if self.checkpoint_file and not os.path.isdir(os.path.dirname(os.path.abspath(self.checkpoint_file))):
-            raise ValueError(f"{name}: the folder of 'checkpoint_file' = {self.checkpoint_file!r} does not exist")
+        if self.resume_from:
+            check_input_file(name, "resume_from", self.resume_from)
+        if self.checkpoint_file:
+            check_output_file(name, "checkpoint_file", self.checkpoint_file)
 
     @property
     def _density_thickness(self) -> float:

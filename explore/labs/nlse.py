@@ -105,7 +105,9 @@ class NLSELab(Lab):
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
                       doc="Time step of the fixed-step integrators.")
     rtol = param.Number(1e-9, bounds=(1e-15, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-11, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
+    atol = param.Number(1e-11, bounds=(0, 1), inclusive_bounds=(False, True),
+                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
+                             "which a purely relative tolerance cannot measure).")
     t_end = param.Number(20.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 100),
                          doc="Final time.")
     n_snapshots = param.Integer(100, bounds=(1, 100_000), softbounds=(1, 500), doc="Number of frames (snapshots) after t = 0.")

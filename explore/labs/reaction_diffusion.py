@@ -24,7 +24,7 @@ import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.checkpoint import check_input_file, check_output_file, load_checkpoint, save_checkpoint
 from explore.core.frame import MAX_POINTS, decimate
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
@@ -118,7 +118,9 @@ class ReactionDiffusionLab(Lab):
                                      "integrators: the sharp features of the initial condition relax there, and "
                                      "small steps over it cut the error they leave behind for the whole run.")
     rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-9, bounds=(0, 1), doc="Absolute tolerance of the adaptive integrators.")
+    atol = param.Number(1e-9, bounds=(0, 1), inclusive_bounds=(False, True),
+                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
+                             "which a purely relative tolerance cannot measure).")
     t_end = param.Number(200.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 1000),
                          doc="Final time (a whole number of snapshot_dt).")
     snapshot_dt = param.Number(0.1, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.01, 10),
@@ -156,12 +158,11 @@ class ReactionDiffusionLab(Lab):
         if "nonlinear_flow" in info.requires and self.model != "lambda_omega":
             raise ValueError(f"{name}: integrator {self.integrator!r} needs an exact nonlinear flow, which only "
                              "the λ–ω model has; choose another 'integrator'")
-        if self.resume_from and not os.path.exists(self.resume_from):
-            raise ValueError(f"{name}: 'resume_from' = {self.resume_from!r} does not exist")
+        if self.resume_from:
+            check_input_file(name, "resume_from", self.resume_from)
         for p in ("snapshot_file", "checkpoint_file"):
-            path = getattr(self, p)
-            if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-                raise ValueError(f"{name}: the folder of {p!r} = {path!r} does not exist")
+            if getattr(self, p):
+                check_output_file(name, p, getattr(self, p))
 
     @property
     def divergence_hint(self) -> str:  # type: ignore[override]
@@ -406,8 +407,8 @@ class SnapshotWriter:
     ``resume_at``: a run resumed from a checkpoint at that time continues an existing file: the
     snapshots after ``resume_at`` (written after the checkpoint by the interrupted run) are dropped
     and the run appends from there, so the file ends as the uninterrupted run's would. The file's
-    attributes must agree with ``same_run`` (the physics and numerics); a missing file is started
-    afresh at ``resume_at``.
+    attributes must agree with ``same_run`` (the physics and numerics) and then take the resumed run's
+    (its ``t_end``); a missing file is started afresh at ``resume_at``.
     """
 
     def __init__(self, path: str, grid: tuple[np.ndarray, np.ndarray], attrs: dict, buffer_bytes: int = 32 * 2**20,
@@ -423,7 +424,7 @@ class SnapshotWriter:
         self._last = None  # time of the last snapshot on file
         if resume_at is not None and os.path.exists(path):
             self._f = h5netcdf.File(path, "a")
-            self._continue(path, x, y, resume_at, same_run or {})
+            self._continue(path, x, y, resume_at, same_run or {}, attrs)
             return
         self._f = h5netcdf.File(path, "w")
         f = self._f
@@ -440,7 +441,7 @@ class SnapshotWriter:
     def _attr(v):
         return json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v
 
-    def _continue(self, path: str, x, y, resume_at: float, same_run: dict) -> None:
+    def _continue(self, path: str, x, y, resume_at: float, same_run: dict, attrs: dict) -> None:
         f = self._f
         try:
             if tuple(f.variables["u"].shape[1:]) != (y.size, x.size):
@@ -458,6 +459,7 @@ class SnapshotWriter:
             raise ValueError(f"snapshot_file {path!r} cannot continue this run: {exc}") from None
         f.resize_dimension("time", keep)
         self._n, self._last = keep, float(times[keep - 1])
+        f.attrs.update({k: self._attr(v) for k, v in attrs.items()})  # the run that now ends the file (t_end …)
 
     def holds(self, t: float) -> bool:
         """Whether the file already has the snapshot at ``t`` (a resumed run's first one)."""
