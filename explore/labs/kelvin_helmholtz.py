@@ -9,8 +9,9 @@ Two-dimensional incompressible Boussinesq flow in the x–z plane, periodic in x
 solved in vorticity–streamfunction form (velocity divergence-free by construction), Fourier × sine/cosine
 pseudo-spectral with 2/3 dealiasing (:mod:`explore.numerics.boussinesq`), and an exponential
 integrator (ETDRK4 or IF-RK4: viscosity and diffusion exact) whose step follows a CFL number.
-``ρ`` is the density anomaly in units of the jump ``rho_bottom - rho_top`` (so ``Ri`` is the bulk
-Richardson number ``g Δρ Lref / (ρ0 U²)``; the gradient Richardson number at the centre of a tanh
+``ρ`` is the density anomaly in units of the jump ``Δρ = |rho_bottom - rho_top|`` (so ``Ri`` is the bulk
+Richardson number ``g Δρ Lref / (ρ0 U²)``, and the sign of the jump is in ``ρ``: heavier fluid on top
+starts statically unstable; the gradient Richardson number at the centre of a tanh
 layer is ``Ri · shear_thickness² / (2 · density_thickness)``).
 
 Energy budgets (walls), each integrated by the trapezoid rule over the steps and reported as a
@@ -61,6 +62,9 @@ DT_RUNGS_PER_OCTAVE = 8
 #: the step is chosen at this fraction of the CFL cap, so a flow that speeds up within a frame
 #: interval rarely forces a re-split
 CFL_MARGIN = 0.9
+#: a fixed-step integrator that is not exponential (rk4) also steps viscosity and diffusion
+#: explicitly: ``dt max(ν, κ) K²`` stays below this (RK4 is stable on the negative real axis to 2.785)
+EXPLICIT_DIFFUSION_LIMIT = 2.5
 #: density-histogram bins of the Shannon entropy
 ENTROPY_BINS = 64
 
@@ -145,7 +149,8 @@ class KelvinHelmholtzLab(Lab):
     rho_top = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
                            doc="Density of the upper fluid.")
     rho_bottom = param.Number(1.2, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 2),
-                              doc="Density of the lower fluid (heavier below: stable stratification).")
+                              doc="Density of the lower fluid (heavier below: stable stratification; lighter "
+                                  "below: heavy over light, statically unstable, with walls only).")
     Re = param.Number(1000.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(10, 20000),
                       doc="Reynolds number U0 Lref / ν.")
     Ri = param.Number(0.25, bounds=(0, None), softbounds=(0, 1),
@@ -206,6 +211,9 @@ class KelvinHelmholtzLab(Lab):
             raise ValueError(f"{name}: nx × nz = {self.nx * self.nz} is too large; reduce 'nx' or 'nz'")
         if self.rho_bottom == self.rho_top:
             raise ValueError(f"{name}: 'rho_bottom' equals 'rho_top'; the density jump sets the buoyancy scale")
+        if self.boundary == "periodic" and self.rho_top > self.rho_bottom:
+            raise ValueError(f"{name}: 'rho_top' > 'rho_bottom' (heavy over light) needs boundary 'walls'; doubly "
+                             "periodic, an unstable background gradient would grow without bound")
         if self.stratification == "jet" and self.profile != "double":
             raise ValueError(f"{name}: 'stratification' 'jet' needs profile 'double' (the fluid between two shear layers)")
         if self.profile == "single" and self.boundary == "periodic":
@@ -249,7 +257,8 @@ class KelvinHelmholtzLab(Lab):
         return bq.ChannelGrid(self.Lx, self.Lz, self.nx, self.nz, xp, walls=self.boundary == "walls")
 
     def base_profiles(self, z):
-        """Host arrays ``U(z)``, ``dU/dz`` and the density anomaly ``ρ(z)`` in units of the jump."""
+        """Host arrays ``U(z)``, ``dU/dz`` and the density anomaly ``ρ(z)`` in units of the jump (its sign:
+        ``ρ`` falls with height when the bottom fluid is the heavier one)."""
         d, dr, U0 = self.shear_thickness, self._density_thickness, self.velocity
         if self.profile == "single":
             U = U0 * np.tanh(z / d)
@@ -265,7 +274,12 @@ class KelvinHelmholtzLab(Lab):
                 rho = -0.25 * (np.tanh((z - a) / dr) + np.tanh((z + a) / dr))
         if self.boundary == "periodic":  # uniform background gradient -z/Lz carries the stratification
             rho = np.zeros_like(z)
-        return U, dU, rho
+        return U, dU, rho * self._jump_sign
+
+    @property
+    def _jump_sign(self) -> float:
+        """+1 when the lower fluid is the heavier one (stable), -1 for heavy over light."""
+        return 1.0 if self.rho_bottom > self.rho_top else -1.0
 
     def initial_state(self):
         """Host initial state: ``(y0, mean_velocity, forcing, forcing_streamfunction)`` on a NumPy grid."""
@@ -341,7 +355,10 @@ class KelvinHelmholtzLab(Lab):
         rate = problem.max_rate
         if not math.isfinite(rate):
             raise SolverDiverged(float("nan"), "the velocity (CFL)", self.divergence_hint)
-        return self.dt if rate <= 0 else min(self.dt, self.cfl / rate)
+        # an explicit stepper (rk4) must also resolve the fastest viscous/diffusive decay; advection
+        # (imaginary axis) and diffusion (real axis) share its stability region, hence the sum
+        inverse = max(rate, 0.0) / self.cfl + self._explicit_diffusion_rate / EXPLICIT_DIFFUSION_LIMIT
+        return self.dt if inverse <= 0 else min(self.dt, 1.0 / inverse)
 
     @staticmethod
     def _steps_per_frame(need: float) -> int:
@@ -405,6 +422,10 @@ class KelvinHelmholtzLab(Lab):
         problem.nonlinear(0.0, problem.compress(y0))
         state = stepper.init(0.0, problem.compress(y0))
         use_cfl = not adaptive and self.cfl > 0
+        # the largest decay rate of the kept modes, where a stepper does not take it exactly
+        lin = problem.linear if problem.compact else problem.linear * grid.dealias
+        self._explicit_diffusion_rate = (0.0 if isinstance(stepper, FixedStepSemilinear)
+                                         else float(xp.max(xp.abs(lin))))
         frame_dt = self.t_end / self.n_snapshots
         self._grid, self._problem = grid, problem
         self._setup_diagnostics(grid, problem, y0)
@@ -573,7 +594,7 @@ class KelvinHelmholtzLab(Lab):
         u, w = problem.velocity(y)
         rho = self._density(grid, y)
         zeta = grid.inverse(y[0], bq.ODD)
-        Ri, jump = self.Ri, self.rho_bottom - self.rho_top
+        jump = self.rho_bottom - self.rho_top
         mean_rho = float(grid.mean(rho))
         pe_budget = self._potential_energy(grid, y)  # walls: Ri <ρ z>; doubly periodic: the linear APE
         energetics = self._potential_energetics(grid, rho, pe_budget, chi_int, diss_int)
@@ -635,7 +656,7 @@ class KelvinHelmholtzLab(Lab):
         )
 
     def _to_physical_density(self, rho):
-        return 0.5 * (self.rho_top + self.rho_bottom) + (self.rho_bottom - self.rho_top) * rho
+        return 0.5 * (self.rho_top + self.rho_bottom) + abs(self.rho_bottom - self.rho_top) * rho
 
     def result_extras(self) -> dict:
         if self._final is None:
