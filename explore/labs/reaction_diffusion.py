@@ -34,10 +34,14 @@ from explore.numerics.rk import StepSizeTooSmall
 REGIMES = ("transient", "steady", "periodic", "chaotic", "homogeneous_oscillation")
 #: frames in the window the regime classification looks at
 REGIME_WINDOW = 16
-#: a quantity has "died out" when it has fallen this far below its own maximum over the run
+#: the spatial contrast has "died out" when it has fallen this far below its own maximum over the
+#: run; and a state is steady when what is left of its change is this small a fraction of it
 DECAY_RATIO = 1e-3
-#: a windowed statistic is stationary when its relative spread stays below this
+#: a windowed statistic is stationary when its relative spread stays below this; it fluctuates
+#: (rather than drifts) when it moves back against its trend by more than this fraction of itself
 STATIONARY_SPREAD = 1e-2
+#: a relative change or contrast this small is round-off: nothing moves, or nothing varies in space
+ROUNDOFF = 1e-10
 #: half side of Pearson's perturbed square (20 grid points of 256 on a box of side 2.5)
 PEARSON_HALF_SIDE = 0.1
 #: the fixed step is divided by this over the ``initial_layer``
@@ -219,7 +223,7 @@ class ReactionDiffusionLab(Lab):
         self._final = None
         self._grid_host = (to_host(grid.x[1]).ravel(), to_host(grid.x[0]).ravel())
         self._history = deque(maxlen=REGIME_WINDOW)
-        self._max = {"contrast": 0.0, "rate": 0.0}
+        self._max = {"contrast": 0.0}
         if self.resume_from:
             state, i0 = self._load_checkpoint(stepper, xp, n_out)
         else:
@@ -297,7 +301,8 @@ class ReactionDiffusionLab(Lab):
         else:  # Gray–Scott: spots (many small regions of high v) or stripes (one labyrinth)
             regions, area = rd.pattern_regions(to_host(v))
             diagnostics["pattern_regions"], diagnostics["pattern_area"] = float(regions), area
-        regime = self._classify(contrast, rate, vu + vv, diagnostics.get("defects", 0.0))
+        count = diagnostics["defects"] if self.model == "lambda_omega" else diagnostics["pattern_regions"]
+        regime = self._classify(t, contrast, rate, vu + vv, count)
         diagnostics["regime"] = float(regime)
         convergence = {"dwdt_rms": rate_rms, "relative_rate": rate, "contrast": contrast}
         k, power = rd.radial_spectrum(state.y, grid)
@@ -319,31 +324,52 @@ class ReactionDiffusionLab(Lab):
             nfe=state.nfe, steps=state.steps,
         )
 
-    def _classify(self, contrast: float, rate: float, variance: float, defects: float) -> int:
+    def _classify(self, t: float, contrast: float, rate: float, variance: float, count: float) -> int:
         """Regime of the recent frames, from criteria relative to the run's own scales and history.
 
-        * homogeneous: the spatial contrast (std/rms) has fallen ``DECAY_RATIO`` below its maximum;
-        * steady: ‖∂t w‖/‖w‖ has fallen ``DECAY_RATIO`` below its maximum;
-        * periodic: over the last ``REGIME_WINDOW`` frames the defect count is constant and the
-          variance and the rate keep a relative spread below ``STATIONARY_SPREAD``;
-        * chaotic otherwise; transient until the window is full.
+        Every test compares a quantity with itself (its maximum, its mean, its trend), never with a
+        fixed physical value, so it reads the same whatever N, L or the units of time:
+
+        * steady: over the last ``REGIME_WINDOW`` frames the relative rate ``r = ‖∂t w‖/‖w‖`` decays
+          steadily and what is left of the change, ``r/γ`` with ``γ`` the window's decay constant of
+          ``r``, is below ``DECAY_RATIO`` of the state; or the state moves by round-off only;
+        * homogeneous oscillation: the spatial contrast (std/rms) has fallen ``DECAY_RATIO`` below its
+          maximum over the run, or is at round-off (the rate is then the oscillation's frequency);
+        * periodic: over the window the count (spiral cores, or Gray–Scott pattern regions) is constant
+          and the variance and the rate keep a relative spread below ``STATIONARY_SPREAD``;
+        * chaotic: spiral cores are created (λ–ω: a smooth evolution only annihilates these
+          topological defects, in pairs; break-up makes new ones), or the variance or the count
+          fluctuate: one turns back at least twice within the window, each time by more than
+          ``STATIONARY_SPREAD`` of itself (a drift, or a single change of direction, is not chaos;
+          nor are the bursts of the rate while Gray–Scott spots split);
+        * transient otherwise (a drift: a pattern forming, coarsening or decaying), at t = 0 and until
+          the window (which starts after t = 0) is full.
         """
         m = self._max
-        m["contrast"], m["rate"] = max(m["contrast"], contrast), max(m["rate"], rate)
-        self._history.append((variance, rate, defects))
-        homogeneous = contrast <= DECAY_RATIO * m["contrast"]
-        steady = rate <= DECAY_RATIO * m["rate"]
-        if steady:
-            return REGIMES.index("steady")
-        if homogeneous:
-            return REGIMES.index("homogeneous_oscillation")
-        if len(self._history) < REGIME_WINDOW:
-            return REGIMES.index("transient")
+        m["contrast"] = max(m["contrast"], contrast)
+        if t == 0.0:  # the initial condition: not yet a state of the dynamics (rd-spiral's jumps across
+            return REGIMES.index("transient")  # the box edge make and then annihilate cores at once)
+        self._history.append((t, variance, rate, count))
         h = np.array(self._history)
-        spread = np.ptp(h[:, :2], axis=0) / np.maximum(np.abs(h[:, :2]).mean(axis=0), 1e-300)
-        if np.ptp(h[:, 2]) == 0 and np.all(spread < STATIONARY_SPREAD):
+        span = h[-1, 0] - h[0, 0]
+        if len(h) > 1 and rate * span <= ROUNDOFF:
+            return REGIMES.index("steady")
+        if len(h) == REGIME_WINDOW and _settles(h[:, 0], h[:, 2]):
+            return REGIMES.index("steady")
+        if contrast <= max(DECAY_RATIO * m["contrast"], ROUNDOFF):
+            return REGIMES.index("homogeneous_oscillation")
+        if len(h) < REGIME_WINDOW:
+            return REGIMES.index("transient")
+        stats = h[:, 1:]
+        scale = np.maximum(np.abs(stats).mean(axis=0), 1e-300)
+        spread = np.ptp(stats, axis=0) / scale
+        if spread[2] == 0 and np.all(spread[:2] < STATIONARY_SPREAD):
             return REGIMES.index("periodic")
-        return REGIMES.index("chaotic")
+        deltas = STATIONARY_SPREAD * np.maximum(scale, [0.0, 0.0, 1.0])
+        created = self.model == "lambda_omega" and np.any(np.diff(stats[:, 2]) > 0)
+        if created or any(_turns(stats[:, j], deltas[j]) >= 2 for j in (0, 2)):
+            return REGIMES.index("chaotic")
+        return REGIMES.index("transient")
 
     # ------------------------------------------------------------------ checkpoints
     def _resume_params(self) -> dict:
@@ -351,15 +377,19 @@ class ReactionDiffusionLab(Lab):
 
     def _save_checkpoint(self, state, i: int) -> None:
         save_checkpoint(self.checkpoint_file, state, i, self._resume_params(),
-                        history=np.array(self._history, dtype=float).reshape(-1, 3),
-                        maxima=np.array([self._max["contrast"], self._max["rate"]]))
+                        history=np.array(self._history, dtype=float).reshape(-1, 4),
+                        maxima=np.array([self._max["contrast"]]))
 
     def _load_checkpoint(self, stepper, xp, n_out: int):
         state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
         if i0 > n_out:
             raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
-        self._history.extend(tuple(row) for row in extra["history"])
-        self._max["contrast"], self._max["rate"] = (float(x) for x in extra["maxima"])
+        history = np.asarray(extra["history"], dtype=float)
+        if history.ndim != 2 or history.shape[1] != 4:
+            raise ValueError(f"{self.lab_name}: 'resume_from' = {self.resume_from!r} was written by an older "
+                             "version of this lab (its regime history has another layout); run from the start")
+        self._history.extend(tuple(row) for row in history)
+        self._max["contrast"] = float(extra["maxima"][0])
         return state, i0
 
     # ------------------------------------------------------------------ result
@@ -388,6 +418,33 @@ class ReactionDiffusionLab(Lab):
             "v_final": (("y_grid", "x_grid"), self._final[1], {"long_name": "v at t_end (full resolution)"}),
             "x_grid": ("x_grid", x), "y_grid": ("y_grid", y),
         }
+
+
+def _settles(t, rate) -> bool:
+    """Whether a relative rate that falls at every frame has little change left: with ``γ`` the mean
+    decay constant of ``rate`` over ``t``, the state still moves by about ``rate[-1]/γ`` of itself
+    (exactly so for an exponential approach), which must be below ``DECAY_RATIO``."""
+    if not (rate[-1] > 0.0 and np.all(np.diff(rate) < 0.0)):
+        return False
+    gamma = math.log(rate[0] / rate[-1]) / (t[-1] - t[0])
+    return rate[-1] <= DECAY_RATIO * gamma
+
+
+def _turns(x, delta: float) -> int:
+    """How often the series ``x`` turns back by more than ``delta`` from its last extreme (a zigzag
+    count: wiggles smaller than ``delta`` are not turns)."""
+    turns, trend, lo, hi = 0, 0, x[0], x[0]
+    extreme = x[0]
+    for v in x[1:]:
+        if trend == 0:  # no move larger than delta yet
+            lo, hi = min(lo, v), max(hi, v)
+            if hi - lo > delta:
+                trend, extreme = (1 if v == hi else -1), v
+        elif trend * (v - extreme) > 0:  # the trend goes on: a new extreme
+            extreme = v
+        elif trend * (extreme - v) > delta:
+            turns, trend, extreme = turns + 1, -trend, v
+    return turns
 
 
 def _rms_from_half_spectrum(xp, w_hat, n: int) -> float:
