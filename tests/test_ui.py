@@ -260,6 +260,19 @@ def test_gallery_lists_every_lab():
     assert "fast decay" in text
 
 
+def test_every_lab_has_a_servable_app_file():
+    """``panel serve apps/*.py`` serves the gallery and every lab its cards link to: one file per
+    registered lab (the test suite's toy lab aside), each building that lab's view."""
+    import runpy
+    from pathlib import Path
+
+    apps = Path(__file__).resolve().parent.parent / "apps"
+    labs = {name: cls for name, cls in lab_classes().items() if name != "toy_decay"}
+    assert set(labs) <= {p.stem for p in apps.glob("*.py")}
+    for name, cls in sorted(labs.items()):
+        assert runpy.run_path(str(apps / f"{name}.py"))[cls.__name__] is cls
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
