@@ -99,7 +99,7 @@ class KelvinHelmholtzLab(Lab):
     description = (
         "A stratified shear layer rolls up into Kelvin–Helmholtz billows: 2-D Boussinesq flow, "
         "vorticity–streamfunction, Fourier × sine/cosine spectral with free-slip walls, ETDRK4 with a CFL step; "
-        "energy budget, mixing and the linear growth rate against Rayleigh/Michalke theory live."
+        "energy budget, mixing and the linear growth rate (against Rayleigh/Michalke theory at Ri = 0) live."
     )
     presets = {
         "basic_shear": dict(_PEER, t_end=10.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.2,
@@ -466,7 +466,7 @@ class KelvinHelmholtzLab(Lab):
         t_ref, b_ref = self._budget_ref
         save_checkpoint(self.checkpoint_file, state, i, self._resume_params(),
                         integrals=np.array([getattr(self, k) for k in self._INTEGRALS]),
-                        budget_ref=np.array(json.dumps([t_ref, b_ref])))
+                        budget_ref=np.array(json.dumps([t_ref, b_ref])), growth_ref=np.array(self._growth_ref))
 
     def _load_checkpoint(self, stepper, xp):
         state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
@@ -476,6 +476,8 @@ class KelvinHelmholtzLab(Lab):
             setattr(self, k, float(v))
         t_ref, b_ref = json.loads(str(extra["budget_ref"]))
         self._budget_ref = (t_ref, b_ref)
+        if "growth_ref" in extra:
+            self._growth_ref = tuple(float(v) for v in extra["growth_ref"])
         return state, i0
 
     # ---------------------------------------------------------------- diagnostics
@@ -506,8 +508,24 @@ class KelvinHelmholtzLab(Lab):
         self._z_slab = xp.reshape(-grid.Lz / 2 + grid.Lz * (xp.cumulative_sum(w) - w / 2), (-1, 1))
         self._pe0 = self._potential_energy(grid, y0)
         self._wavy = xp.astype(grid.kx > 0, xp.float64)
+        self._growth_ref = (math.nan, math.nan)
+        self._rayleigh = self._rayleigh_rate()
         self._z_host = to_host(grid.z)
         self._x_host = to_host(grid.x)
+
+    def _rayleigh_rate(self) -> float | None:
+        """Inviscid linear growth rate of the tanh layer from Rayleigh's equation (Ri = 0, one layer, walls;
+        otherwise None): of the seeded mode for a single-mode start, else the fastest mode the box holds.
+        In the layer's units ``U0 tanh(z/δ)``: ``σ = (U0/δ) σ̂(k δ)`` with walls at ``H = Lz/(2δ)``."""
+        if self.Ri != 0 or self.profile != "single" or self.boundary != "walls":
+            return None
+        d = self.shear_thickness
+        if self.noise == 0 and self.perturbation > 0:
+            modes = [self.perturbation_mode]
+        else:  # the unstable band is k δ < 1
+            modes = range(1, max(1, math.floor(self.Lx / (2 * math.pi * d))) + 1)
+        rates = [bq.rayleigh_growth_rate(2 * math.pi * n * d / self.Lx, half_height=self.Lz / (2 * d)) for n in modes]
+        return abs(self.velocity) / d * max(rates)
 
     @staticmethod
     def _rate(b: dict) -> float:
@@ -601,6 +619,11 @@ class KelvinHelmholtzLab(Lab):
         psi_hat = problem.streamfunction(y[0])
         wavy = psi_hat * self._wavy  # the x-dependent part: what an instability grows
         pert = float(0.5 * grid.inner(wavy * grid.K2, wavy))
+        t_prev, pert_prev = self._growth_ref  # the previous frame's
+        # ½ d ln(perturbation energy)/dt since the previous frame: the growth rate of the amplitude
+        growth = ({"growth_rate": 0.5 * math.log(pert / pert_prev) / (t - t_prev)}
+                  if t > t_prev and pert > 0 and pert_prev > 0 else {})  # (none at the first frame)
+        self._growth_ref = (t, pert)
         convergence = {
             "divergence": bq.divergence_rms(grid, u, w),
             "mean_density_drift": abs(mean_rho - self._mean0) * abs(jump),
@@ -623,6 +646,8 @@ class KelvinHelmholtzLab(Lab):
         diagnostics = {
             "kinetic_energy": ke,
             "perturbation_energy": pert,
+            **growth,
+            **({"rayleigh_growth_rate": self._rayleigh} if self._rayleigh is not None else {}),
             **energetics,
             "dissipation": b["dissipation"],
             "buoyancy_flux": b["buoyancy_flux"],

@@ -1026,8 +1026,8 @@ def _chebyshev(n: int):
     return x, D
 
 
-def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, n: int = 160,
-                         return_phase_speed: bool = False):
+def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, n: int = 240,
+                         return_phase_speed: bool = False, cluster: float | None = 0.1):
     r"""Temporal growth rate ``σ = α Im c`` of the most unstable mode of the Rayleigh equation
 
     .. math:: (U - c)(\phi'' - \alpha^2 \phi) - U'' \phi = 0,\qquad \phi(\pm H) = 0,
@@ -1036,6 +1036,13 @@ def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, 
     points (host NumPy / SciPy).  ``profile(z) -> (U, U'')`` defaults to ``U = tanh z``
     (Michalke's problem); ``half_height`` is the wall distance ``H``.  Returns 0 for a stable
     wavenumber; with ``return_phase_speed`` also ``Re c``.
+
+    Near the neutral wavenumber the mode has a critical layer of width ~``Im c`` where ``U = Re c``
+    (``z = 0`` for a symmetric layer), which plain Chebyshev points (sparsest in the middle) do not
+    resolve: at α = 0.9 they gave 0.0245 for 0.0588, and 0 from α ≈ 0.92. With ``cluster`` set the
+    points are mapped as ``z = ℓ sinh(b s)``, ``ℓ = cluster``, ``b = asinh(H/ℓ)``, putting them ~``ℓ b π/n``
+    apart at ``z = 0``: the defaults agree with ``n = 960`` to 1e-6 up to α = 0.95, 2e-5 at α = 0.98
+    and 1 % at α = 0.99. ``cluster=None``: the plain points.
     """
     import numpy as np
     import scipy.linalg
@@ -1045,8 +1052,12 @@ def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, 
             t = np.tanh(z)
             return t, -2.0 * t * (1 - t**2)
     s, D = _chebyshev(n)
-    z = half_height * s
-    D = D / half_height
+    if cluster is None:
+        z, dz_ds = half_height * s, np.full_like(s, half_height)
+    else:
+        b = math.asinh(half_height / cluster)
+        z, dz_ds = cluster * np.sinh(b * s), cluster * b * np.cosh(b * s)
+    D = D / dz_ds[:, None]
     D2 = D @ D
     U, U2 = profile(z)
     inner = slice(1, n)
@@ -1062,8 +1073,9 @@ def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, 
     return (sigma, float(best.real)) if return_phase_speed else sigma
 
 
-def rayleigh_growth_curve(alphas, profile=None, half_height: float = 10.0, n: int = 160):
+def rayleigh_growth_curve(alphas, profile=None, half_height: float = 10.0, n: int = 240, cluster: float | None = 0.1):
     """:func:`rayleigh_growth_rate` over an array of wavenumbers (Michalke's curve for the default)."""
     import numpy as np
 
-    return np.array([rayleigh_growth_rate(float(a), profile, half_height, n) for a in np.asarray(alphas)])
+    return np.array([rayleigh_growth_rate(float(a), profile, half_height, n, cluster=cluster)
+                     for a in np.asarray(alphas)])
