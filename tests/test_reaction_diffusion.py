@@ -195,6 +195,18 @@ def test_pattern_regions_are_periodic():
     assert rd.pattern_regions(np.full((8, 8), 0.3)) == (0, 0.0)
 
 
+def test_pearsons_start_is_his_20_by_20_square():
+    """Pearson ("Complex patterns in a simple system"): "the 20 by 20 mesh point area located
+    symmetrically about the center" of 256² was set to (1/2, 1/4); on other grids, the same area."""
+    from explore.numerics import reaction_diffusion as rd
+
+    for n, side in ((256, 20), (128, 10)):
+        w = ReactionDiffusionLab(preset="spots", N=n, noise=0.0).initial_state(rd.spectral_grid(2.5, n, np))
+        rows, cols = np.nonzero(w[1])
+        assert w[1].sum() == 0.25 * side**2 and np.all(w[0][rows, cols] == 0.5)
+        assert (rows.min(), rows.max()) == (cols.min(), cols.max()) == (n // 2 - side // 2, n // 2 + side // 2 - 1)
+
+
 def test_gray_scott_presets_form_their_patterns():
     """Pearson's start on a quarter box at the presets' grid spacing, t = 5000: stripes grow into one
     connected labyrinth over about half the box; spots and mitosis break into small isolated spots

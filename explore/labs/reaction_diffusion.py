@@ -42,8 +42,8 @@ DECAY_RATIO = 1e-3
 STATIONARY_SPREAD = 1e-2
 #: a relative change or contrast this small is round-off: nothing moves, or nothing varies in space
 ROUNDOFF = 1e-10
-#: half side of Pearson's perturbed square (20 grid points of 256 on a box of side 2.5)
-PEARSON_HALF_SIDE = 0.1
+#: side of Pearson's perturbed square: 20 grid points of 256 on a box of side 2.5
+PEARSON_SIDE = 20 * 2.5 / 256
 #: the fixed step is divided by this over the ``initial_layer``
 INITIAL_LAYER_REFINEMENT = 5
 #: memory the snapshot stream may hold before it writes a block to ``snapshot_file``
@@ -62,7 +62,8 @@ INITIAL_CONDITIONS = {
                        "(the partner cores the torus needs sit on the box edges)",
     "spiral_quartet": "the periodic spiral centred at (−L/4, −L/4): four cores (±m) at (±L/4, ±L/4), "
                       "none on the box edges",
-    "pearson": "Pearson's Gray–Scott start: u = 1, v = 0, a central 0.2 × 0.2 square at u = 1/2, v = 1/4",
+    "pearson": "Pearson's Gray–Scott start: u = 1, v = 0, a central 0.195 × 0.195 square (20 × 20 points of 256 on "
+               "2.5) at u = 1/2, v = 1/4",
     "noise": "uniform state (u, v) = (1, 0) plus noise",
 }
 
@@ -197,9 +198,9 @@ class ReactionDiffusionLab(Lab):
         else:
             base = np.zeros((2, n, n))
             base[0] = 1.0
-            if self.initial == "pearson":  # Pearson's 20 × 20 points of 256 on 2.5: a 0.2 × 0.2 square
-                x = np.abs(to_host(grid.x[1]).ravel())
-                inside = x < PEARSON_HALF_SIDE
+            if self.initial == "pearson":  # Pearson's "20 by 20 mesh point area located symmetrically about
+                x = to_host(grid.x[1]).ravel()  # the center": at N = 256, indices 118–137, centred on −dx/2
+                inside = np.abs(x + 0.5 * (x[1] - x[0])) < 0.5 * PEARSON_SIDE
                 square = np.outer(inside, inside)
                 base[0][square] = 0.5
                 base[1][square] = 0.25
