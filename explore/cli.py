@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"explore: error: {exc}", file=sys.stderr)
         return 2
     except SolverDiverged as exc:
-        print(f"explore: the run diverged: {exc}", file=sys.stderr)
+        print(f"explore: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print("explore: interrupted", file=sys.stderr)

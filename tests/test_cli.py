@@ -97,6 +97,8 @@ def test_kelvin_helmholtz_takes_the_common_names_N_L_ny(tmp_path, capsys):
     lab = KH(preset="basic_shear", N=96, L=4.0, nz=40)
     assert (lab.nx, lab.nz, lab.Lx, lab.Lz) == (96, 40, 4.0, 2.0)
     assert KH(preset="basic_shear", ny=72).nz == 72
+    # the narrower name wins whatever the order: ny (nz) over N (nx and nz)
+    assert (KH(ny=16, N=64).nx, KH(ny=16, N=64).nz) == (64, 16) == (KH(N=64, ny=16).nx, KH(N=64, ny=16).nz)
     lab = KH(preset="basic_shear", profile="double", boundary="periodic", Lz=1.1, N=100)
     assert lab.nz == 56  # 55 rounded to even: doubly periodic
     with pytest.raises(ValueError, match="other names: N, ny, L"):

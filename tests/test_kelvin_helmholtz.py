@@ -512,6 +512,12 @@ def test_bad_input_names_the_parameter(params, name):
         next(KelvinHelmholtzLab(**params).frames())
 
 
+def test_a_flow_too_fast_for_its_grid_stops_with_a_message():
+    """The CFL step follows the flow; one that would take billions of steps stops at once, saying why."""
+    with pytest.raises(SolverDiverged, match="stopped .* CFL step.*'velocity'"):
+        KelvinHelmholtzLab(preset="basic_shear", nx=32, nz=16, velocity=1e9, t_end=0.2).run()
+
+
 def test_blow_up_stops_with_a_message():
     lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, integrator="rk4", cfl=0, dt=0.2,
                              t_end=20.0, n_snapshots=4)

@@ -18,11 +18,12 @@ from explore.core.frame import Frame
 
 
 class SolverDiverged(RuntimeError):
-    """A run produced a non-finite value; the message says when, what, and what to change."""
+    """A run produced a non-finite value (or, ``what``, cannot go on); the message says when, what,
+    and what to change."""
 
-    def __init__(self, time: float, quantity: str, hint: str):
+    def __init__(self, time: float, quantity: str, hint: str, what: str = "became non-finite"):
         self.time, self.quantity, self.hint = time, quantity, hint
-        super().__init__(f"The run became non-finite at t = {time:.6g} (in {quantity}). {hint}")
+        super().__init__(f"The run {what} at t = {time:.6g} (in {quantity}). {hint}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ class Lab(param.Parameterized):
         """Set parameters by name or :attr:`aliases`; unknown names raise ``ValueError`` listing the known ones.
 
         The real parameters are set first, then each alias (from the lab's values by then), except
-        for the parameters that were given by their own names.
+        for the parameters that were given by their own names; a narrower alias wins over a broader
+        one whatever their order (``ny``, which sets ``nz``, over ``N``, which sets ``nx`` and ``nz``).
         """
         known = set(self.parameter_names())
         for key in values:
@@ -98,9 +100,9 @@ class Lab(param.Parameterized):
         real = {k: v for k, v in values.items() if k in known}
         if real:
             self.param.update(**real)
-        for key, value in values.items():
-            if key in known:
-                continue
+        aliased = [(k, v) for k, v in values.items() if k not in known]
+        aliased.sort(key=lambda kv: -len(self.aliases[kv[0]].expand(self, kv[1])))  # broader ones first
+        for key, value in aliased:
             derived = {k: v for k, v in self.aliases[key].expand(self, value).items() if k not in real}
             self.param.update(**derived)
         return self

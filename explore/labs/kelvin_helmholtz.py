@@ -65,6 +65,8 @@ CFL_MARGIN = 0.9
 #: a fixed-step integrator that is not exponential (rk4) also steps viscosity and diffusion
 #: explicitly: ``dt max(ν, κ) K²`` stays below this (RK4 is stable on the negative real axis to 2.785)
 EXPLICIT_DIFFUSION_LIMIT = 2.5
+#: a run that would need more steps than this is refused (fixed dt) or stopped (CFL step)
+MAX_STEPS = 5e7
 #: density-histogram bins of the Shannon entropy
 ENTROPY_BINS = 64
 
@@ -232,7 +234,7 @@ class KelvinHelmholtzLab(Lab):
         if self.forcing_amplitude > 0 and 3 * self.forcing_modes >= self.nx:
             raise ValueError(f"{name}: 'forcing_modes' {self.forcing_modes} is outside the resolved band of nx = {self.nx}")
         info = INTEGRATORS[self.integrator]
-        if not info.adaptive and self.cfl == 0 and self.t_end / self.dt > 5e7:
+        if not info.adaptive and self.cfl == 0 and self.t_end / self.dt > MAX_STEPS:
             raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
         if self.resume_from:
             check_input_file(name, "resume_from", self.resume_from)
@@ -377,7 +379,13 @@ class KelvinHelmholtzLab(Lab):
         flow speeds up within an interval beyond ``cfl``, the step is divided by a whole number for the
         rest of the interval (which stays a whole number of steps).
         """
-        n = self._steps_per_frame(frame_dt / (CFL_MARGIN * self._cfl_limit(problem, grid)))
+        limit = self._cfl_limit(problem, grid)
+        left = (self.t_end - state.t) / (CFL_MARGIN * limit)
+        if left > MAX_STEPS:  # a flow far too fast for its grid would step (almost) forever
+            raise SolverDiverged(state.t, f"the CFL step: {limit:.3g} would take ~{left:.3g} steps to t_end",
+                                 "The flow is too fast for this grid: reduce 'velocity' (or the forcing), or use "
+                                 "fewer points ('nx'/'nz').", what="stopped")
+        n = self._steps_per_frame(frame_dt / (CFL_MARGIN * limit))
         h = frame_dt / n
         eps = 1e-9 * h
         while t_target - state.t > eps:
