@@ -52,6 +52,7 @@ def _check_nlse(summary: dict) -> None:
 
 def _check_kelvin_helmholtz(summary: dict) -> None:
     assert summary["growth_rate_max_rel_error"] < 0.05  # against the Rayleigh/Michalke growth rate
+    assert summary["taylor_goldstein_max_rel_error"] < 0.05  # stratified, against Taylor–Goldstein
     assert summary["divergence_max"] < 1e-10
     assert summary["rotation_relative_change"] < 1e-10  # a Coriolis force about the normal axis does nothing
 

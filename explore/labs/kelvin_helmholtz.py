@@ -101,7 +101,7 @@ class KelvinHelmholtzLab(Lab):
     description = (
         "A stratified shear layer rolls up into Kelvin–Helmholtz billows: 2-D Boussinesq flow, "
         "vorticity–streamfunction, Fourier × sine/cosine spectral with free-slip walls, ETDRK4 with a CFL step; "
-        "energy budget, mixing and the linear growth rate (against Rayleigh/Michalke theory at Ri = 0) live."
+        "energy budget, mixing and the linear growth rate against Rayleigh/Michalke and Taylor–Goldstein theory live."
     )
     presets = {
         "basic_shear": dict(_PEER, t_end=10.0, shear_thickness=0.05, rho_top=1.0, rho_bottom=1.2,
@@ -517,23 +517,32 @@ class KelvinHelmholtzLab(Lab):
         self._pe0 = self._potential_energy(grid, y0)
         self._wavy = xp.astype(grid.kx > 0, xp.float64)
         self._growth_ref = (math.nan, math.nan)
-        self._rayleigh = self._rayleigh_rate()
+        self._theory = self._theory_rate()
         self._z_host = to_host(grid.z)
         self._x_host = to_host(grid.x)
 
-    def _rayleigh_rate(self) -> float | None:
-        """Inviscid linear growth rate of the tanh layer from Rayleigh's equation (Ri = 0, one layer, walls;
-        otherwise None): of the seeded mode for a single-mode start, else the fastest mode the box holds.
-        In the layer's units ``U0 tanh(z/δ)``: ``σ = (U0/δ) σ̂(k δ)`` with walls at ``H = Lz/(2δ)``."""
-        if self.Ri != 0 or self.profile != "single" or self.boundary != "walls":
+    def _theory_rate(self) -> float | None:
+        """Inviscid linear growth rate of the tanh layer (one layer, walls; otherwise None), in the layer's
+        units ``U0 tanh(z/δ)``: ``σ = (U0/δ) σ̂(k δ)`` with walls at ``H = Lz/(2δ)``.
+
+        Ri = 0: Rayleigh's equation, for the seeded mode of a single-mode start, else the fastest mode the
+        box holds. A stable layering (Ri > 0) with a single-mode start: the Taylor–Goldstein equation for
+        that mode, with ``J = Ri δ² / (2 δ_ρ U0²)`` and thickness ratio ``δ/δ_ρ`` (a scan over every mode
+        would cost more than a short run; heavy over light has no such theory here).
+        """
+        if self.profile != "single" or self.boundary != "walls":
             return None
-        d = self.shear_thickness
-        if self.noise == 0 and self.perturbation > 0:
-            modes = [self.perturbation_mode]
-        else:  # the unstable band is k δ < 1
-            modes = range(1, max(1, math.floor(self.Lx / (2 * math.pi * d))) + 1)
-        rates = [bq.rayleigh_growth_rate(2 * math.pi * n * d / self.Lx, half_height=self.Lz / (2 * d)) for n in modes]
-        return abs(self.velocity) / d * max(rates)
+        d, single = self.shear_thickness, self.noise == 0 and self.perturbation > 0
+        H, scale = self.Lz / (2 * d), abs(self.velocity) / d
+        if self.Ri == 0:
+            modes = [self.perturbation_mode] if single else range(1, max(1, math.floor(self.Lx / (2 * math.pi * d))) + 1)
+            return scale * max(bq.rayleigh_growth_rate(2 * math.pi * n * d / self.Lx, half_height=H) for n in modes)
+        if not single or self._jump_sign < 0:
+            return None
+        dr = self._density_thickness
+        J = self.Ri * d**2 / (2 * dr * self.velocity**2)
+        alpha = 2 * math.pi * self.perturbation_mode * d / self.Lx
+        return scale * bq.taylor_goldstein_growth_rate(alpha, J, thickness_ratio=d / dr, half_height=H)
 
     @staticmethod
     def _rate(b: dict) -> float:
@@ -655,7 +664,7 @@ class KelvinHelmholtzLab(Lab):
             "kinetic_energy": ke,
             "perturbation_energy": pert,
             **growth,
-            **({"rayleigh_growth_rate": self._rayleigh} if self._rayleigh is not None else {}),
+            **({"theory_growth_rate": self._theory} if self._theory is not None else {}),
             **energetics,
             "dissipation": b["dissipation"],
             "buoyancy_flux": b["buoyancy_flux"],
