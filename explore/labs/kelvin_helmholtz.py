@@ -534,8 +534,9 @@ class KelvinHelmholtzLab(Lab):
             return None
         d, single = self.shear_thickness, self.noise == 0 and self.perturbation > 0
         H, scale = self.Lz / (2 * d), abs(self.velocity) / d
-        if self.Ri == 0:
-            modes = [self.perturbation_mode] if single else range(1, max(1, math.floor(self.Lx / (2 * math.pi * d))) + 1)
+        if self.Ri == 0:  # the curve has one peak (near α = 0.4446): the fastest box mode is one of those around it
+            peak = bq.MICHALKE_ALPHA_MAX * self.Lx / (2 * math.pi * d)
+            modes = [self.perturbation_mode] if single else {max(1, math.floor(peak) + j) for j in (-1, 0, 1, 2)}
             return scale * max(bq.rayleigh_growth_rate(2 * math.pi * n * d / self.Lx, half_height=H) for n in modes)
         if not single or self._jump_sign < 0:
             return None
