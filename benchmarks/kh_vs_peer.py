@@ -36,8 +36,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_measured
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -73,21 +74,8 @@ def ensure_peer_env() -> None:
 
 
 def timed(cmd: list[str], cwd: Path) -> dict:
-    """Run ``cmd``: wall seconds, CPU seconds (user + system), peak RSS (MiB), exit status and output.
-
-    The child's own resource usage comes from ``os.wait4`` (no GNU time needed: the GPU host has none).
-    """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
-            "rc": proc.returncode, "stdout": stdout[-2000:], "stderr": stderr[-3000:]}
+    """Run ``cmd``: wall seconds, CPU seconds (user + system), peak RSS (MiB), exit status and output."""
+    return run_measured(cmd, cwd=cwd)
 
 
 def peer_command(args) -> list[str]:

@@ -32,13 +32,13 @@ import argparse
 import json
 import math
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from measure import run_measured
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -48,7 +48,6 @@ PEER_PY = PEER_VENV / "bin" / "python"
 PEER_CLI = PEER_VENV / "bin" / "nlse-simulate"
 EXPLORE_PY = ROOT / ".venv" / "bin" / "python"
 EXPLORE_CLI = ROOT / ".venv" / "bin" / "explore"
-GNU_TIME = Path("/usr/bin/time")
 
 # Problem shared by every preset (the peer's configs).
 L, N, T_END, N_SNAPSHOTS = 50.0, 512, 20.0, 100
@@ -280,44 +279,12 @@ def _child_explore_file_accuracy(args) -> dict:
     return _explore_metrics(ds, args.preset)
 
 
-def _child_rusage_wrap(argv: list[str]) -> dict:
-    """Fallback when /usr/bin/time is missing: run ``argv`` and report the children's peak RSS."""
-    import resource
-
-    t0 = time.perf_counter()
-    rc = subprocess.run(argv).returncode
-    wall = time.perf_counter() - t0
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return {"rc": rc, "wall_s": wall, "maxrss_mb": ru.ru_maxrss * scale / 2**20,
-            "cpu_s": ru.ru_utime + ru.ru_stime}
-
-
 # ======================================================================== measuring processes
 def measure(argv, cwd=None, env=None, timeout=900) -> dict:
-    """Run ``argv`` in a fresh process; wall time (perf_counter) and its peak RSS in MiB."""
-    with tempfile.TemporaryDirectory(prefix="nlse-bench-") as tmp:
-        if GNU_TIME.exists():
-            tfile = Path(tmp) / "time.txt"
-            cmd = [str(GNU_TIME), "-v", "-o", str(tfile), *map(str, argv)]
-        else:
-            tfile = Path(tmp) / "rusage.json"
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "rusage-wrap",
-                   "--json", str(tfile), "--", *map(str, argv)]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        wall = time.perf_counter() - t0
-        if GNU_TIME.exists():
-            text = tfile.read_text() if tfile.exists() else ""
-            m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-            rss = int(m.group(1)) / 1024 if m else float("nan")
-            cpu_s = sum(float(v) for v in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", text)) or None
-            rc = proc.returncode
-        else:
-            info = json.loads(tfile.read_text())
-            rss, rc, cpu_s = info["maxrss_mb"], info["rc"], info.get("cpu_s")
-    return {"wall_s": wall, "cpu_s": cpu_s, "maxrss_mb": rss, "rc": rc,
-            "stdout_tail": proc.stdout[-2000:], "stderr_tail": proc.stderr[-2000:]}
+    """Run ``argv`` in a fresh process: wall time, CPU time and its peak RSS in MiB."""
+    r = run_measured(argv, cwd=cwd, env=env, timeout=timeout, tail=2000)
+    return {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "maxrss_mb": r["rss_mib"], "rc": r["rc"],
+            "stdout_tail": r["stdout"], "stderr_tail": r["stderr"]}
 
 
 def run_child(python: Path, mode: str, preset: str, repeat: int = 1, extra=()) -> tuple[dict, dict]:
@@ -570,17 +537,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--params", default="{}", help=argparse.SUPPRESS)
-    ap.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
         fn = {"peer-solve": _child_peer_solve, "peer-file-accuracy": _child_peer_file_accuracy,
               "explore-solve": _child_explore_solve, "explore-file-accuracy": _child_explore_file_accuracy}
-        if args.child == "rusage-wrap":
-            rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-            res = _child_rusage_wrap(rest)
-        else:
-            res = fn[args.child](args)
+        res = fn[args.child](args)
         Path(args.json).write_text(json.dumps(res))
         return 0
 

@@ -12,7 +12,7 @@ of u and v every 0.1 time units, written to netCDF):
            and for the two non-chaotic presets a second run at a setting whose time error is at
            most the peer's (``EQUAL_ACCURACY``), so the speed-up is also quoted at equal accuracy
 
-and reports whole-process wall time and peak resident memory (GNU ``time -v``). For the two
+and reports whole-process wall time, CPU time and peak resident memory (``os.wait4``). For the two
 non-chaotic presets it also measures accuracy: the maximum difference of the final u, v from a
 reference computed by Explore on the same grid and initial condition with DOP853 at rtol 1e-10 (the
 time-stepping error of each side), and reads the peer's snapshots from its netCDF file.
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -44,12 +43,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import run_measured
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PEER_VENV = HERE / ".venv-rd"
 PEER_PY = PEER_VENV / "bin" / "python"
 EXPLORE_PY = ROOT / ".venv" / "bin" / "python"
-GNU_TIME = Path("/usr/bin/time")
 PEER_DEPS = ["numpy", "scipy", "pandas", "xarray", "netCDF4"]
 PEER_SOURCES = [os.environ.get("RD_SPIRAL_SRC", ""), "/work/.mirror/sandyherho+rd_spiral/repo",
                 "git+https://github.com/sandyherho/rd_spiral.git"]
@@ -98,19 +98,9 @@ def ensure_peer_env() -> None:
 
 
 def measure(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run ``cmd`` under GNU time: wall seconds, peak RSS (MiB), exit code, output tail."""
-    full = [str(GNU_TIME), "-v", *cmd] if GNU_TIME.exists() else cmd
-    start = time.perf_counter()
-    r = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
-    wall = time.perf_counter() - start
-    rss = cpu = None
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
-    if m:
-        rss = int(m.group(1)) / 1024
-    times = [float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", r.stderr)]
-    if len(times) == 2:
-        cpu = sum(times)
-    return {"wall_s": wall, "cpu_s": cpu, "rss_mib": rss, "rc": r.returncode, "tail": (r.stdout + r.stderr)[-1500:]}
+    """Run ``cmd``: wall seconds, CPU seconds, peak RSS (MiB), exit code, output tail."""
+    r = run_measured(cmd, cwd=cwd, env=env)
+    return {**{k: r[k] for k in ("wall_s", "cpu_s", "rss_mib", "rc")}, "tail": (r["stdout"] + r["stderr"])[-1500:]}
 
 
 def peer_config(preset: str, t_end: float) -> str:
@@ -205,7 +195,7 @@ def main(argv=None) -> int:
             settings.append(("equal accuracy", EQUAL_ACCURACY[preset]))
         with tempfile.TemporaryDirectory(prefix=f"rd_{preset}_") as tmp:
             work = Path(tmp)
-            peer = ({"wall_s": float("nan"), "cpu_s": None, "rss_mib": float("nan"), "ok": False, "status": "skipped",
+            peer = ({"wall_s": float("nan"), "cpu_s": float("nan"), "rss_mib": float("nan"), "ok": False, "status": "skipped",
                      "tail": ""} if args.explore_only else run_peer(preset, t_end, work))
             pu = pv = None
             peer_row = {k: peer[k] for k in ("wall_s", "cpu_s", "rss_mib", "ok", "status")}
