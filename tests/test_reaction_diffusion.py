@@ -308,7 +308,7 @@ def test_regimes():
 def test_turbulent_preset_breaks_up_and_is_classified_chaotic():
     """rd-spiral's turbulent regime at its own grid (L = 50, N = 256) to t = 100: the four-armed spiral
     rotates (8 cores, classified periodic), then breaks up at t ≈ 60 (new cores are created and their
-    number grows several-fold), and from the first new core on every frame is classified chaotic — on
+    number grows several-fold), and from the first new core on the frames are classified chaotic — on
     a real run, not only on synthetic statistics."""
     ds = ReactionDiffusionLab(preset="turbulent_spiral", t_end=100.0).run()
     defects, times = ds.defects.values, ds.time.values
@@ -316,7 +316,9 @@ def test_turbulent_preset_breaks_up_and_is_classified_chaotic():
     first = int(np.argmax(np.diff(defects[1:]) > 0)) + 2  # (the start's edge jump makes cores at t = 0+)
     assert defects[-1] >= 3 * defects[0] and 50.0 <= times[first] <= 70.0
     assert "periodic" in regimes[:first] and "chaotic" not in regimes[:first]
-    assert set(regimes[first:]) == {"chaotic"}
+    # (every frame here; 90 % leaves room for a quiet window in another round-off realization of the chaos)
+    late = regimes[first:]
+    assert late.count("chaotic") >= 0.9 * len(late) and not {"steady", "homogeneous_oscillation"} & set(late)
 
 
 def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
