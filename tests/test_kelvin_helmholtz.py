@@ -289,7 +289,6 @@ def test_heavy_over_light_is_unstable():
     lab = KelvinHelmholtzLab(**small, rho_top=1.2, rho_bottom=1.0)
     np.testing.assert_allclose(lab._to_physical_density(lab.base_profiles(np.array([-0.45, 0.45]))[2]), [1.0, 1.2],
                                atol=1e-6)
-    np.testing.assert_allclose(unstable.density_final.values, 2.2 - stable.density_final.values[::-1], atol=0.3)
     assert float(unstable.available_potential_energy[0]) > 0.1 * abs(float(unstable.potential_energy[0]))
     assert float(stable.available_potential_energy[0]) < 1e-3 * abs(float(stable.potential_energy[0]))
     assert float(unstable.buoyancy_flux[1:].min()) > 0 > float(stable.buoyancy_flux[1:].max())
