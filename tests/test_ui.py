@@ -389,3 +389,35 @@ def test_a_single_frame_shows_its_samples_first_and_its_history_next_tick():
         shown[0]()  # a second call (or a call after a newer frame) does nothing
     finally:
         view.stop()
+
+
+def test_log_axes_ignore_the_labs_stand_in_for_zero():
+    """Labs floor an empty spectral bin at 1e-300; on a log axis that is a gap, not a point that stretches
+    the axis over ~300 decades (the reaction-diffusion spectrum was a blank plot)."""
+    from explore.ui.plots import _finite_extent, _positive
+
+    power = np.array([1e3, 1.0, 1e-6, 1e-300, 0.0])
+    assert np.isnan(_positive(power)[3:]).all() and np.array_equal(_positive(power)[:3], power[:3])
+    assert _finite_extent(power, log=True) == (1e-6, 1e3)
+
+
+def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
+    from explore.ui.plots import _colors
+    from explore.ui.view import LABEL_PARAMETERS, _diff_label
+
+    reference = {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}
+    assert _diff_label({**reference, "b": 9}, reference) == "b=9"
+    label = _diff_label({"a": 0, "b": 0, "c": 0, "d": 0, "e": 0}, reference)
+    assert label.count("=") == LABEL_PARAMETERS and label.endswith("+2 more")
+    assert len(set(_colors())) == 20  # a lab plots up to ~20 diagnostics, each its own colour
+
+
+def test_grid_sliders_step_through_even_sizes_only():
+    """The 2-D labs need an even N (nx): their sliders move by 2 from an even start."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+
+    for lab, name in ((ReactionDiffusionLab(), "N"), (KelvinHelmholtzLab(), "nx")):
+        panes = LabView(lab).param_panes.values()
+        widget = next(pane._widgets[name] for pane in panes if name in pane._widgets)
+        assert widget.step == 2 and widget.start % 2 == 0 and widget.value % 2 == 0

@@ -176,7 +176,7 @@ class KelvinHelmholtzLab(Lab):
                               doc="z boundaries: free-slip no-flux walls (sine/cosine series) or doubly periodic.")
     Lx = param.Number(2.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 10), doc="Domain length in x (periodic).")
     Lz = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.5, 10), doc="Domain height: z in [-Lz/2, Lz/2].")
-    nx = param.Integer(256, bounds=(8, 8192), softbounds=(16, 1024), doc="Grid points in x (even; FFT-friendly sizes are fastest).")
+    nx = param.Integer(256, bounds=(8, 8192), softbounds=(16, 1024), step=2, doc="Grid points in x (even; FFT-friendly sizes are fastest).")
     nz = param.Integer(128, bounds=(8, 8192), softbounds=(8, 512),
                        doc="Grid intervals in z (nz + 1 points with walls; nz points doubly periodic).")
     # ---------------------------------------------------------------- time

@@ -112,7 +112,7 @@ class ReactionDiffusionLab(Lab):
                          doc="Amplitude of uniform noise added to both fields at t = 0 (seeded).")
     L = param.Number(20.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 200),
                      doc="Side of the periodic square [-L/2, L/2)².")
-    N = param.Integer(128, bounds=(8, 4096), softbounds=(16, 1024),
+    N = param.Integer(128, bounds=(8, 4096), softbounds=(16, 1024), step=2,
                       doc="Grid points per axis (even; FFT-friendly sizes such as 2^p 3^q are fastest).")
     integrator = param.Selector(default="etdrk4", objects=list(INTEGRATORS),
                                 doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")

@@ -47,10 +47,16 @@ CLEAR_DELAY_MS = 300
 COLOR_RANGE_TOLERANCE = 0.01
 
 
+#: on a log axis, values at or below this are gaps: labs floor an exact zero (an empty spectral bin)
+#: at 1e-300, and one such point stretched the axis over ~300 decades, hiding the curve
+LOG_FLOOR = 1e-250
+
+
 def _positive(y: np.ndarray) -> np.ndarray:
-    """Values for a log axis: non-positive entries become NaN (a gap) instead of breaking the axis."""
+    """Values for a log axis: entries at or below ``LOG_FLOOR`` (zero, negative, a lab's stand-in for
+    zero) become NaN (a gap) instead of breaking the axis."""
     y = np.asarray(y, dtype=float)
-    return np.where(y > 0, y, np.nan)
+    return np.where(y > LOG_FLOOR, y, np.nan)
 
 
 def _dims(xlabel: str, ylabel: str) -> tuple[hv.Dimension, hv.Dimension]:
@@ -151,9 +157,10 @@ def kind_of(obj: Any) -> str:
 
 
 def _colors() -> list[str]:
-    from bokeh.palettes import Category10_10
+    """20 colours: Category10, then the light shades of Category20 (a lab may plot ~20 diagnostics)."""
+    from bokeh.palettes import Category10_10, Category20_20
 
-    return list(Category10_10)
+    return list(Category10_10) + list(Category20_20[1::2])
 
 
 def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], logy: bool = True,
@@ -198,7 +205,7 @@ def _finite_extent(*arrays: np.ndarray, log: bool = False) -> tuple[float, float
     lo, hi = np.inf, -np.inf
     for a in arrays:
         a = np.asarray(a, dtype=float)
-        a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
+        a = a[np.isfinite(a) & (a > LOG_FLOOR)] if log else a[np.isfinite(a)]
         if a.size:
             lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
     return None if lo > hi else (lo, hi)

@@ -273,8 +273,15 @@ def _format_value(v: Any) -> str:
     return str(v)
 
 
+#: an earlier run's legend entry names at most this many of the parameters it differs in (a preset
+#: change differs in many: listing them all squeezed the plot to a sliver beside its legend)
+LABEL_PARAMETERS = 3
+
+
 def _diff_label(values: dict, reference: dict) -> str:
     diff = [f"{k}={_format_value(v)}" for k, v in values.items() if reference.get(k, object()) != v]
+    if len(diff) > LABEL_PARAMETERS:
+        diff = diff[:LABEL_PARAMETERS] + [f"+{len(diff) - LABEL_PARAMETERS} more"]
     return ", ".join(diff)
 
 
@@ -894,11 +901,14 @@ class LabView(pn.viewable.Viewer):
 
     def _send_convergence(self, force: bool = True) -> None:
         reference = self._run_values if self._rows else self.lab.values()
-        earlier = []
+        earlier, seen = [], set()
         for i, run in enumerate(self._earlier):
             if run["id"] == self._run_id and self._rows:
                 continue  # the run on screen is drawn solid
             label = _diff_label(run["values"], reference) or f"run {run['id']}"
+            if label in seen:  # (shortened labels of two runs may coincide)
+                label = f"{label} (run {run['id']})"
+            seen.add(label)
             earlier.append({"label": label, "history": run["history"]})
         self.convergence_plot.update({"history": self._rows.arrays(), "earlier": earlier}, force=force)
 
