@@ -973,6 +973,10 @@ class LabView(pn.viewable.Viewer):
         self.lab.param.watch(lambda *events: self._soon("url", write), self.lab.parameter_names())
         self.preset.param.watch(lambda *events: self._soon("url", write), "value")
         write()
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context:
+            # the browser reports its address once the page has loaded, which undid the write above: a
+            # link's ignored values stayed in the address bar until a control changed
+            pn.state.onload(write)
 
     def _soon(self, key: str, fn) -> None:
         """Call ``fn`` ``SECONDARY_DELAY_MS`` from now in a served page (the latest call per ``key``
