@@ -1027,6 +1027,21 @@ def _chebyshev(n: int):
     return x, D
 
 
+def _mapped_chebyshev(n: int, half_height: float, cluster: float | None):
+    """Points ``z`` on ``[-H, H]`` and the differentiation matrix ``d/dz``: Chebyshev points, mapped as
+    ``z = ℓ sinh(b s)`` (``ℓ = cluster``, ``b = asinh(H/ℓ)``) to cluster them at ``z = 0``, or scaled
+    by ``H`` when ``cluster`` is None."""
+    import numpy as np
+
+    s, D = _chebyshev(n)
+    if cluster is None:
+        z, dz_ds = half_height * s, np.full_like(s, half_height)
+    else:
+        b = math.asinh(half_height / cluster)
+        z, dz_ds = cluster * np.sinh(b * s), cluster * b * np.cosh(b * s)
+    return z, D / dz_ds[:, None]
+
+
 def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, n: int = 240,
                          return_phase_speed: bool = False, cluster: float | None = 0.1):
     r"""Temporal growth rate ``σ = α Im c`` of the most unstable mode of the Rayleigh equation
@@ -1052,13 +1067,7 @@ def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, 
         def profile(z):
             t = np.tanh(z)
             return t, -2.0 * t * (1 - t**2)
-    s, D = _chebyshev(n)
-    if cluster is None:
-        z, dz_ds = half_height * s, np.full_like(s, half_height)
-    else:
-        b = math.asinh(half_height / cluster)
-        z, dz_ds = cluster * np.sinh(b * s), cluster * b * np.cosh(b * s)
-    D = D / dz_ds[:, None]
+    z, D = _mapped_chebyshev(n, half_height, cluster)
     D2 = D @ D
     U, U2 = profile(z)
     inner = slice(1, n)
@@ -1111,13 +1120,7 @@ def _taylor_goldstein_modes(alpha, J, thickness_ratio, half_height, n, cluster):
     import numpy as np
     import scipy.linalg
 
-    s, D = _chebyshev(n)
-    if cluster is None:
-        z, dz_ds = half_height * s, np.full_like(s, half_height)
-    else:
-        b = math.asinh(half_height / cluster)
-        z, dz_ds = cluster * np.sinh(b * s), cluster * b * np.cosh(b * s)
-    D = D / dz_ds[:, None]
+    z, D = _mapped_chebyshev(n, half_height, cluster)
     inner = slice(1, n)
     L = (D @ D)[inner, inner] - alpha**2 * np.eye(n - 1)
     t = np.tanh(z[inner])
