@@ -72,7 +72,7 @@ def lab_page(cls: type, template: bool = True, args: dict | None = None):
     if problems:
         view._show_alert("The link could not be applied in full: " + " · ".join(problems), "warning")
     if pn.state.curdoc is not None and pn.state.location is not None:
-        view.sync_location(pn.state.location)
+        view.sync_location(pn.state.location, rewrite_on_load=bool(problems))
     if not template:
         return view
     return page(cls.title or cls.lab_name, main=[view.main], sidebar=[view.sidebar], sidebar_width=400)

@@ -958,8 +958,9 @@ class LabView(pn.viewable.Viewer):
         for plot in (self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()):
             plot.set_follow(event.new)
 
-    def sync_location(self, location) -> None:
-        """Keep ``location.search`` (a ``pn.state.location``) equal to the preset + changed parameters."""
+    def sync_location(self, location, rewrite_on_load: bool = False) -> None:
+        """Keep ``location.search`` (a ``pn.state.location``) equal to the preset + changed parameters;
+        ``rewrite_on_load``: also once the page has loaded (a link with values the page ignored)."""
         from explore.ui.urlstate import search_of
 
         def write(*events):
@@ -973,9 +974,10 @@ class LabView(pn.viewable.Viewer):
         self.lab.param.watch(lambda *events: self._soon("url", write), self.lab.parameter_names())
         self.preset.param.watch(lambda *events: self._soon("url", write), "value")
         write()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context:
-            # the browser reports its address once the page has loaded, which undid the write above: a
-            # link's ignored values stayed in the address bar until a control changed
+        if rewrite_on_load and pn.state.curdoc is not None and pn.state.curdoc.session_context:
+            # the browser reports its address once the page has loaded, which undoes the write above: a
+            # link's ignored values stayed in the address bar until a control changed (a valid link is
+            # left as it was typed)
             pn.state.onload(write)
 
     def _soon(self, key: str, fn) -> None:
