@@ -334,7 +334,7 @@ class DiffusionLab(Lab):
             if update is None:
                 return None
             k, power = analysis.radial_power(to_host(update[:512]), size)
-            return Curve(k, np.maximum(power, 1e-300), xlabel="k", ylabel="power of the update", logy=True)
+            return Curve(k, power, xlabel="k", ylabel="power of the update", logy=True)
         if getattr(self, "_stability", None) is not None:
             return self._stability
         info = SAMPLERS[self.sampler]

@@ -689,7 +689,7 @@ class KelvinHelmholtzLab(Lab):
         return Frame(
             step=i, time=t, progress=i / self.n_snapshots,
             convergence=convergence, diagnostics=diagnostics,
-            spectrum=Curve(k, np.maximum(E, 1e-300), xlabel="k", ylabel="E(k)", logx=True, logy=True),
+            spectrum=Curve(k, E, xlabel="k", ylabel="E(k)", logx=True, logy=True),
             samples={
                 "vorticity": Field(x_disp, z_disp, decimate(to_host(zeta)), xlabel="x", ylabel="z", label="vorticity ζ"),
                 "density": Field(x_disp, z_disp, decimate(density_phys), xlabel="x", ylabel="z", label="density ρ"),

@@ -315,7 +315,7 @@ class ReactionDiffusionLab(Lab):
         return Frame(
             step=i, time=t, progress=i / n_out,
             convergence=convergence, diagnostics=diagnostics,
-            spectrum=Curve(to_host(k), np.maximum(to_host(power), 1e-300), xlabel="k", ylabel="radial power E(k)",
+            spectrum=Curve(to_host(k), to_host(power), xlabel="k", ylabel="radial power E(k)",
                            logy=True),
             samples={
                 "u": Field(x_d, y_d, u_d, xlabel="x", ylabel="y", label="u"),

@@ -11,6 +11,7 @@ import panel as pn
 
 from explore.core.frame import Curve, Field, Points
 from explore.core.registry import lab_classes
+from explore.ui.plots import _positive
 
 THUMB_W, THUMB_H = 320, 90
 
@@ -51,8 +52,8 @@ def thumbnail(name: str) -> str:
     for sample in [*frame.samples.values(), frame.spectrum]:
         if isinstance(sample, (Curve, Points)):
             y = np.asarray(sample.y, float)
-            shapes = _svg_polyline(np.asarray(sample.x, float), np.log10(np.where(y > 0, y, np.nan))
-                                   if getattr(sample, "logy", False) else y)
+            shapes = _svg_polyline(np.asarray(sample.x, float), np.log10(_positive(y)) if getattr(sample, "logy", False)
+                                   else y)
         elif isinstance(sample, Field):
             shapes = _svg_polyline(np.asarray(sample.x, float), np.nanmean(np.asarray(sample.values, float), axis=0))
         if shapes:

@@ -47,8 +47,9 @@ CLEAR_DELAY_MS = 300
 COLOR_RANGE_TOLERANCE = 0.01
 
 
-#: on a log axis, values at or below this are gaps: labs floor an exact zero (an empty spectral bin)
-#: at 1e-300, and one such point stretched the axis over ~300 decades, hiding the curve
+#: on a log axis, values at or below this are gaps: an exact zero (an empty spectral bin) and the
+#: smallest positive values alike (one spectral bin floored at 1e-300 stretched the axis over ~300
+#: decades and hid the curve)
 LOG_FLOOR = 1e-250
 
 
