@@ -521,25 +521,28 @@ def _fast_transforms():
         return np.fft.rfft(f, axis=-1, norm="forward", out=out)
 
     public = (sf_dct, sf_dst, np_irfft, np_rfft)
-    candidates = [(ducc_fft, _ducc_transforms, 1e-14)]
-    candidates += [(functools.partial(importlib.import_module, m), _direct_transforms, 0.0)
+    candidates = [(ducc_fft, (), 1e-14)]
+    candidates += [(functools.partial(importlib.import_module, m), (None,), 0.0)
                    for m in ("scipy.fft._pocketfft.pypocketfft", "scipy.fft._duccfft.pyduccfft")]
-    for module, calls, tol in candidates:
+    for module, tail, tol in candidates:
         try:
-            return _checked(calls(module()), public, tol)
+            return _checked(_module_transforms(module(), tail), public, tol)
         except Exception:  # pragma: no cover - depends on what is installed
             continue
     return public  # pragma: no cover
 
 
-def _ducc_transforms(fft):
-    """The four transforms of :func:`_fast_transforms` on ``ducc0.fft`` (one thread each)."""
+def _module_transforms(fft, tail: tuple = ()):
+    """The four transforms of :func:`_fast_transforms` on the FFT module ``fft``, one thread each:
+    ``ducc0.fft`` or SciPy's private module, whose ``dct`` / ``dst`` take the same arguments plus
+    ``tail`` (``(None,)``: no orthogonalization). Each function names its module in ``backend``."""
+    name = fft.__name__
 
     def dct(a, out):
-        fft.dct(a, 1, (a.ndim - 2,), 0, out, 1)
+        fft.dct(a, 1, (a.ndim - 2,), 0, out, 1, *tail)
 
     def dst(a, out):
-        fft.dst(a, 1, (a.ndim - 2,), 0, out, 1)
+        fft.dst(a, 1, (a.ndim - 2,), 0, out, 1, *tail)
 
     def irfft(c, n, out):
         return fft.c2r(c, (c.ndim - 1,), n, False, 0, out, 1)
@@ -547,24 +550,8 @@ def _ducc_transforms(fft):
     def rfft(f, out):
         return fft.r2c(f, (f.ndim - 1,), True, 2, out, 1)
 
-    return dct, dst, irfft, rfft
-
-
-def _direct_transforms(pf):
-    """The four transforms of :func:`_fast_transforms` on SciPy's FFT module ``pf``, called directly."""
-
-    def dct(a, out):
-        pf.dct(a, 1, (a.ndim - 2,), 0, out, 1, None)
-
-    def dst(a, out):
-        pf.dst(a, 1, (a.ndim - 2,), 0, out, 1, None)
-
-    def irfft(c, n, out):
-        return pf.c2r(c, (c.ndim - 1,), n, False, 0, out, 1)
-
-    def rfft(f, out):
-        return pf.r2c(f, (f.ndim - 1,), True, 2, out, 1)
-
+    for f in (dct, dst, irfft, rfft):
+        f.backend = name
     return dct, dst, irfft, rfft
 
 
