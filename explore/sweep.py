@@ -5,16 +5,24 @@ validates every point first (a bad value fails before any work), runs the points
 cluster (a local one by default, or ``scheduler="tcp://host:port"``) and gathers one
 ``xarray.Dataset`` with one dimension per swept parameter: for each convergence and diagnostic
 quantity its final value and its maximum over the run, plus ``nfe``, ``steps`` and ``wall_time``.
+
+Needs Dask (``pip install -e '.[sweep]'``). The local cluster starts worker processes, which import
+the calling script again: call :func:`sweep` from a script under ``if __name__ == "__main__":``.
 """
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 
 import numpy as np
 import xarray as xr
 
 from explore.core import get_lab
+
+
+class SweepUnavailable(ValueError):
+    """Dask, which sweeps run on, is not installed."""
 
 
 def _run_point(lab_name: str, preset: str | None, values: dict) -> dict:
@@ -46,14 +54,20 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
 def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed: dict | None = None,
           scheduler: str | None = None, workers: int | None = None) -> xr.Dataset:
     """Run the grid of parameter values as Dask tasks and gather the summary Dataset."""
-    from dask.distributed import Client, LocalCluster
-
     points = sweep_points(lab_name, grid, preset, fixed)
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise SweepUnavailable("sweeps run on Dask, which is not installed: pip install -e '.[sweep]' "
+                               f"(or dask[distributed]) ({exc})") from exc
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
+        # the workers' own log stays quiet below CRITICAL: a heartbeat still in flight when the cluster
+        # closes is logged as an ERROR with a traceback (a known race of distributed, issue 7192), after
+        # every result is in; a task's error still reaches the caller through gather()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         futures = client.map(_run_point, [lab_name] * len(points), [preset] * len(points), points, pure=False)

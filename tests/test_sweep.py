@@ -32,3 +32,13 @@ def test_cli_sweep_errors(capsys):
     assert "NAME=V1,V2" in capsys.readouterr().err
     assert main(["sweep", "nlse", "--grid", "integrator=euler"]) == 2
     assert "not one of" in capsys.readouterr().err
+
+
+def test_cli_sweep_without_dask_names_the_extra(monkeypatch, capsys):
+    """Dask is an extra (``.[sweep]``): where it is missing, a sweep says so, exit status 2, no traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # what an absent package looks like to import
+    assert main(["sweep", "nlse", "--preset", "single_soliton", "--grid", "dt=0.02,0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "not installed" in err and ".[sweep]" in err and "Traceback" not in err

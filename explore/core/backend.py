@@ -27,7 +27,7 @@ def get_namespace(name: str):
             import cupy
         except ImportError as exc:
             raise BackendUnavailable(
-                "backend='cupy' needs CuPy: install the GPU extra (pip install 'explore[gpu]') "
+                "backend='cupy' needs CuPy: install the GPU extra (pip install -e '.[gpu]' in the checkout) "
                 "on a machine with an NVIDIA GPU, or use backend='numpy'."
             ) from exc
         try:
