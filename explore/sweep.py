@@ -66,8 +66,13 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
         # the workers' own log stays quiet below CRITICAL: a heartbeat still in flight when the cluster
         # closes is logged as an ERROR with a traceback (a known race of distributed, issue 7192), after
         # every result is in; a task's error still reaches the caller through gather()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+        except RuntimeError as exc:  # typically a script without the guard: each worker re-ran it
+            raise RuntimeError(f"sweep: the local Dask cluster did not start ({exc}). Called from a script? "
+                               "Call sweep() under `if __name__ == \"__main__\":` (its worker processes "
+                               "import the script again).") from exc
         client = Client(cluster)
     try:
         futures = client.map(_run_point, [lab_name] * len(points), [preset] * len(points), points, pure=False)
