@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import socket
@@ -421,3 +422,142 @@ def test_grid_sliders_step_through_even_sizes_only():
         panes = LabView(lab).param_panes.values()
         widget = next(pane._widgets[name] for pane in panes if name in pane._widgets)
         assert widget.step == 2 and widget.start % 2 == 0 and widget.value % 2 == 0
+
+
+# ----------------------------------------------------------------- aspect, categories, y scales
+class ToyShapes(toy_lab.ToyDecay):
+    """The toy lab with a field on a 2 × 1 box, a phase portrait (an ellipse whose axes swap during the
+    run: its extent changes every frame) and, as diagnostics, a large one next to the small ``mean``
+    and a categorical ``phase``."""
+
+    categorical_diagnostics = {"phase": ("early", "late")}
+
+    def _frames(self, xp):
+        x, z = (np.arange(40) + 0.5) / 20, (np.arange(20) + 0.5) / 20  # cell centres of [0, 2] × [0, 1]
+        angle = np.linspace(0.0, 2 * np.pi, 200)
+        for frame in super()._frames(xp):
+            a = 1.0 + frame.progress
+            samples = {
+                "box": Field(x, z, np.outer(np.cos(np.pi * z), np.sin(np.pi * x)) * frame.time, "x", "z", "w"),
+                "portrait": Points(a * np.cos(angle), (2.5 - a) * np.sin(angle), "u", "v", equal_aspect=True),
+                "waterfall": Field(x, z * 50, np.ones((20, 40)), "x", "t", "w", equal_aspect=False),
+            }
+            diagnostics = {**frame.diagnostics, "big": 1000.0 * frame.time, "phase": float(frame.progress > 0.5)}
+            yield dataclasses.replace(frame, samples=samples, diagnostics=diagnostics)
+
+
+def test_fields_and_equal_aspect_points_get_a_frame_of_their_datas_aspect():
+    """A field is drawn at its domain's aspect (a fixed frame, 2 × 1 here) unless it says otherwise; a
+    point cloud asking for equal axes gets a square frame; the rest fill their pane as before."""
+    x, z = (np.arange(40) + 0.5) / 20, (np.arange(20) + 0.5) / 20  # cell centres of [0, 2] × [0, 1]
+    box = field_element(Field(x, z, np.zeros((20, 40)))).opts.get("plot").kwargs
+    assert box["data_aspect"] == 1 and box["frame_width"] / box["frame_height"] == pytest.approx(2.0, rel=0.01)
+    mesh = field_element(Field(x**2, z, np.zeros((20, 40)))).opts.get("plot").kwargs  # uneven x: a QuadMesh
+    assert mesh["data_aspect"] == 1 and mesh["frame_width"] > 1.5 * mesh["frame_height"]
+    free = field_element(Field(x, z * 50, np.zeros((20, 40)), equal_aspect=False)).opts.get("plot").kwargs
+    assert "frame_width" not in free and "data_aspect" not in free
+    cloud = sample_element(Points(x, x, equal_aspect=True)).opts.get("plot").kwargs
+    assert cloud["data_aspect"] == 1 and cloud["frame_width"] == cloud["frame_height"]
+    assert "frame_width" not in sample_element(Points(x, x)).opts.get("plot").kwargs
+
+
+def test_equal_aspect_survives_streamed_updates():
+    """Streamed frames go straight into the Bokeh sources and ranges: the ranges of an equal-aspect plot
+    keep a unit of x as long as a unit of y on its fixed frame, whatever the cloud's extent; its pane
+    fits the figure; a plot without it keeps the width it was given."""
+    view = LabView(ToyShapes(delay=0.01), preview=False)
+    try:
+        view.__panel__().get_root()  # a document: updates take the fast path, as in a page
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+        for key in ("box", "portrait"):
+            plot = view.sample_plots[key]
+            assert plot.sent > plot.full_updates  # (updates were streamed, not re-rendered)
+            (element_plot, _), = plot._targets.values()
+            fig = element_plot.handles["plot"]
+            x_per_px = (fig.x_range.end - fig.x_range.start) / fig.frame_width
+            y_per_px = (fig.y_range.end - fig.y_range.start) / fig.frame_height
+            assert x_per_px == pytest.approx(y_per_px, rel=0.01), key
+            assert plot.pane.width is None and plot.pane.height is None
+        portrait = view.sample_plots["portrait"]._targets.popitem()[1][0].handles["plot"]
+        assert portrait.x_range.end - portrait.x_range.start >= 2 * 2.0  # the last frame: u in [-2, 2]
+        assert view.sample_plots["waterfall"].pane.width == 420
+    finally:
+        view.stop()
+
+
+def test_categorical_diagnostic_is_shown_by_name_not_plotted():
+    assert not LabView(toy_lab.ToyDecay(), poll=False).category_text.visible  # a lab without categories
+    view = LabView(ToyShapes(), preview=False)
+    try:
+        assert view.category_text.visible and view.category_text.object == "phase: **–**"
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+        assert view.category_text.object == "phase: **late**"
+        history = view.diagnostics_plot.data["history"]
+        assert "phase" not in history and {"mean", "big"} <= set(history)
+        ds = view.to_dataset()  # the export names the codes (CF flags)
+        assert ds["phase"].attrs["flag_meanings"] == "early late" and list(ds["phase"].attrs["flag_values"]) == [0, 1]
+        view.reset()
+        assert view.category_text.object == "phase: **–**"
+    finally:
+        view.stop()
+    assert ToyShapes.category_name("phase", 1.0) == "late" and ToyShapes.category_name("phase", 2.0) is None
+    assert ToyShapes.category_name("mean", 0.0) is None
+
+
+def test_regime_of_the_reaction_diffusion_lab_is_categorical():
+    from explore.labs.reaction_diffusion import REGIMES, ReactionDiffusionLab
+
+    assert ReactionDiffusionLab.categorical_diagnostics == {"regime": REGIMES}
+    view = LabView(ReactionDiffusionLab(preset="pattern_decay"), preview=False)
+    try:
+        view.step()
+        assert wait_for(lambda: len(view.frames) == 1, view, timeout=30)
+        assert view.category_text.object == "regime: **transient**"
+        assert "regime" not in view.diagnostics_plot.data["history"]
+    finally:
+        view.stop()
+
+
+def _drawn(plot) -> dict[str, np.ndarray]:
+    return {label: np.asarray(p.handles["source"].data["value"], dtype=float) for p, label in plot._targets.values()}
+
+
+def test_diagnostics_y_scale_switches_mid_run_and_after_it():
+    """Each curve ÷ its largest |value| (or |value| on a log axis): switching mid-run redraws once, the
+    following rows still stream (a curve whose largest |value| grows is redrawn whole), and switching
+    after the run redraws what was there; curves hidden from the legend stay hidden."""
+    view = LabView(ToyShapes(delay=0.02, n_frames=100), preview=False)
+    plot = view.diagnostics_plot
+    try:
+        view.__panel__().get_root()
+        view.run()
+        assert wait_for(lambda: len(view.frames) >= 10, view)
+        full = plot.full_updates
+        view.diagnostics_scale = "normalized"
+        assert plot.full_updates == full + 1 and view.status == "running"
+        assert wait_for(lambda: view.status == "finished", view)
+        assert plot.full_updates == full + 1  # the rest streamed
+        history = view._diag_rows.arrays()
+        for label, drawn in _drawn(plot).items():
+            np.testing.assert_allclose(drawn, history[label] / np.abs(history[label]).max())
+        fig = next(iter(plot._targets.values()))[0].handles["plot"]
+        assert -1.2 < fig.y_range.start < -1 < 1 < fig.y_range.end < 1.2  # (mean reaches -1, big +1)
+        assert fig.yaxis[0].axis_label == "diagnostics / max |·|"
+
+        hidden = next(p for p, label in plot._targets.values() if label == "big").handles["glyph_renderer"]
+        hidden.visible = False  # what a click on its legend entry does
+        view.diagnostics_scale = "abs_log"
+        fig = next(iter(plot._targets.values()))[0].handles["plot"]
+        assert type(fig.y_scale).__name__ == "LogScale"
+        for label, drawn in _drawn(plot).items():
+            np.testing.assert_allclose(drawn, np.where(history[label] != 0, np.abs(history[label]), np.nan))
+        renderers = {label: p.handles["glyph_renderer"] for p, label in plot._targets.values()}
+        assert renderers["big"] is not hidden and not renderers["big"].visible and renderers["mean"].visible
+        assert fig.legend[0].click_policy == "hide"
+        view.diagnostics_scale = "linear"
+        for label, drawn in _drawn(plot).items():
+            np.testing.assert_allclose(drawn, history[label])
+    finally:
+        view.stop()

@@ -27,17 +27,26 @@ class Curve:
 
 @dataclass(frozen=True)
 class Points:
-    """A point cloud (e.g. eigenvalues in the complex plane, samples)."""
+    """A point cloud (e.g. eigenvalues in the complex plane, samples).
+
+    ``equal_aspect``: one unit of ``x`` is as long on screen as one unit of ``y`` (a phase portrait,
+    a cloud in the plane: axes of the same units); off by default, where each axis fits its data.
+    """
 
     x: np.ndarray
     y: np.ndarray
     xlabel: str = "x"
     ylabel: str = "y"
+    equal_aspect: bool = False
 
 
 @dataclass(frozen=True)
 class Field:
-    """A 2-D field ``values[iy, ix]`` on coordinates ``x`` (columns) and ``y`` (rows)."""
+    """A 2-D field ``values[iy, ix]`` on coordinates ``x`` (columns) and ``y`` (rows).
+
+    ``equal_aspect``: drawn at the aspect of its domain (a 2 × 1 box looks 2 × 1), as a field in
+    space should be; switch it off where the axes have different units (a space–time diagram).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -45,6 +54,7 @@ class Field:
     xlabel: str = "x"
     ylabel: str = "y"
     label: str = "value"
+    equal_aspect: bool = True
 
 
 Sample = Curve | Points | Field

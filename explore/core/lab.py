@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import param
 
 from explore.core.backend import BACKENDS, get_namespace, to_host
@@ -60,6 +61,10 @@ class Lab(param.Parameterized):
     groups: ClassVar[dict[str, list[str]]] = {}
     #: other names of parameters (:class:`Alias`) that ``set``, the CLI and sweeps accept, not the controls
     aliases: ClassVar[dict[str, Alias]] = {}
+    #: diagnostics that are categories, not amounts: name → the names of codes 0, 1, 2 … (a regime
+    #: classification); the dashboard shows the newest one by name instead of plotting its code, and
+    #: the result carries them as CF ``flag_values`` / ``flag_meanings``
+    categorical_diagnostics: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     backend = param.Selector(
         default="numpy", objects=list(BACKENDS),
@@ -188,11 +193,29 @@ class Lab(param.Parameterized):
             frames.append(frame)
             if callback is not None:
                 callback(frame)
-        return frames_to_dataset(frames, self, extras=self.result_extras())
+        return self.flag_categories(frames_to_dataset(frames, self, extras=self.result_extras()))
 
     def result_extras(self) -> dict[str, Any]:
         """Extra variables for the result (e.g. the final full-resolution state); empty by default."""
         return {}
+
+    @classmethod
+    def category_name(cls, diagnostic: str, value: float) -> str | None:
+        """The name of ``value`` of a categorical diagnostic (``None``: not categorical, or not one of
+        its codes)."""
+        names = cls.categorical_diagnostics.get(diagnostic)
+        if names is None or not math.isfinite(value) or value != round(value) or not 0 <= value < len(names):
+            return None
+        return names[int(value)]
+
+    @classmethod
+    def flag_categories(cls, ds):
+        """Give each categorical diagnostic of the result ``ds`` its CF ``flag_values`` and
+        ``flag_meanings`` (what makes its codes readable in any netCDF tool); returns ``ds``."""
+        for name, names in cls.categorical_diagnostics.items():
+            if name in ds:
+                ds[name].attrs.update(flag_values=np.arange(len(names)), flag_meanings=" ".join(names))
+        return ds
 
 
 __all__ = ["Alias", "Lab", "SolverDiverged", "to_host"]

@@ -263,7 +263,7 @@ class NLSELab(Lab):
             samples={
                 "abs_psi": Curve(x_disp, abs_disp, xlabel="x", ylabel="|ψ|"),
                 "waterfall": Field(x_disp, np.array(self._times), np.array(self._waterfall),
-                                   xlabel="x", ylabel="t", label="|ψ(x, t)|"),
+                                   xlabel="x", ylabel="t", label="|ψ(x, t)|", equal_aspect=False),
             },
             nfe=state.nfe, steps=state.steps,
         )

@@ -91,6 +91,7 @@ class ReactionDiffusionLab(Lab):
         "mitosis": dict(_PEARSON, feed=0.0367, kill=0.0649),
     }
     default_preset = "stable_spiral"
+    categorical_diagnostics = {"regime": REGIMES}
     groups = {
         "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
         "Initial condition": ["initial", "arms", "noise", "seed"],
@@ -320,7 +321,7 @@ class ReactionDiffusionLab(Lab):
             samples={
                 "u": Field(x_d, y_d, u_d, xlabel="x", ylabel="y", label="u"),
                 "v": Field(x_d, y_d, v_d, xlabel="x", ylabel="y", label="v"),
-                "phase_portrait": Points(u_pts, v_pts, xlabel="u", ylabel="v"),
+                "phase_portrait": Points(u_pts, v_pts, xlabel="u", ylabel="v", equal_aspect=True),
             },
             nfe=state.nfe, steps=state.steps,
         )
@@ -406,9 +407,7 @@ class ReactionDiffusionLab(Lab):
             if callback is not None:
                 callback(frame)
         frames.append(last)
-        ds = frames_to_dataset(frames, self, extras=self.result_extras())
-        ds["regime"].attrs.update(flag_values=np.arange(len(REGIMES)), flag_meanings=" ".join(REGIMES))
-        return ds
+        return self.flag_categories(frames_to_dataset(frames, self, extras=self.result_extras()))
 
     def result_extras(self) -> dict:
         if self._final is None:

@@ -23,6 +23,15 @@ from explore.core.frame import Curve, Field, Points
 #: default plot sizes (pixels); plots stretch to the width of their column
 PLOT_HEIGHT = 280
 SMALL_PLOT_HEIGHT = 200
+#: a sample drawn at its data's aspect (a field, a point cloud asking for equal axes) has a fixed frame
+#: (its data area, pixels): the largest of the data's aspect inside this (width, height) box. A fixed
+#: frame keeps the aspect exact (the column's width in the browser is not known here; a frame that
+#: stretched with it would need its height set from the browser). With its axis, colour bar and toolbar
+#: (~200 px) the plot is about as wide as the other samples' 420-pixel panes: two fields side by side in
+#: the main column of a 1400-pixel-wide window
+ASPECT_BOX = (230, 240)
+#: no side of such a frame is drawn thinner than this (a field of extreme aspect stays a readable strip)
+MIN_FRAME_SIDE = 32
 #: pixels per legend entry (legends sit right of the plot, in a small font)
 LEGEND_ROW_PX = 17
 LEGEND_OPTS = {"label_text_font_size": "8pt", "spacing": 0, "padding": 4, "margin": 4, "glyph_height": 12,
@@ -77,14 +86,37 @@ def curve_element(curve: Curve, label: str = "") -> hv.Curve:
     return hv.Curve((x, y), kdim, vdim, label=label).opts(logx=curve.logx, logy=curve.logy)
 
 
+def aspect_frame(xspan: float, yspan: float, box: tuple[int, int] = ASPECT_BOX) -> tuple[int, int]:
+    """(width, height) in pixels of the largest frame of aspect ``yspan / xspan`` inside ``box``
+    (no side below ``MIN_FRAME_SIDE``; a degenerate span counts as square)."""
+    if not (np.isfinite(xspan) and np.isfinite(yspan) and xspan > 0 and yspan > 0):
+        xspan = yspan = 1.0
+    scale = min(box[0] / xspan, box[1] / yspan)  # pixels per data unit
+    return max(MIN_FRAME_SIDE, round(xspan * scale)), max(MIN_FRAME_SIDE, round(yspan * scale))
+
+
+def _equal_scale(x: tuple[float, float], y: tuple[float, float], width: int, height: int):
+    """The ranges around ``x`` and ``y`` (widened about their centres) in which a unit of x and a unit
+    of y are equally long on a ``width`` × ``height`` pixel frame."""
+    per_px = max((x[1] - x[0]) / width, (y[1] - y[0]) / height)
+    if not per_px > 0:
+        return x, y
+    cx, cy, hw, hh = 0.5 * (x[0] + x[1]), 0.5 * (y[0] + y[1]), 0.5 * per_px * width, 0.5 * per_px * height
+    return (cx - hw, cx + hw), (cy - hh, cy + hh)
+
+
 def points_element(points: Points, label: str = "") -> hv.Points:
-    """An ``hv.Points`` scatter of ``points``."""
+    """An ``hv.Points`` scatter of ``points``; on a square frame with equal axes if it asks for them."""
     kdim, vdim = _dims(points.xlabel, points.ylabel)
     # filled square markers without an outline: a canvas draws 10k of them with about a third less of the
     # page's main thread than circles (streaming benchmark: long tasks 37-43 % vs 61-62 %)
-    return hv.Points((np.asarray(points.x, float), np.asarray(points.y, float)), [kdim, vdim], label=label).opts(
+    element = hv.Points((np.asarray(points.x, float), np.asarray(points.y, float)), [kdim, vdim], label=label).opts(
         size=4, line_color=None, marker="square"
     )
+    if points.equal_aspect:  # (a cloud's extent changes every frame: the frame stays, the ranges follow)
+        width, height = aspect_frame(1.0, 1.0)
+        element = element.opts(data_aspect=1, frame_width=width, frame_height=height)
+    return element
 
 
 def _evenly_spaced(a: np.ndarray) -> bool:
@@ -101,8 +133,18 @@ def _edges(c: np.ndarray) -> tuple[float, float]:
     return lo - half, hi + half
 
 
+def field_frame(field: Field) -> tuple[int, int] | None:
+    """The fixed frame (width, height, pixels) of a field drawn at its domain's aspect; ``None`` if
+    the field does not ask for it."""
+    if not field.equal_aspect:
+        return None
+    (l, r), (b, t) = _edges(np.asarray(field.x, float)), _edges(np.asarray(field.y, float))
+    return aspect_frame(r - l, t - b)
+
+
 def field_element(field: Field, label: str = "") -> hv.Image | hv.QuadMesh:
-    """An ``hv.Image`` of ``field`` (an ``hv.QuadMesh`` when its coordinates are not evenly spaced)."""
+    """An ``hv.Image`` of ``field`` (an ``hv.QuadMesh`` when its coordinates are not evenly spaced),
+    drawn at the aspect of its domain unless it says otherwise."""
     kx, ky = _dims(field.xlabel, field.ylabel)
     x, y = np.asarray(field.x, float), np.asarray(field.y, float)
     values = np.asarray(field.values, float)
@@ -116,7 +158,11 @@ def field_element(field: Field, label: str = "") -> hv.Image | hv.QuadMesh:
         element = hv.Image(data, [kx, ky], vdim, label=label)
     else:
         element = hv.QuadMesh(data, [kx, ky], vdim, label=label)
-    return element.opts(cmap="viridis", colorbar=True)
+    element = element.opts(cmap="viridis", colorbar=True)
+    frame = field_frame(field)
+    if frame is not None:
+        element = element.opts(data_aspect=1, frame_width=frame[0], frame_height=frame[1])
+    return element
 
 
 def image_data(field: Field) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -143,17 +189,18 @@ def sample_element(obj: Curve | Points | Field, label: str = "") -> hv.Element:
 
 
 def kind_of(obj: Any) -> str:
-    """What decides on rebuilding a plot: the type of object, its axis labels and log scales, and
-    for fields whether they are drawn as an image (evenly spaced) or a mesh."""
+    """What decides on rebuilding a plot: the type of object, its axis labels and log scales, equal
+    axes, and for fields whether they are drawn as an image (evenly spaced) or a mesh, and their frame
+    (a field of another aspect needs another frame)."""
     name = type(obj).__name__
     if isinstance(obj, Curve):
         return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.logx}|{obj.logy}"
     if isinstance(obj, Points):
-        return f"{name}|{obj.xlabel}|{obj.ylabel}"
+        return f"{name}|{obj.xlabel}|{obj.ylabel}|{'equal' if obj.equal_aspect else 'free'}"
     if isinstance(obj, Field):
         x, y = np.asarray(obj.x), np.asarray(obj.y)
         mesh = x.size >= 2 and y.size >= 2 and not (_evenly_spaced(x) and _evenly_spaced(y))
-        return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.label}|{'mesh' if mesh else 'image'}"
+        return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.label}|{field_frame(obj)}|{'mesh' if mesh else 'image'}"
     return name
 
 
@@ -164,17 +211,56 @@ def _colors() -> list[str]:
     return list(Category10_10) + list(Category20_20[1::2])
 
 
+#: how a history overlay's y axis shows its curves: "log" (positive values on a log axis, the rest are
+#: gaps: convergence quantities), "linear", "abs_log" (|value| on a log axis: every magnitude readable,
+#: signs lost) and "normalized" (each curve divided by its largest |value| so far: every curve spans
+#: the same height, whatever its size; the shapes, not the values, are read)
+Y_SCALES = ("log", "linear", "abs_log", "normalized")
+
+
+def _peak(y: np.ndarray) -> float:
+    """The largest finite |value| of ``y`` (0 where there is none)."""
+    a = np.abs(np.asarray(y, dtype=float))
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else 0.0
+
+
+def _divisor(peak: float) -> float:
+    """The scale of a "normalized" curve whose largest |value| is ``peak`` (1 for a curve of zeros)."""
+    return peak if peak > 0 else 1.0
+
+
+def _scaled(y: np.ndarray, scale: str, divisor: float = 1.0) -> np.ndarray:
+    """The values of a curve as drawn on a y axis of ``scale`` (see ``Y_SCALES``)."""
+    y = np.asarray(y, dtype=float)
+    if scale == "log":
+        return _positive(y)
+    if scale == "abs_log":
+        return _positive(np.abs(y))
+    if scale == "normalized":
+        return y / divisor
+    return y
+
+
 def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], logy: bool = True,
-                        xlabel: str = "time", ylabel: str = "value") -> hv.Overlay:
+                        xlabel: str = "time", ylabel: str = "value", scale: str | None = None) -> hv.Overlay:
     """All quantities of ``history`` (``'time'`` + one array per quantity) as curves vs time.
 
     ``earlier`` holds earlier runs, each ``{'label': str, 'history': {...}}``. A quantity has one
     colour in every run; the current run is solid and labelled by quantity, each earlier run has its
     own dash and one legend entry naming its differing parameters (so the legend grows by runs, not
-    by runs × quantities).
+    by runs × quantities). ``scale`` (one of ``Y_SCALES``; default ``"log"`` if ``logy`` else
+    ``"linear"``) says how the y axis shows them.
     """
+    scale = scale or ("log" if logy else "linear")
+    if scale not in Y_SCALES:
+        raise ValueError(f"unknown y scale {scale!r}; choose one of {', '.join(Y_SCALES)}")
+    logy = scale in ("log", "abs_log")
     kdim, vdim = hv.Dimension("time", label=xlabel), hv.Dimension("value", label=ylabel)
-    fix = _positive if logy else (lambda y: np.asarray(y, dtype=float))
+
+    def fix(y):
+        return _scaled(y, scale, _divisor(_peak(y)) if scale == "normalized" else 1.0)
+
     names = list(dict.fromkeys(k for h in [history, *(r["history"] for r in earlier)] for k in h if k != "time"))
     palette = _colors()
     color = {k: palette[i % len(palette)] for i, k in enumerate(names)}
@@ -249,19 +335,27 @@ class LivePlot:
     update costs ~1 ms instead of a HoloViews re-render of ~50 ms and zoom/pan survive:
 
     - a sample (curve, points, image) replaces its source's columns;
-    - a history overlay (``{'history': ..., 'earlier': [...]}``) *streams* only the new rows of the
-      current run's curves (``ColumnDataSource.stream``); a new set of curves (a new run, a new
-      earlier run) goes through HoloViews once.
+    - a history overlay (``{'history': ..., 'earlier': [...], 'scale': ...}``, ``scale`` one of
+      ``Y_SCALES``) *streams* only the new rows of the current run's curves
+      (``ColumnDataSource.stream``); on a "normalized" axis a curve whose largest |value| grew is
+      replaced whole instead. A new set of curves (a new run, a new earlier run) or another scale goes
+      through HoloViews once; curves the user hid from the legend stay hidden.
+
+    An element with a fixed frame (a sample drawn at its data's aspect, see ``aspect_frame``) keeps
+    it, and its ranges keep a unit of x as long as a unit of y on screen when they follow the data.
 
     Heavy plots are throttled adaptively: an update is deferred (latest wins) while less than
     ``throttle`` × its measured cost has passed since the previous one; :meth:`flush` sends it.
     """
 
     def __init__(self, render, title: str = "", height: int = PLOT_HEIGHT, follow: bool = True,
-                 kind=None, name: str | None = None, throttle: float = THROTTLE):
+                 kind=None, name: str | None = None, throttle: float = THROTTLE, width: int | None = None):
         self._render = render
         self.title = title
         self.height = height
+        #: the pane's fixed width (pixels); ``None``: it stretches to its column. An element with a fixed
+        #: frame (drawn at its data's aspect) sizes the pane itself
+        self.width = width
         self.follow = follow
         self._kind_fn = kind or kind_of
         #: the Bokeh data sources are named ``{name}`` (samples) or ``{name}:{label}`` (overlay curves)
@@ -270,7 +364,9 @@ class LivePlot:
         self.kind: str | None = None
         self.pipe: hv.streams.Pipe | None = None
         self.dmap: hv.DynamicMap | None = None
-        self.pane = pn.pane.HoloViews(None, linked_axes=False, sizing_mode="stretch_width", height=height)
+        self.pane = pn.pane.HoloViews(None, linked_axes=False, height=height,
+                                      **({"sizing_mode": "stretch_width"} if width is None
+                                         else {"sizing_mode": "fixed", "width": width}))
         self.updates = 0  # objects given to update()
         self.sent = 0  # objects that reached the plot (fast or full)
         self.full_updates = 0  # of which through HoloViews
@@ -283,7 +379,9 @@ class LivePlot:
         self._cost = 0.0
         self._cleared = False  # clear() emptied the sources of the built figure (no data until the next update)
         self._restream = False  # the history curves' sources were emptied: stream from the first row
-        self._extents = None  # (logy, x extent, y extent) of the history curves drawn (streamed updates)
+        self._extents = None  # (scale, x extent, y extent) of the history curves drawn (streamed updates)
+        self._peaks: dict[str, float] = {}  # largest |value| drawn of each "normalized" history curve
+        self._hidden: set[str] = set()  # labels of the curves hidden from the legend (kept when rebuilt)
         self._empty_token = None  # a scheduled emptying of the sources (cancelled by any update)
 
     @property
@@ -299,9 +397,19 @@ class LivePlot:
         if source is not None and self.name:
             source.name = f"{self.name}:{element.label}" if getattr(plot, "overlaid", False) else self.name
         self._targets[id(plot)] = (plot, element.label)
+        renderer = plot.handles.get("glyph_renderer")
+        if renderer is not None and element.label and element.label in self._hidden:
+            renderer.visible = False  # hidden from the legend before a rebuild: stays hidden
         figure = plot.handles.get("plot")
         if figure is not None and hasattr(figure, "output_backend"):
             figure.output_backend = OUTPUT_BACKEND
+
+    def _remember_hidden(self) -> None:
+        """Note which overlaid curves the user hid from the legend, before the plot is rebuilt."""
+        for plot, label in self._targets.values():
+            renderer = plot.handles.get("glyph_renderer")
+            if renderer is not None and label and getattr(plot, "overlaid", False):
+                (self._hidden.add if not renderer.visible else self._hidden.discard)(label)
 
     def _element(self, data):
         el = self._render(data)
@@ -318,16 +426,23 @@ class LivePlot:
             norm = {}
         else:
             el = el.opts(hooks=[self._hook])
-        self.pane.height = height
+        opts = el.opts.get("plot").kwargs
+        if opts.get("frame_width") and opts.get("frame_height"):
+            # drawn at its data's aspect: the frame is fixed, and the figure (so the pane) fits around it
+            self.pane.param.update(width=None, height=None)
+            return el.opts(title=self.title, responsive=False, show_grid=True, **norm)
+        self.pane.param.update(width=self.width, height=height)
         return el.opts(title=self.title, responsive=True, height=height, show_grid=True, **norm)
 
     def _build(self, obj) -> None:
+        self._remember_hidden()
         self._targets = {}
         self._empty_token = None
         self._cleared = self._restream = False
         self._extents = None
         self._signature = self._signature_of(obj)
         self._rows_shown = self._rows_of(obj)
+        self._peaks = self._peaks_of(obj)
         self.pipe = hv.streams.Pipe(data=obj)
         # memoize=False: a re-render (a new browser view, a resize) always shows the newest data
         self.dmap = hv.DynamicMap(hv.core.spaces.Callable(self._element, memoize=False), streams=[self.pipe])
@@ -338,8 +453,16 @@ class LivePlot:
     def _signature_of(obj):
         if isinstance(obj, dict) and "history" in obj:
             return (tuple(k for k in obj["history"] if k != "time"),
-                    tuple((run["label"], id(run["history"])) for run in obj.get("earlier", [])))
+                    tuple((run["label"], id(run["history"])) for run in obj.get("earlier", [])),
+                    obj.get("scale"))
         return None
+
+    @staticmethod
+    def _peaks_of(obj) -> dict[str, float]:
+        """The largest |value| of each curve of a "normalized" history overlay (what it is divided by)."""
+        if not (isinstance(obj, dict) and "history" in obj and obj.get("scale") == "normalized"):
+            return {}
+        return {k: _peak(v) for k, v in obj["history"].items() if k != "time"}
 
     @staticmethod
     def _rows_of(obj) -> int:
@@ -391,11 +514,13 @@ class LivePlot:
             self._cleared = self._restream = False
             self._push()
         else:
+            self._remember_hidden()
             self._targets = {}
             self._cleared = self._restream = False
             self._extents = None
             self._signature = self._signature_of(obj)
             self._rows_shown = self._rows_of(obj)
+            self._peaks = self._peaks_of(obj)
             self.pipe.send(obj)
             self.full_updates += 1
         self.sent += 1
@@ -425,8 +550,8 @@ class LivePlot:
                 plot.handles["source"].data = {cols[0]: xs, cols[1]: ys}
                 if self.follow:
                     logx, logy = _is_log(plot, "x"), _is_log(plot, "y")
-                    self._set_range(plot, "x_range", _padded(_finite_extent(xs, log=logx), logx))
-                    self._set_range(plot, "y_range", _padded(_finite_extent(ys, log=logy), logy))
+                    self._set_ranges(plot, _padded(_finite_extent(xs, log=logx), logx),
+                                     _padded(_finite_extent(ys, log=logy), logy))
             return True
         if isinstance(obj, Field) and self.kind is not None and str(self.kind[0]).endswith("|image"):
             if any(set(plot.handles["source"].data) != {"image", "x", "y", "dw", "dh"} for plot, _ in targets):
@@ -437,8 +562,7 @@ class LivePlot:
                 rows = img[::-1] if getattr(plot, "invert_yaxis", False) else img
                 plot.handles["source"].data = {"image": [rows], "x": [l], "y": [b], "dw": [r - l], "dh": [t - b]}
                 if self.follow:
-                    self._set_range(plot, "x_range", (l, r))
-                    self._set_range(plot, "y_range", (b, t))
+                    self._set_ranges(plot, (l, r), (b, t))
                     self._set_color_range(plot.handles.get("color_mapper"), extent)
             return True
         return False
@@ -456,30 +580,44 @@ class LivePlot:
             by_label.setdefault(label, []).append(plot)
         if any(k not in by_label for k in keys):
             return False
-        logy = _is_log(targets[0][0], "y")
+        scale = obj.get("scale") or ("log" if _is_log(targets[0][0], "y") else "linear")
+        logy = scale in ("log", "abs_log")
+        normalized = scale == "normalized"
+        rescaled = False  # a "normalized" curve's largest |value| grew: it is drawn again whole
         if n1 > n0 or self._restream:
-            t = np.asarray(history["time"][n0:n1], dtype=float)
             for key in keys:
-                y = np.asarray(history[key][n0:n1], dtype=float)
-                if logy:
-                    y = _positive(y)
+                start = n0
+                if normalized:
+                    old = 0.0 if self._restream else self._peaks.get(key, 0.0)
+                    self._peaks[key] = peak = max(old, _peak(history[key][n0:n1]))
+                    if peak != old and not self._restream:
+                        start, rescaled = 0, True
+                t = np.asarray(history["time"][start:n1], dtype=float)
+                y = _scaled(history[key][start:n1], scale, _divisor(self._peaks.get(key, 0.0)))
                 for plot in by_label[key]:
-                    if self._restream:  # the sources may still hold the previous run (emptied later)
+                    if self._restream or start == 0:  # (after a clear the sources may still hold the previous run)
                         plot.handles["source"].data = {"time": t, "value": y}
                     else:
                         plot.handles["source"].stream({"time": t, "value": y})
         self._rows_shown = n1
         if self.follow:
+            def divisor(key, run=None):
+                if not normalized:
+                    return 1.0
+                return _divisor(self._peaks.get(key, 0.0) if run is None else _peak(run[key]))
+
             # extents of everything drawn, kept up to date with the new rows only (not recomputed over
-            # the whole history at every push: a long run has ~10^5 rows)
-            if self._extents is None or self._extents[0] != logy:
-                runs = [{k: v[:n0] for k, v in history.items()}, *(r["history"] for r in earlier)]
-                self._extents = (logy, _finite_extent(*(h["time"] for h in runs)),
-                                 _finite_extent(*(v for h in runs for k, v in h.items() if k != "time"), log=logy))
+            # the whole history at every push: a long run has ~10^5 rows), unless a curve was rescaled
+            if self._extents is None or self._extents[0] != scale or rescaled:
+                times = [history["time"][:n0], *(r["history"]["time"] for r in earlier)]
+                drawn = [_scaled(history[k][:n0], scale, divisor(k)) for k in keys]
+                drawn += [_scaled(v, scale, divisor(k, r["history"])) for r in earlier
+                          for k, v in r["history"].items() if k != "time"]
+                self._extents = (scale, _finite_extent(*times), _finite_extent(*drawn, log=logy))
             if n1 > n0:
                 new_x = _finite_extent(history["time"][n0:n1])
-                new_y = _finite_extent(*(history[k][n0:n1] for k in keys), log=logy)
-                self._extents = (logy, _merged(self._extents[1], new_x), _merged(self._extents[2], new_y))
+                new_y = _finite_extent(*(_scaled(history[k][n0:n1], scale, divisor(k)) for k in keys), log=logy)
+                self._extents = (scale, _merged(self._extents[1], new_x), _merged(self._extents[2], new_y))
             x, y = self._extents[1], self._extents[2]
             plot = targets[0][0]
             self._set_range(plot, "x_range", _padded(x, False))
@@ -498,6 +636,17 @@ class LivePlot:
             if abs(old_lo - lo) <= slack and abs(old_hi - hi) <= slack:
                 return
         mapper.update(low=lo, high=hi)
+
+    @classmethod
+    def _set_ranges(cls, plot, x, y) -> None:
+        """Set both ranges of an element plot; on a plot with equal axes (a fixed frame and HoloViews'
+        ``data_aspect``), widen one so that a unit of x is as long as a unit of y on screen."""
+        figure = plot.handles.get("plot")
+        width, height = getattr(figure, "frame_width", None), getattr(figure, "frame_height", None)
+        if getattr(plot, "data_aspect", None) and width and height and x is not None and y is not None:
+            x, y = _equal_scale(x, y, width, height)
+        cls._set_range(plot, "x_range", x)
+        cls._set_range(plot, "y_range", y)
 
     @staticmethod
     def _set_range(plot, which: str, extent) -> None:
@@ -587,7 +736,7 @@ class LivePlot:
                 or kind[0] != self.kind[0] or self._rows_of(obj) or not self._targets):
             return False
         signature = self._signature_of(obj)
-        if signature[1] != self._signature[1] or any(k != "time" for k in obj["history"]):
+        if signature[1:] != self._signature[1:] or any(k != "time" for k in obj["history"]):
             return False
         current = set(self._signature[0])
         if not any(label in current for _, label in self._live_targets()):
@@ -601,6 +750,7 @@ class LivePlot:
         return True
 
     def _forget(self) -> None:
+        self._remember_hidden()
         self._empty_token = None
         self.pipe = self.dmap = None
         self.kind = None

@@ -43,6 +43,12 @@ IDLE_PERIOD_MS = 1000
 STOP_JOIN_S = 2.0
 #: earlier runs kept for comparison
 MAX_EARLIER_RUNS = 5
+#: width (pixels) of a sample plot's pane; two side by side fill the main column of a laptop screen
+SAMPLE_WIDTH = 420
+#: the choices of the Diagnostics plot's y axis (label → scale, see ``explore.ui.plots.Y_SCALES``) and
+#: the axis label of each: one large diagnostic (a kurtosis of ~900) flattens the others on a linear axis
+DIAGNOSTICS_SCALES = {"linear": "linear", "log |value|": "abs_log", "÷ max |value|": "normalized"}
+DIAGNOSTICS_YLABELS = {"linear": "diagnostics", "abs_log": "|diagnostics|", "normalized": "diagnostics / max |·|"}
 #: how long the worker waits on a full queue / a paused state before re-checking for stop (seconds)
 _POLL_S = 0.05
 
@@ -326,6 +332,12 @@ class LabView(pn.viewable.Viewer):
     follow_data = param.Boolean(
         default=True, doc="Axes follow the newest data; switch off to keep your zoom while a run streams.",
     )
+    diagnostics_scale = param.Selector(
+        default="linear", objects=list(DIAGNOSTICS_SCALES.values()),
+        doc="Y axis of the Diagnostics plot: the values (linear), their magnitudes on a log axis "
+            "(abs_log), or each curve divided by its largest |value| (normalized), so that a large "
+            "diagnostic does not flatten the others.",
+    )
     preview = param.Boolean(
         default=None, allow_None=True,
         doc="Show the initial state (the run's first frame) as soon as a parameter changes "
@@ -346,6 +358,7 @@ class LabView(pn.viewable.Viewer):
         self._frames: list[Frame] = []
         self._rows = _Columns()
         self._diag_rows = _Columns()
+        self._categories: dict[str, float] = {}  # newest value of each categorical diagnostic
         self._earlier: deque = deque(maxlen=MAX_EARLIER_RUNS)
         self._started_at: float | None = None
         self._active_s = 0.0
@@ -363,6 +376,7 @@ class LabView(pn.viewable.Viewer):
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         self.param.watch(self._on_follow, "follow_data")
+        self.param.watch(self._on_diagnostics_scale, "diagnostics_scale")
         self._in_notebook = pn.state.curdoc is None and _in_notebook()
         self._notebook_css_done = False
         if poll or (poll is None and (pn.state.curdoc is not None or self._in_notebook)):
@@ -394,6 +408,10 @@ class LabView(pn.viewable.Viewer):
 
         self.progress_bar = pn.indicators.Progress(value=0, max=100, sizing_mode="stretch_width", height=16)
         self.progress_text = pn.pane.Markdown("Ready.", margin=(0, 10))
+        #: the newest value of each categorical diagnostic of the lab, by name (a regime); shown from the
+        #: start (with a dash) so that the controls below it do not jump down at the first frame
+        self.category_text = pn.pane.Markdown("", margin=(0, 10), visible=bool(lab.categorical_diagnostics))
+        self._update_categories()
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
 
         # controls: one pn.Param per group (tooltips come from each parameter's doc)
@@ -425,8 +443,11 @@ class LabView(pn.viewable.Viewer):
             title="Convergence", kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
-            lambda d: convergence_overlay(d["history"], [], logy=False, ylabel="diagnostics"),
+            lambda d: convergence_overlay(d["history"], [], scale=d["scale"], ylabel=DIAGNOSTICS_YLABELS[d["scale"]]),
             title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay", name="diagnostics",
+        )
+        self.diagnostics_scale_toggle = pn.widgets.RadioButtonGroup.from_param(
+            self.param.diagnostics_scale, options=DIAGNOSTICS_SCALES, name="", margin=(5, 10), align="center",
         )
         self.spectrum_plot = LivePlot(sample_element, title="Spectrum", name="spectrum")
         self.sample_plots: dict[str, LivePlot] = {}
@@ -436,6 +457,8 @@ class LabView(pn.viewable.Viewer):
         self._new_run_samples = False
         self._main = pn.Column(
             pn.Row(self.convergence_plot.pane, self.spectrum_plot.pane, sizing_mode="stretch_width"),
+            pn.Row(pn.pane.HTML("Diagnostics y axis:", margin=(0, 0, 0, 10), align="center"),
+                   self.diagnostics_scale_toggle),
             self.diagnostics_plot.pane,
             pn.pane.Markdown("### Samples"),
             self.samples_area,
@@ -473,7 +496,7 @@ class LabView(pn.viewable.Viewer):
                              sizing_mode="stretch_width")
             self._sidebar = pn.Column(
                 pn.pane.Markdown(f"## {lab.title or lab.lab_name}\n{lab.description}"),
-                self.preset, buttons, self.progress_bar, self.progress_text, self.alert,
+                self.preset, buttons, self.progress_bar, self.progress_text, self.category_text, self.alert,
                 self.controls,
                 pn.Row(self.follow_toggle, self.clear_button),
                 self.export,
@@ -658,6 +681,8 @@ class LabView(pn.viewable.Viewer):
     def _clear_run_display(self) -> None:
         """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
         self._frames, self._rows, self._diag_rows = [], _Columns(), _Columns()
+        self._categories = {}
+        self._update_categories()
         self._unshown = self._pending_history = None
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
         self.export.run_available = False
@@ -758,7 +783,7 @@ class LabView(pn.viewable.Viewer):
                     self._frames[-1] = _strip_heavy(self._frames[-1])
                 self._frames.append(payload)
                 self._rows.append(payload.time, payload.convergence)
-                self._diag_rows.append(payload.time, payload.diagnostics)
+                self._append_diagnostics(payload)
                 newest = payload
                 n += 1
             else:
@@ -811,14 +836,36 @@ class LabView(pn.viewable.Viewer):
 
         self._later(show)
 
+    def _append_diagnostics(self, frame: Frame) -> None:
+        """Append ``frame``'s diagnostics to the plotted history; keep only the newest value of the
+        categorical ones (a code, shown by name, would flatten the curves and mean nothing on an axis)."""
+        categorical = self.lab.categorical_diagnostics
+        if not categorical:
+            self._diag_rows.append(frame.time, frame.diagnostics)
+            return
+        self._diag_rows.append(frame.time, {k: v for k, v in frame.diagnostics.items() if k not in categorical})
+        self._categories.update({k: v for k, v in frame.diagnostics.items() if k in categorical})
+
     def _plots(self) -> list[LivePlot]:
         return [self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()]
 
     def _show_history(self, frame: Frame, force: bool = True) -> None:
         self._send_convergence(force=force)
-        if self._diag_rows.any_values():
-            self.diagnostics_plot.update({"history": self._diag_rows.arrays()}, force=force)
+        self._send_diagnostics(force=force)
         self._update_progress(frame)
+
+    def _send_diagnostics(self, force: bool = True) -> None:
+        if self._diag_rows.any_values():
+            self.diagnostics_plot.update({"history": self._diag_rows.arrays(), "scale": self.diagnostics_scale},
+                                         force=force)
+
+    def _on_diagnostics_scale(self, event) -> None:
+        """Redraw the Diagnostics plot on its new y axis (during a run the next rows stream onto it)."""
+        try:
+            if self.diagnostics_plot.data is not None:  # (a cleared plot gets the new axis with its next row)
+                self._send_diagnostics()
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(exc)
 
     def _show_frame(self, frame: Frame, force: bool = True, history: bool = True) -> None:
         self._pending_history = None
@@ -833,9 +880,7 @@ class LabView(pn.viewable.Viewer):
             plot = self.sample_plots.get(key)
             if plot is None:
                 plot = self.sample_plots[key] = LivePlot(sample_element, title=key, follow=self.follow_data,
-                                                         name=f"sample:{key}")
-                plot.pane.sizing_mode = "fixed"
-                plot.pane.width = 420
+                                                         name=f"sample:{key}", width=SAMPLE_WIDTH)
                 if self._placeholder in self.samples_area.objects:
                     self.samples_area.objects = []
                 self.samples_area.append(plot.pane)
@@ -870,6 +915,7 @@ class LabView(pn.viewable.Viewer):
 
     def _update_progress(self, frame: Frame | None, done: bool = False) -> None:
         self.progress_bar.value = int(round(100 * min(max(self._progress, 0.0), 1.0)))
+        self._update_categories()
         if frame is None:
             self.progress_text.object = "Ready."
             return
@@ -880,6 +926,19 @@ class LabView(pn.viewable.Viewer):
         elif 0 < self._progress < 1 and active > 0:
             text += f" · ETA {active * (1 - self._progress) / self._progress:.1f} s"
         self.progress_text.object = text
+
+    def _update_categories(self) -> None:
+        """Show the newest value of each categorical diagnostic by its name (its code if it has none;
+        a dash before the first frame)."""
+        parts = []
+        for key in self.lab.categorical_diagnostics:
+            value = self._categories.get(key)
+            name = None if value is None else self.lab.category_name(key, value)
+            shown = "–" if value is None else name if name is not None else _format_value(value)
+            parts.append(f"{key}: **{shown}**")
+        text = " · ".join(parts)
+        if self.category_text.object != text:
+            self.category_text.object = text
 
     # ================================================================= convergence history
     def convergence_history(self) -> dict[str, np.ndarray]:
@@ -1029,7 +1088,7 @@ class LabView(pn.viewable.Viewer):
         """The frames received so far as an ``xarray.Dataset`` (see :func:`frames_to_dataset`)."""
         if not self._frames:
             raise ValueError("nothing to export yet: run the lab first")
-        return frames_to_dataset(self._frames, self._run_lab or self.lab)
+        return self.lab.flag_categories(frames_to_dataset(self._frames, self._run_lab or self.lab))
 
     def export_bytes(self) -> bytes:
         """The run received so far as netCDF bytes (h5netcdf engine)."""

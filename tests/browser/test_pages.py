@@ -293,3 +293,121 @@ def test_sessions_keep_their_own_runs_and_closing_stops_workers(chromium, server
     while _workers() > baseline and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _workers() == baseline, "closed pages left worker threads running"
+
+
+# the frame (pixels) and ranges of the figure drawing each named data source, and its pixel aspect:
+# pixels per unit of y over pixels per unit of x (1 when a unit of each is equally long on screen)
+ASPECT_JS = """(names) => {
+  const out = {};
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (!m.renderers || !m.x_range || !('inner_width' in m)) continue;
+    for (const r of m.renderers) {
+      const name = r.data_source && r.data_source.name;
+      if (!names.includes(name)) continue;
+      const xs = m.x_range.end - m.x_range.start, ys = m.y_range.end - m.y_range.start;
+      out[name] = {frame: [m.inner_width, m.inner_height], span: [xs, ys],
+                   pixel_aspect: (m.inner_height / ys) / (m.inner_width / xs)};
+    }
+  }
+  return out;
+}"""
+
+#: samples drawn at their data's aspect, with the width / height of the field's domain (None: a cloud)
+EQUAL_ASPECT = {
+    "kelvin_helmholtz": {"sample:vorticity": 2.0, "sample:density": 2.0},  # the 2 × 1 box
+    "reaction_diffusion": {"sample:u": 1.0, "sample:v": 1.0, "sample:phase_portrait": None},
+}
+
+
+@pytest.mark.parametrize("name", list(EQUAL_ASPECT))
+def test_fields_and_phase_portraits_keep_their_datas_aspect(open_page, name):
+    """A 2 × 1 field looks 2 × 1 and a square one square, filling its frame; the (u, v) phase portrait
+    has equal axes, so a circle-like limit cycle is a circle. So on the first frame (HoloViews draws it)
+    and after streaming (the data and ranges go straight into Bokeh)."""
+    expected = EQUAL_ASPECT[name]
+    watched = open_page(f"/{name}")
+    page = watched.page
+    press(page, "Step")
+    shown = wait_samples_change(page, {})
+    for stage in ("first frame", "streamed"):
+        if stage == "streamed":
+            press(page, "Run")
+            shown = wait_samples_change(page, wait_samples_change(page, shown))
+            press(page, "Pause")
+            page.wait_for_timeout(500)
+        measured = page.evaluate(ASPECT_JS, list(expected))
+        assert set(measured) == set(expected), measured
+        for source, domain in expected.items():
+            m = measured[source]
+            assert m["pixel_aspect"] == pytest.approx(1.0, rel=0.02), (stage, source, m)
+            if domain is not None:  # the image fills its frame: the frame has the domain's shape
+                assert m["frame"][0] / m["frame"][1] == pytest.approx(domain, rel=0.02), (stage, source, m)
+                assert m["span"][0] / m["span"][1] == pytest.approx(domain, rel=0.02), (stage, source, m)
+    screenshot(page, f"{name}-aspect")
+    no_errors(watched)
+
+
+DIAGNOSTICS_JS = """() => {
+  const out = {};
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    if (!m.name || !m.name.startsWith('diagnostics:') || !m.data) continue;
+    const v = Array.from(m.data.value || []);
+    const finite = v.filter(Number.isFinite);
+    out[m.name.slice(12)] = {rows: v.length, max_abs: finite.length ? Math.max(...finite.map(Math.abs)) : null,
+                             min: finite.length ? Math.min(...finite) : null};
+  }
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.renderers && m.title && m.title.text === 'Diagnostics')
+      out['__scale__'] = m.y_scale.type;
+  return out;
+}"""
+
+
+def _diagnostics(page) -> dict:
+    return page.evaluate(DIAGNOSTICS_JS)
+
+
+def test_regime_is_named_and_the_diagnostics_y_axis_can_be_switched(open_page):
+    """Reaction–diffusion (pattern decay): the regime is read by name as it changes and is not a curve;
+    the Diagnostics y axis switches to each curve ÷ its largest |value| while the run streams (the rows
+    keep coming, every curve peaks at 1) and to |value| on a log axis after it; a curve hidden from the
+    legend stays hidden across the switch."""
+    watched = open_page("/reaction_diffusion?preset=pattern_decay&t_end=300")
+    page = watched.page
+    press(page, "Run")
+    page.get_by_text("regime: transient").wait_for(timeout=30_000)
+    page.wait_for_function("() => Bokeh.documents.some(d => d.get_model_by_name('diagnostics:u_mean'))",
+                           timeout=30_000)
+    before = _diagnostics(page)
+    assert "regime" not in before and {"u_mean", "u_kurtosis", "mutual_information"} <= set(before)
+    assert before["__scale__"] == "LinearScale"
+
+    page.get_by_role("button", name="÷ max |value|").click()
+    assert not page.get_by_text("done in").count(), "the run ended before the switch: make it longer"
+    page.get_by_text("regime: homogeneous_oscillation").wait_for(timeout=60_000)  # (pattern decay's end)
+    page.get_by_text("done in").wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    after = _diagnostics(page)
+    assert "regime" not in after
+    rows = {k: v["rows"] for k, v in after.items() if k != "__scale__"}
+    assert set(rows.values()) == {301}, rows  # every frame of the run, streamed after the switch too
+    for key, v in after.items():
+        if key != "__scale__" and v["max_abs"]:
+            assert v["max_abs"] == pytest.approx(1.0, rel=1e-9), (key, v)
+
+    # hide a curve as its legend entry does, then switch after the run
+    page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.data_source && m.data_source.name === 'diagnostics:u_kurtosis') m.visible = false; }""")
+    page.wait_for_timeout(300)
+    page.get_by_role("button", name="log |value|").click()
+    page.wait_for_function("""() => Bokeh.documents.some(d => [...d.all_models].some(m => m.renderers && m.title
+        && m.title.text === 'Diagnostics' && m.y_scale.type === 'LogScale'))""", timeout=10_000)
+    page.wait_for_timeout(500)
+    logged = _diagnostics(page)
+    assert all(v["min"] is None or v["min"] > 0 for k, v in logged.items() if k != "__scale__"), logged
+    assert logged["u_kurtosis"]["rows"] == 301
+    hidden = page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.data_source && m.data_source.name === 'diagnostics:u_kurtosis') return m.visible; }""")
+    assert hidden is False
+    screenshot(page, "reaction_diffusion-diagnostics-log")
+    no_errors(watched)
