@@ -20,7 +20,7 @@ hv = pytest.importorskip("holoviews")
 import toy_lab  # noqa: E402  (registers toy_decay)
 from explore.core import lab_classes, lab_names  # noqa: E402
 from explore.ui import LabView, gallery, serve  # noqa: E402
-from explore.ui.plots import field_element, sample_element  # noqa: E402
+from explore.ui.plots import LEGEND_ROW_PX, field_element, sample_element  # noqa: E402
 from explore.core.frame import Curve, Field, Points  # noqa: E402
 
 
@@ -205,6 +205,27 @@ def test_comparison_runs_are_overlaid_with_differing_parameters(view):
     assert len(view.earlier_runs) == 5
     view.clear_runs()
     assert view.earlier_runs == [] and view.convergence_plot.data["earlier"] == []
+
+
+
+def test_convergence_legend_sits_below_and_the_plot_grows_by_its_rows(view):
+    """The convergence plot shares its row with the spectrum: its legend goes below it (two columns), so
+    the curves keep the plot's width, and the plot grows by the legend's rows as earlier runs add entries."""
+    from bokeh.models import Legend
+
+    view.run()
+    assert wait_for(lambda: view.status == "finished", view)
+    figure = hv.render(view.convergence_plot.dmap[()])
+    assert any(isinstance(m, Legend) for m in figure.below) and not any(isinstance(m, Legend) for m in figure.right)
+    one_run = view.convergence_plot.pane.height
+    entries = len({c.label for c in view.convergence_plot.dmap[()]})
+    for a in (2.0, 3.0, 4.0):  # three earlier runs: three more entries, so more legend rows
+        view.widgets["a"].value = a
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view)
+    more = len({c.label for c in view.convergence_plot.dmap[()]})
+    assert more == entries + 3
+    assert view.convergence_plot.pane.height >= one_run + LEGEND_ROW_PX * ((more + 1) // 2 - (entries + 1) // 2)
 
 
 # ----------------------------------------------------------------- errors

@@ -243,14 +243,16 @@ def _scaled(y: np.ndarray, scale: str, divisor: float = 1.0) -> np.ndarray:
 
 
 def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], logy: bool = True,
-                        xlabel: str = "time", ylabel: str = "value", scale: str | None = None) -> hv.Overlay:
+                        xlabel: str = "time", ylabel: str = "value", scale: str | None = None,
+                        legend: str = "right") -> hv.Overlay:
     """All quantities of ``history`` (``'time'`` + one array per quantity) as curves vs time.
 
     ``earlier`` holds earlier runs, each ``{'label': str, 'history': {...}}``. A quantity has one
     colour in every run; the current run is solid and labelled by quantity, each earlier run has its
     own dash and one legend entry naming its differing parameters (so the legend grows by runs, not
     by runs × quantities). ``scale`` (one of ``Y_SCALES``; default ``"log"`` if ``logy`` else
-    ``"linear"``) says how the y axis shows them.
+    ``"linear"``) says how the y axis shows them. ``legend``: ``"right"`` of the plot, or ``"bottom"``
+    (below it, two columns: a plot that shares its row keeps its width for the curves).
     """
     scale = scale or ("log" if logy else "linear")
     if scale not in Y_SCALES:
@@ -283,7 +285,7 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
             color=color[key], line_width=2))
     if not curves:  # an empty placeholder keeps the overlay's axes
         curves.append(hv.Curve(([], []), kdim, vdim))
-    return hv.Overlay(curves).opts(logy=logy, legend_position="right", responsive=True,
+    return hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True,
                                    show_grid=True, title="", legend_opts=dict(LEGEND_OPTS))
 
 
@@ -416,10 +418,14 @@ class LivePlot:
         norm = dict(framewise=self.follow, axiswise=True)
         height = self.height
         if isinstance(el, hv.Overlay):
-            # the legend sits to the right: make room for every entry (two columns past 14)
             entries = len({c.label for c in el})
-            cols = 1 if entries <= 14 else 2
-            height = max(height, min(LEGEND_ROW_PX * -(-entries // cols) + 70, 480))
+            if el.opts.get("plot").kwargs.get("legend_position") == "bottom":
+                # below the plot, in two columns: the figure grows by the legend's rows
+                cols = min(entries, 2)
+                height += LEGEND_ROW_PX * -(-entries // cols) + 10
+            else:  # to the right: make room for every entry (two columns past 14)
+                cols = 1 if entries <= 14 else 2
+                height = max(height, min(LEGEND_ROW_PX * -(-entries // cols) + 70, 480))
             el = el.opts(legend_cols=cols)  # normalisation options only take effect on the overlaid elements
             for child in el:  # (axiswise=True on the children would freeze the ranges again)
                 child.opts(framewise=self.follow, hooks=[self._hook])

@@ -439,7 +439,10 @@ class LabView(pn.viewable.Viewer):
         self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
 
         self.convergence_plot = LivePlot(
-            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence"),
+            # (its legend below it: beside the spectrum, a legend to its right left a third of the plot's
+            # half row for the curves)
+            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence",
+                                          legend="bottom"),
             title="Convergence", kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
