@@ -18,7 +18,7 @@ import param
 
 from explore.core import SolverDiverged, get_lab, lab_classes
 from explore.core.backend import BackendUnavailable
-from explore.core.checkpoint import check_output_file
+from explore.core.files import check_output_file
 
 
 class UsageError(Exception):

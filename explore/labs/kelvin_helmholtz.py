@@ -48,7 +48,8 @@ import numpy as np
 import param
 
 from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import check_input_file, check_output_file, load_checkpoint, save_checkpoint
+from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.files import check_input_file, check_output_file
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear

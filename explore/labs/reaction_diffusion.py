@@ -24,7 +24,8 @@ import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import check_input_file, check_output_file, load_checkpoint, save_checkpoint
+from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.files import check_input_file, check_output_file
 from explore.core.frame import MAX_POINTS, decimate
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
