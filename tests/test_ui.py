@@ -228,6 +228,26 @@ def test_convergence_legend_sits_below_and_the_plot_grows_by_its_rows(view):
     assert view.convergence_plot.pane.height >= one_run + LEGEND_ROW_PX * ((more + 1) // 2 - (entries + 1) // 2)
 
 
+
+def test_a_link_whose_values_cannot_run_together_is_reported_on_opening():
+    """Each value of ``?N=127`` is within its bounds, but the reaction–diffusion grid must be even: the page
+    says so as it opens, naming the parameter, rather than only when Run is pressed; a good link opens
+    without an alert."""
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+    from explore.ui.serve import lab_page
+
+    view = lab_page(ReactionDiffusionLab, template=False, args={"N": "127"})
+    try:
+        assert view.lab.N == 127 and view.alert.visible and "'N'" in view.alert.object
+    finally:
+        view.stop()
+    view = lab_page(ReactionDiffusionLab, template=False, args={"N": "128"})
+    try:
+        assert view.lab.N == 128 and not view.alert.visible
+    finally:
+        view.stop()
+
+
 # ----------------------------------------------------------------- errors
 def test_bad_value_shows_error_and_view_stays_usable(view):
     view.widgets["a"].value = 50.0

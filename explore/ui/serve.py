@@ -69,8 +69,13 @@ def lab_page(cls: type, template: bool = True, args: dict | None = None):
         args = dict(pn.state.session_args) if pn.state.curdoc is not None else {}
     preset, problems = apply_query(lab, args)
     view = LabView(lab, preset=preset)
-    if problems:
-        view._show_alert("The link could not be applied in full: " + " · ".join(problems), "warning")
+    alerts = ["The link could not be applied in full: " + " · ".join(problems)] if problems else []
+    try:  # values that are each fine but cannot run together (an odd N where the grid must be even)
+        lab.validate()
+    except ValueError as exc:
+        alerts.append(f"The link's values cannot run as they are: {exc}. Change it, then press Run.")
+    if alerts:
+        view._show_alert(" ".join(alerts), "warning")
     if pn.state.curdoc is not None and pn.state.location is not None:
         view.sync_location(pn.state.location, rewrite_on_load=bool(problems))
     if not template:
