@@ -7,7 +7,7 @@ import array_api_strict
 import numpy as np
 import pytest
 
-from explore.core import SolverDiverged
+from explore.core import Points, SolverDiverged
 from explore.labs.diffusion import DiffusionLab
 from explore.numerics.diffusion import analysis
 from explore.numerics.diffusion.optimal import optimal_times
@@ -411,6 +411,17 @@ def test_ring8_preset_result_and_determinism():
     again = DiffusionLab(**lab.values()).run()
     np.testing.assert_array_equal(again.final_samples.values, ds.final_samples.values)
 
+
+
+def test_planar_views_are_drawn_with_equal_axes():
+    """Samples and trajectories in the (x1, x2) plane, the reference cloud and a stability region in the
+    complex plane have axes of the same units: the dashboard draws them undistorted (a ring stays round)."""
+    lab = DiffusionLab(preset="ring8", n_samples=200, n_reference=100, steps=4, study=False)
+    frames = list(lab.frames())
+    planar = [s for f in frames for s in f.samples.values() if isinstance(s, Points)]
+    assert planar and all(s.equal_aspect for s in planar)
+    regions = [f.spectrum for f in frames if isinstance(f.spectrum, Points)]
+    assert all(r.equal_aspect for r in regions)
 
 @pytest.mark.parametrize("preset", [p for p in DiffusionLab.presets if p != "image16"])
 def test_presets_run(preset):

@@ -20,7 +20,7 @@ hv = pytest.importorskip("holoviews")
 import toy_lab  # noqa: E402  (registers toy_decay)
 from explore.core import lab_classes, lab_names  # noqa: E402
 from explore.ui import LabView, gallery, serve  # noqa: E402
-from explore.ui.plots import LEGEND_ROW_PX, field_element, sample_element  # noqa: E402
+from explore.ui.plots import LEGEND_ROW_PX, LivePlot, field_element, sample_element  # noqa: E402
 from explore.core.frame import Curve, Field, Points  # noqa: E402
 
 
@@ -501,6 +501,24 @@ def test_fields_and_equal_aspect_points_get_a_frame_of_their_datas_aspect():
     assert cloud["data_aspect"] == 1 and cloud["frame_width"] == cloud["frame_height"]
     assert "frame_width" not in sample_element(Points(x, x)).opts.get("plot").kwargs
 
+
+def test_an_equal_aspect_cloud_is_drawn_whole_in_a_stretching_pane():
+    """A cloud with equal axes shown where plots stretch (the spectrum slot: a stability region) is drawn
+    from its first frame on with the margins streamed updates give it (its extreme points were on the
+    frame's edge), and its pane stops stretching (a stretching pane stretched the figure around the
+    fixed frame, which was clipped); a later curve there stretches again."""
+    theta = np.linspace(0, 2 * np.pi, 50)
+    region = Points(np.cos(theta) - 1, 0.8 * np.sin(theta), equal_aspect=True)
+    opts = sample_element(region).opts.get("plot").kwargs
+    (x0, x1), (y0, y1) = opts["xlim"], opts["ylim"]
+    assert x0 < -2 and x1 > 0 and y0 < -0.8 and y1 > 0.8  # a margin on every side
+    assert (x1 - x0) / opts["frame_width"] == pytest.approx((y1 - y0) / opts["frame_height"])  # equal axes
+    plot = LivePlot(sample_element, title="Spectrum")
+    plot.update(region, force=True)
+    plot.pane.get_root()  # drawn in a document, as in a page
+    assert plot.pane.sizing_mode == "fixed" and plot.pane.width is None
+    plot.update(Curve(theta, theta + 1), force=True)
+    assert plot.pane.sizing_mode == "stretch_width"
 
 def test_equal_aspect_survives_streamed_updates():
     """Streamed frames go straight into the Bokeh sources and ranges: the ranges of an equal-aspect plot

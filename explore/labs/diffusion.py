@@ -49,7 +49,7 @@ def _stability_points(kind: str, order: int, beta: float = 1.0) -> Points:
     else:
         re, im = analysis.stability_boundary(order, beta, extent=3.0, n=81, kind=kind)
     re.flags.writeable = im.flags.writeable = False
-    return Points(re, im, xlabel="Re z", ylabel="Im z")
+    return Points(re, im, xlabel="Re z", ylabel="Im z", equal_aspect=True)  # the complex plane, undistorted
 
 
 @register_lab
@@ -307,9 +307,10 @@ class DiffusionLab(Lab):
         host = to_host(xi[:MAX_POINTS])
         out = {}
         if target.dim == 2:
-            out["samples"] = Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2")
+            out["samples"] = Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2", equal_aspect=True)
             traj = np.stack(history)  # (steps, particles, 2)
-            out["trajectories"] = Points(traj[..., 0].ravel(), traj[..., 1].ravel(), xlabel="x1", ylabel="x2")
+            out["trajectories"] = Points(traj[..., 0].ravel(), traj[..., 1].ravel(), xlabel="x1", ylabel="x2",
+                                         equal_aspect=True)
         elif target.dim == 1:
             sd = math.sqrt(a * a * float(target.eigenvalues.max()) + s * s)
             lo = a * float(target.means.min()) - 4 * sd
@@ -365,7 +366,7 @@ class DiffusionLab(Lab):
         if self._target.dim != 2:
             return None, err
         host = to_host(out[:MAX_POINTS])
-        return Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2"), err
+        return Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2", equal_aspect=True), err
 
     def _study(self, model, x0_host, xp) -> Curve:
         """Error vs NFE over step counts around ``steps`` (same endpoints, one reference)."""

@@ -116,6 +116,14 @@ def points_element(points: Points, label: str = "") -> hv.Points:
     if points.equal_aspect:  # (a cloud's extent changes every frame: the frame stays, the ranges follow)
         width, height = aspect_frame(1.0, 1.0)
         element = element.opts(data_aspect=1, frame_width=width, frame_height=height)
+        # the padded ranges that streamed updates set (LivePlot._set_ranges), from the first drawing on:
+        # HoloViews' own equal-aspect ranges leave no margin, so points on the extreme sat on the frame's
+        # edge (a stability region drawn once and never streamed kept them)
+        x = _padded(_finite_extent(np.asarray(points.x, float)))
+        y = _padded(_finite_extent(np.asarray(points.y, float)))
+        if x is not None and y is not None:
+            x, y = _equal_scale(x, y, width, height)
+            element = element.opts(xlim=x, ylim=y)
     return element
 
 
@@ -434,10 +442,12 @@ class LivePlot:
             el = el.opts(hooks=[self._hook])
         opts = el.opts.get("plot").kwargs
         if opts.get("frame_width") and opts.get("frame_height"):
-            # drawn at its data's aspect: the frame is fixed, and the figure (so the pane) fits around it
-            self.pane.param.update(width=None, height=None)
+            # drawn at its data's aspect: the frame is fixed, and the figure (so the pane) fits around it; a
+            # pane that stretched would stretch the figure too, and its fixed frame was then clipped
+            self.pane.param.update(width=None, height=None, sizing_mode="fixed")
             return el.opts(title=self.title, responsive=False, show_grid=True, **norm)
-        self.pane.param.update(width=self.width, height=height)
+        self.pane.param.update(width=self.width, height=height,
+                               sizing_mode="stretch_width" if self.width is None else "fixed")
         return el.opts(title=self.title, responsive=True, height=height, show_grid=True, **norm)
 
     def _build(self, obj) -> None:
