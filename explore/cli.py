@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from explore.sweep import sweep
+    from explore.sweep import ClusterUnavailable, sweep
 
     lab_cls = _lab_class(args.lab)
     grid = {}
@@ -184,7 +184,11 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     if args.out:
         check_output_file(args.lab, "--out", args.out)
-    ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
+    try:
+        ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
+    except ClusterUnavailable as exc:
+        print(f"explore: error: {exc}", file=sys.stderr)
+        return 1
     print(ds)
     if args.out:
         ds.to_netcdf(args.out, engine="h5netcdf")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 
 import numpy as np
@@ -25,6 +26,10 @@ class SweepUnavailable(ValueError):
     """Dask, which sweeps run on, is not installed."""
 
 
+class ClusterUnavailable(RuntimeError):
+    """The local Dask cluster did not start."""
+
+
 def _run_point(lab_name: str, preset: str | None, values: dict) -> dict:
     lab = get_lab(lab_name)(preset=preset, **values)
     start = time.perf_counter()
@@ -33,8 +38,30 @@ def _run_point(lab_name: str, preset: str | None, values: dict) -> dict:
     for key in ds.data_vars:
         if ds[key].dims == ("step",):
             out[key] = float(ds[key][-1])
-            out[f"{key}_max"] = float(ds[key].max())
+            if key not in lab.categorical_diagnostics:  # (the largest code of a category means nothing)
+                out[f"{key}_max"] = float(ds[key].max())
     return out
+
+
+def _silence_distributed() -> None:
+    """Raise this process's ``distributed`` loggers to CRITICAL. Run on a local cluster's workers once
+    every result is in: a heartbeat still in flight when the scheduler closes is logged as an ERROR with
+    a traceback (a race of distributed, its issue 7192), after a good run. Until then the workers log as
+    usual (a memory warning, a restart, a killed worker: what a failed point's error refers to)."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _start_failure(exc: Exception) -> str:
+    """The message of a local cluster that did not start; from a user's script, the likely cause (the
+    script run without the ``__main__`` guard: each worker process imports it again)."""
+    import __main__
+
+    script = getattr(__main__, "__file__", None)
+    from_script = (script is not None and getattr(__main__, "__spec__", None) is None
+                   and not os.path.basename(script).startswith("explore"))
+    hint = (" Called from a script: call sweep() under `if __name__ == \"__main__\":` (the cluster's worker "
+            "processes import the script again)." if from_script else "")
+    return f"sweep: the local Dask cluster did not start ({exc}).{hint}"
 
 
 def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None,
@@ -63,24 +90,24 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
-        # the workers' own log stays quiet below CRITICAL: a heartbeat still in flight when the cluster
-        # closes is logged as an ERROR with a traceback (a known race of distributed, issue 7192), after
-        # every result is in; a task's error still reaches the caller through gather()
         try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
-        except RuntimeError as exc:  # typically a script without the guard: each worker re-ran it
-            raise RuntimeError(f"sweep: the local Dask cluster did not start ({exc}). Called from a script? "
-                               "Call sweep() under `if __name__ == \"__main__\":` (its worker processes "
-                               "import the script again).") from exc
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        except RuntimeError as exc:
+            raise ClusterUnavailable(_start_failure(exc)) from exc
         client = Client(cluster)
+    here = logging.getLogger("distributed")
+    level = here.level
     try:
         futures = client.map(_run_point, [lab_name] * len(points), [preset] * len(points), points, pure=False)
         results = client.gather(futures)
+        if cluster is not None:  # every result is in: the local cluster's shutdown may stay quiet
+            client.run(_silence_distributed)
+            _silence_distributed()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        here.setLevel(level)  # (this process's logging as it was)
     return gather_dataset(lab_name, grid, preset, results)
 
 
@@ -91,6 +118,6 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
     data = {k: (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
             for k in keys}
     coords = {name: list(values) for name, values in grid.items()}
-    ds = xr.Dataset(data, coords=coords)
+    ds = get_lab(lab_name).flag_categories(xr.Dataset(data, coords=coords))
     ds.attrs.update(lab=lab_name, preset=preset or "")
     return ds

@@ -414,14 +414,16 @@ def test_ring8_preset_result_and_determinism():
 
 
 def test_planar_views_are_drawn_with_equal_axes():
-    """Samples and trajectories in the (x1, x2) plane, the reference cloud and a stability region in the
-    complex plane have axes of the same units: the dashboard draws them undistorted (a ring stays round)."""
-    lab = DiffusionLab(preset="ring8", n_samples=200, n_reference=100, steps=4, study=False)
+    """Samples and trajectories in the (x1, x2) plane, a compared sampler's cloud and the stability region
+    in the complex plane have axes of the same units: the dashboard draws them undistorted (a ring stays
+    round)."""
+    lab = DiffusionLab(preset="ring8", n_samples=200, n_reference=100, steps=4, study=False, compare="ddim")
     frames = list(lab.frames())
-    planar = [s for f in frames for s in f.samples.values() if isinstance(s, Points)]
-    assert planar and all(s.equal_aspect for s in planar)
+    planar = {k: s for f in frames for k, s in f.samples.items()}
+    assert set(planar) == {"samples", "trajectories", "compare_ddim"}
+    assert all(isinstance(s, Points) and s.equal_aspect for s in planar.values())
     regions = [f.spectrum for f in frames if isinstance(f.spectrum, Points)]
-    assert all(r.equal_aspect for r in regions)
+    assert regions and all(r.equal_aspect for r in regions)
 
 @pytest.mark.parametrize("preset", [p for p in DiffusionLab.presets if p != "image16"])
 def test_presets_run(preset):

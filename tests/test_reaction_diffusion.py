@@ -422,6 +422,7 @@ def test_determinism_and_round_trip():
         (dict(integrator="euler"), "integrator"),
         (dict(model="gray_scott", integrator="split_step"), "integrator"),
         (dict(t_end=1.05, snapshot_dt=0.1), "snapshot_dt"),
+        (dict(snapshot_dt=1e-320), "snapshot_dt.*too small"),  # (an overflow in round(), not a message)
         (dict(frame_dt=0.15), "frame_dt"),
         (dict(initial_layer=0.25), "initial_layer"),
         (dict(resume_from="/nonexistent/ck.npz"), "resume_from"),

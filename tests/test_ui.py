@@ -246,6 +246,16 @@ def test_a_link_whose_values_cannot_run_together_is_reported_on_opening():
         assert view.lab.N == 128 and not view.alert.visible
     finally:
         view.stop()
+    # a check that fails with another error than ValueError still opens the page, with the alert
+    class Fussy(ReactionDiffusionLab):
+        def check(self):
+            raise OverflowError("a check that overflowed")
+
+    view = lab_page(Fussy, template=False, args={})
+    try:
+        assert view.alert.visible and "overflowed" in view.alert.object
+    finally:
+        view.stop()
 
 
 # ----------------------------------------------------------------- errors
@@ -501,6 +511,16 @@ def test_fields_and_equal_aspect_points_get_a_frame_of_their_datas_aspect():
     assert cloud["data_aspect"] == 1 and cloud["frame_width"] == cloud["frame_height"]
     assert "frame_width" not in sample_element(Points(x, x)).opts.get("plot").kwargs
 
+
+def test_a_field_too_elongated_for_equal_axes_is_a_stretched_strip():
+    """A 1000 × 1.33 domain at equal axes would be a line; its frame's thin side is held at MIN_FRAME_SIDE
+    and the image stretched to fill it (equal axes would widen the y range ~50× and leave a line)."""
+    from explore.ui.plots import MIN_FRAME_SIDE
+
+    x, y = np.linspace(0, 1000, 100), np.linspace(0, 1.33, 10)
+    strip = field_element(Field(x, y, np.zeros((10, 100)))).opts.get("plot").kwargs
+    assert strip["frame_height"] == MIN_FRAME_SIDE and strip["frame_width"] > 5 * MIN_FRAME_SIDE
+    assert not strip.get("data_aspect")
 
 def test_an_equal_aspect_cloud_is_drawn_whole_in_a_stretching_pane():
     """A cloud with equal axes shown where plots stretch (the spectrum slot: a stability region) is drawn

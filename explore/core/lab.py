@@ -214,7 +214,8 @@ class Lab(param.Parameterized):
         ``flag_meanings`` (what makes its codes readable in any netCDF tool); returns ``ds``."""
         for name, names in cls.categorical_diagnostics.items():
             if name in ds:
-                ds[name].attrs.update(flag_values=np.arange(len(names)), flag_meanings=" ".join(names))
+                ds[name].attrs.update(flag_values=np.arange(len(names), dtype=ds[name].dtype),
+                                      flag_meanings=" ".join(names))
         return ds
 
 

@@ -47,6 +47,9 @@ ROUNDOFF = 1e-10
 PEARSON_SIDE = 20 * 2.5 / 256
 #: the fixed step is divided by this over the ``initial_layer``
 INITIAL_LAYER_REFINEMENT = 5
+#: the most snapshot intervals a run may have (t_end / snapshot_dt): far beyond any useful run, and
+#: below what would overflow a count (a snapshot_dt of 1e-320 made round() raise OverflowError)
+MAX_SNAPSHOTS = 10**9
 #: memory the snapshot stream may hold before it writes a block to ``snapshot_file``
 SNAPSHOT_BUFFER_BYTES = 32 * 2**20
 #: physics and numerics that a checkpoint must share with the run resuming from it
@@ -148,6 +151,11 @@ class ReactionDiffusionLab(Lab):
         name = self.lab_name
         if self.N % 2:
             raise ValueError(f"{name}: 'N' must be even (real FFTs), got {self.N}")
+        for p in ("t_end", "frame_dt", "initial_layer"):
+            ratio = getattr(self, p) / self.snapshot_dt
+            if not ratio <= MAX_SNAPSHOTS:
+                raise ValueError(f"{name}: 'snapshot_dt' = {self.snapshot_dt:g} is too small: {p} / snapshot_dt = "
+                                 f"{ratio:.3g} (at most {MAX_SNAPSHOTS:.0e} snapshots)")
         n_out, every = self._counts()
         if n_out < 1 or abs(n_out * self.snapshot_dt - self.t_end) > 1e-9 * self.t_end:
             raise ValueError(f"{name}: t_end = {self.t_end:g} is not a whole number of snapshot_dt = "

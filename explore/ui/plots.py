@@ -30,7 +30,8 @@ SMALL_PLOT_HEIGHT = 200
 #: (~200 px) the plot is about as wide as the other samples' 420-pixel panes: two fields side by side in
 #: the main column of a 1400-pixel-wide window
 ASPECT_BOX = (230, 240)
-#: no side of such a frame is drawn thinner than this (a field of extreme aspect stays a readable strip)
+#: no side of such a frame is drawn thinner than this: a field of more extreme aspect is stretched to it
+#: (a readable strip matters more there than the exact shape, which equal axes would shrink to a line)
 MIN_FRAME_SIDE = 32
 #: pixels per legend entry (legends sit right of the plot, in a small font)
 LEGEND_ROW_PX = 17
@@ -169,7 +170,10 @@ def field_element(field: Field, label: str = "") -> hv.Image | hv.QuadMesh:
     element = element.opts(cmap="viridis", colorbar=True)
     frame = field_frame(field)
     if frame is not None:
-        element = element.opts(data_aspect=1, frame_width=frame[0], frame_height=frame[1])
+        (l, r), (b, t) = _edges(x), _edges(y)
+        exact = np.isclose(frame[0] / frame[1], (r - l) / (t - b), rtol=0.05) if t > b and r > l else True
+        aspect = {"data_aspect": 1} if exact else {}  # (a side held at MIN_FRAME_SIDE: stretched instead)
+        element = element.opts(frame_width=frame[0], frame_height=frame[1], **aspect)
     return element
 
 
@@ -426,11 +430,11 @@ class LivePlot:
         norm = dict(framewise=self.follow, axiswise=True)
         height = self.height
         if isinstance(el, hv.Overlay):
-            entries = len({c.label for c in el})
+            entries = len({c.label for c in el if c.label})  # (an empty overlay's placeholder has none)
             if el.opts.get("plot").kwargs.get("legend_position") == "bottom":
                 # below the plot, in two columns: the figure grows by the legend's rows
-                cols = min(entries, 2)
-                height += LEGEND_ROW_PX * -(-entries // cols) + 10
+                cols = max(1, min(entries, 2))
+                height += LEGEND_ROW_PX * -(-entries // cols) + 10 if entries else 0
             else:  # to the right: make room for every entry (two columns past 14)
                 cols = 1 if entries <= 14 else 2
                 height = max(height, min(LEGEND_ROW_PX * -(-entries // cols) + 70, 480))

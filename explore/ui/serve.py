@@ -72,7 +72,7 @@ def lab_page(cls: type, template: bool = True, args: dict | None = None):
     alerts = ["The link could not be applied in full: " + " · ".join(problems)] if problems else []
     try:  # values that are each fine but cannot run together (an odd N where the grid must be even)
         lab.validate()
-    except ValueError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failed check is reported in the page, never a dead page
         alerts.append(f"The link's values cannot run as they are: {exc}. Change it, then press Run.")
     if alerts:
         view._show_alert(" ".join(alerts), "warning")
