@@ -103,7 +103,8 @@ class NLSELab(Lab):
     integrator = param.Selector(default="dop853", objects=list(INTEGRATORS),
                                 doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
-                      doc="Time step of the fixed-step integrators.")
+                      doc="Time step of the fixed-step integrators (shortened so whole steps fill each frame "
+                          "interval t_end / n_snapshots).")
     rtol = param.Number(1e-9, bounds=(1e-15, 1), doc="Relative tolerance of the adaptive integrators.")
     atol = param.Number(1e-11, bounds=(0, 1), inclusive_bounds=(False, True),
                          doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
