@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 import numpy as np
+import param
 import pytest
 import xarray as xr
 
@@ -77,6 +78,25 @@ def test_every_registered_lab_builds_and_renders_a_first_frame(name):
         for plot in [view.spectrum_plot, *view.sample_plots.values()]:
             if plot.dmap is not None:
                 hv.render(plot.dmap)
+    finally:
+        view.stop()
+
+
+
+@pytest.mark.parametrize("name", lab_names())
+def test_an_input_that_may_be_empty_says_what_empty_means(name):
+    """A parameter that may be ``None`` gets a number input (a slider has no empty state) whose
+    placeholder says what empty means: the ``(default: …)`` of its doc (KH's density thickness: the
+    shear thickness), so an empty box does not look like a missing value."""
+    lab = lab_classes()[name]()
+    view = LabView(lab, preview=False)
+    try:
+        widgets = {k: w for pane in view.param_panes.values() for k, w in pane._widgets.items()}
+        for p in lab.parameter_names():
+            if isinstance(lab.param[p], param.Number) and lab.param[p].allow_None:
+                assert widgets[p].placeholder, p
+        if name == "kelvin_helmholtz":
+            assert widgets["density_thickness"].placeholder == "the shear thickness"
     finally:
         view.stop()
 

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -57,7 +58,8 @@ _FRAME, _DONE, _ERROR = "frame", "done", "error"
 
 def _typed_inputs(lab: Lab, names: list[str]) -> dict:
     """Number inputs instead of sliders where a slider cannot work: a value that may be ``None``
-    (a slider has no empty state), an open range, or a range spanning decades (tolerances)."""
+    (a slider has no empty state), an open range, or a range spanning decades (tolerances). An input
+    that may be empty says what empty means: the ``(default: …)`` of its doc, else "default"."""
     out = {}
     for name in names:
         p = lab.param[name]
@@ -67,7 +69,12 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
         open_range = lo is None or hi is None
         decades = lo is not None and hi is not None and lo > 0 and hi / lo > 1e3
         if p.allow_None or open_range or decades:
-            out[name] = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+            widget = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+            if p.allow_None:
+                meaning = re.search(r"\(default: ([^)]*)\)", p.doc or "")
+                out[name] = {"type": widget, "placeholder": meaning.group(1) if meaning else "default"}
+            else:
+                out[name] = widget
     return out
 
 
