@@ -193,7 +193,7 @@ class Lab(param.Parameterized):
             frames.append(frame)
             if callback is not None:
                 callback(frame)
-        return self.flag_categories(frames_to_dataset(frames, self, extras=self.result_extras()))
+        return frames_to_dataset(frames, self, extras=self.result_extras())
 
     def result_extras(self) -> dict[str, Any]:
         """Extra variables for the result (e.g. the final full-resolution state); empty by default."""

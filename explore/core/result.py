@@ -31,7 +31,8 @@ def _attr(value):
 
 
 def frames_to_dataset(frames: list[Frame], lab=None, extras: dict | None = None) -> xr.Dataset:
-    """Stack ``frames`` into a Dataset; ``lab`` supplies the attributes, ``extras`` more variables."""
+    """Stack ``frames`` into a Dataset; ``lab`` supplies the attributes (and the names of its categorical
+    diagnostics' codes), ``extras`` more variables."""
     n = len(frames)
     coords = {
         "step": np.arange(n),
@@ -86,6 +87,7 @@ def frames_to_dataset(frames: list[Frame], lab=None, extras: dict | None = None)
     if lab is not None:
         ds.attrs.update({k: _attr(v) for k, v in lab.values().items()})
         ds.attrs["lab"] = lab.lab_name
+        lab.flag_categories(ds)
     import explore
 
     ds.attrs["explore_version"] = explore.__version__

@@ -416,7 +416,7 @@ class ReactionDiffusionLab(Lab):
             if callback is not None:
                 callback(frame)
         frames.append(last)
-        return self.flag_categories(frames_to_dataset(frames, self, extras=self.result_extras()))
+        return frames_to_dataset(frames, self, extras=self.result_extras())
 
     def result_extras(self) -> dict:
         if self._final is None:

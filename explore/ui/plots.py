@@ -87,13 +87,16 @@ def curve_element(curve: Curve, label: str = "") -> hv.Curve:
     return hv.Curve((x, y), kdim, vdim, label=label).opts(logx=curve.logx, logy=curve.logy)
 
 
-def aspect_frame(xspan: float, yspan: float, box: tuple[int, int] = ASPECT_BOX) -> tuple[int, int]:
-    """(width, height) in pixels of the largest frame of aspect ``yspan / xspan`` inside ``box``
-    (no side below ``MIN_FRAME_SIDE``; a degenerate span counts as square)."""
+def aspect_frame(xspan: float, yspan: float, box: tuple[int, int] = ASPECT_BOX) -> tuple[int, int, bool]:
+    """(width, height) in pixels of the largest frame of aspect ``yspan / xspan`` inside ``box``, and
+    whether it has that aspect (``False``: a side was held at ``MIN_FRAME_SIDE``, the data stretched to
+    it). A degenerate span counts as square."""
     if not (np.isfinite(xspan) and np.isfinite(yspan) and xspan > 0 and yspan > 0):
         xspan = yspan = 1.0
     scale = min(box[0] / xspan, box[1] / yspan)  # pixels per data unit
-    return max(MIN_FRAME_SIDE, round(xspan * scale)), max(MIN_FRAME_SIDE, round(yspan * scale))
+    width, height = round(xspan * scale), round(yspan * scale)
+    exact = min(width, height) >= MIN_FRAME_SIDE
+    return max(MIN_FRAME_SIDE, width), max(MIN_FRAME_SIDE, height), exact
 
 
 def _equal_scale(x: tuple[float, float], y: tuple[float, float], width: int, height: int):
@@ -109,19 +112,17 @@ def _equal_scale(x: tuple[float, float], y: tuple[float, float], width: int, hei
 def points_element(points: Points, label: str = "") -> hv.Points:
     """An ``hv.Points`` scatter of ``points``; on a square frame with equal axes if it asks for them."""
     kdim, vdim = _dims(points.xlabel, points.ylabel)
+    xs, ys = np.asarray(points.x, float), np.asarray(points.y, float)
     # filled square markers without an outline: a canvas draws 10k of them with about a third less of the
     # page's main thread than circles (streaming benchmark: long tasks 37-43 % vs 61-62 %)
-    element = hv.Points((np.asarray(points.x, float), np.asarray(points.y, float)), [kdim, vdim], label=label).opts(
-        size=4, line_color=None, marker="square"
-    )
+    element = hv.Points((xs, ys), [kdim, vdim], label=label).opts(size=4, line_color=None, marker="square")
     if points.equal_aspect:  # (a cloud's extent changes every frame: the frame stays, the ranges follow)
-        width, height = aspect_frame(1.0, 1.0)
+        width, height, _ = aspect_frame(1.0, 1.0)
         element = element.opts(data_aspect=1, frame_width=width, frame_height=height)
         # the padded ranges that streamed updates set (LivePlot._set_ranges), from the first drawing on:
         # HoloViews' own equal-aspect ranges leave no margin, so points on the extreme sat on the frame's
         # edge (a stability region drawn once and never streamed kept them)
-        x = _padded(_finite_extent(np.asarray(points.x, float)))
-        y = _padded(_finite_extent(np.asarray(points.y, float)))
+        x, y = _padded(_finite_extent(xs)), _padded(_finite_extent(ys))
         if x is not None and y is not None:
             x, y = _equal_scale(x, y, width, height)
             element = element.opts(xlim=x, ylim=y)
@@ -142,8 +143,8 @@ def _edges(c: np.ndarray) -> tuple[float, float]:
     return lo - half, hi + half
 
 
-def field_frame(field: Field) -> tuple[int, int] | None:
-    """The fixed frame (width, height, pixels) of a field drawn at its domain's aspect; ``None`` if
+def field_frame(field: Field) -> tuple[int, int, bool] | None:
+    """The fixed frame of a field drawn at its domain's aspect (see :func:`aspect_frame`); ``None`` if
     the field does not ask for it."""
     if not field.equal_aspect:
         return None
@@ -170,10 +171,9 @@ def field_element(field: Field, label: str = "") -> hv.Image | hv.QuadMesh:
     element = element.opts(cmap="viridis", colorbar=True)
     frame = field_frame(field)
     if frame is not None:
-        (l, r), (b, t) = _edges(x), _edges(y)
-        exact = np.isclose(frame[0] / frame[1], (r - l) / (t - b), rtol=0.05) if t > b and r > l else True
+        width, height, exact = frame
         aspect = {"data_aspect": 1} if exact else {}  # (a side held at MIN_FRAME_SIDE: stretched instead)
-        element = element.opts(frame_width=frame[0], frame_height=frame[1], **aspect)
+        element = element.opts(frame_width=width, frame_height=height, **aspect)
     return element
 
 
@@ -454,15 +454,20 @@ class LivePlot:
                                sizing_mode="stretch_width" if self.width is None else "fixed")
         return el.opts(title=self.title, responsive=True, height=height, show_grid=True, **norm)
 
-    def _build(self, obj) -> None:
+    def _redraw_state(self, obj) -> None:
+        """Before ``obj`` goes through HoloViews (a new plot, or a redraw of this one): forget the old
+        figure's handles and what was streamed into it, keeping which curves the user hid."""
         self._remember_hidden()
         self._targets = {}
-        self._empty_token = None
         self._cleared = self._restream = False
         self._extents = None
         self._signature = self._signature_of(obj)
         self._rows_shown = self._rows_of(obj)
         self._peaks = self._peaks_of(obj)
+
+    def _build(self, obj) -> None:
+        self._redraw_state(obj)
+        self._empty_token = None
         self.pipe = hv.streams.Pipe(data=obj)
         # memoize=False: a re-render (a new browser view, a resize) always shows the newest data
         self.dmap = hv.DynamicMap(hv.core.spaces.Callable(self._element, memoize=False), streams=[self.pipe])
@@ -534,13 +539,7 @@ class LivePlot:
             self._cleared = self._restream = False
             self._push()
         else:
-            self._remember_hidden()
-            self._targets = {}
-            self._cleared = self._restream = False
-            self._extents = None
-            self._signature = self._signature_of(obj)
-            self._rows_shown = self._rows_of(obj)
-            self._peaks = self._peaks_of(obj)
+            self._redraw_state(obj)
             self.pipe.send(obj)
             self.full_updates += 1
         self.sent += 1

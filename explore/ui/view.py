@@ -850,9 +850,6 @@ class LabView(pn.viewable.Viewer):
         """Append ``frame``'s diagnostics to the plotted history; keep only the newest value of the
         categorical ones (a code, shown by name, would flatten the curves and mean nothing on an axis)."""
         categorical = self.lab.categorical_diagnostics
-        if not categorical:
-            self._diag_rows.append(frame.time, frame.diagnostics)
-            return
         self._diag_rows.append(frame.time, {k: v for k, v in frame.diagnostics.items() if k not in categorical})
         self._categories.update({k: v for k, v in frame.diagnostics.items() if k in categorical})
 
@@ -1098,7 +1095,7 @@ class LabView(pn.viewable.Viewer):
         """The frames received so far as an ``xarray.Dataset`` (see :func:`frames_to_dataset`)."""
         if not self._frames:
             raise ValueError("nothing to export yet: run the lab first")
-        return self.lab.flag_categories(frames_to_dataset(self._frames, self._run_lab or self.lab))
+        return frames_to_dataset(self._frames, self._run_lab or self.lab)
 
     def export_bytes(self) -> bytes:
         """The run received so far as netCDF bytes (h5netcdf engine)."""
