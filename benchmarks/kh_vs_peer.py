@@ -73,11 +73,6 @@ def ensure_peer_env() -> None:
     subprocess.run([str(PEER_VENV / "bin" / "python"), "-m", "pip", "install", "-q", PEER_PACKAGE], check=True)
 
 
-def timed(cmd: list[str], cwd: Path) -> dict:
-    """Run ``cmd``: wall seconds, CPU seconds (user + system), peak RSS (MiB), exit status and output."""
-    return run_measured(cmd, cwd=cwd)
-
-
 def peer_command(args) -> list[str]:
     return shlex.split(args.peer_cmd) if args.peer_cmd else [str(PEER_CLI)]
 
@@ -90,7 +85,7 @@ def run_peer(preset: str, tmp: Path, args, gif: bool = True, t_final: float | No
     path.write_text("".join(f"{k} = {v}\n" for k, v in cfg.items()))
     out = tmp / f"peer_{preset}_{'gif' if gif else 'nogif'}"
     cores = [] if args.peer_cores == "all" else ["--cores", args.peer_cores]
-    return timed([*peer_command(args), "--config", str(path), "--output-dir", str(out), *cores, "--quiet"], tmp)
+    return run_measured([*peer_command(args), "--config", str(path), "--output-dir", str(out), *cores, "--quiet"], cwd=tmp)
 
 
 def run_explore(preset: str, tmp: Path, args, backend: str = "numpy", t_end: float | None = None) -> dict:
@@ -101,7 +96,7 @@ def run_explore(preset: str, tmp: Path, args, backend: str = "numpy", t_end: flo
         sets = ["--set", "n_snapshots=2", "--set", f"t_end={t_end}"]
     env_cmd = [python, "-m", "explore.cli", "run", "kelvin_helmholtz", "--preset", preset, *sets,
                "--backend", backend, "--out", str(out), "--quiet"]
-    res = timed(env_cmd, ROOT)
+    res = run_measured(env_cmd, cwd=ROOT)
     if res["rc"] == 0 and t_end is None:
         probe = (
             "import json, xarray as xr\n"

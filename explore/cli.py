@@ -184,7 +184,7 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     if args.out:
         check_output_file(args.lab, "--out", args.out)
-    try:
+    try:  # (caught here, not in main(): explore.sweep is imported only by this command)
         ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
     except ClusterUnavailable as exc:
         print(f"explore: error: {exc}", file=sys.stderr)

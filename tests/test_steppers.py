@@ -260,5 +260,7 @@ def test_make_integrator_errors_name_the_parameter():
         make_integrator("split_step", Forced(), dt=0.1)
     with pytest.raises(ValueError, match="rtol"):
         make_integrator("dopri5", CGL(), rtol=-1.0)
+    with pytest.raises(ValueError, match="atol"):  # (a state with exact zeros: 0/0 in a relative norm)
+        make_integrator("dopri5", CGL(), rtol=1e-6, atol=0.0)
     with pytest.raises(ValueError, match="already registered"):
         register_integrator("rk4", order=4, adaptive=False, description="dup")(lambda p, **k: None)

@@ -50,7 +50,7 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
         with np.load(path, allow_pickle=False) as ck:
             saved = json.loads(str(ck["params"]))
             entries = {k: np.array(ck[k]) for k in ck.files}
-        missing = [k for k in ("y", "index", "t", "dt", "nfe", "steps", "rejected") if k not in entries]
+        missing = [k for k in _STATE_KEYS if k not in entries and k not in ("params", "f")]
         if missing or not isinstance(saved, dict):
             raise KeyError(", ".join(missing) or "params")
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:

@@ -433,8 +433,8 @@ class KelvinHelmholtzLab(Lab):
         use_cfl = not adaptive and self.cfl > 0
         # the largest decay rate of the kept modes, where a stepper does not take it exactly
         lin = problem.linear if problem.compact else problem.linear * grid.dealias
-        self._explicit_diffusion_rate = (0.0 if isinstance(stepper, FixedStepSemilinear)
-                                         else float(xp.max(xp.abs(lin))))
+        self._explicit_diffusion_rate = (float(xp.max(xp.abs(lin))) if use_cfl
+                                         and not isinstance(stepper, FixedStepSemilinear) else 0.0)
         frame_dt = self.t_end / self.n_snapshots
         self._grid, self._problem = grid, problem
         self._setup_diagnostics(grid, problem, y0)

@@ -1029,6 +1029,8 @@ def _mapped_chebyshev(n: int, half_height: float, cluster: float | None):
     return z, D / dz_ds[:, None]
 
 
+#: (cached: a lab asks again at every run start, resume and sweep point with the same numbers)
+@functools.lru_cache(maxsize=256)
 def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, n: int = 240,
                          return_phase_speed: bool = False, cluster: float | None = 0.1):
     r"""Temporal growth rate ``σ = α Im c`` of the most unstable mode of the Rayleigh equation
@@ -1070,6 +1072,8 @@ def rayleigh_growth_rate(alpha: float, profile=None, half_height: float = 10.0, 
     return (sigma, float(best.real)) if return_phase_speed else sigma
 
 
+#: (cached: a lab asks again at every run start, resume and sweep point with the same numbers)
+@functools.lru_cache(maxsize=256)
 def taylor_goldstein_growth_rate(alpha: float, J: float, thickness_ratio: float = 1.0, half_height: float = 10.0,
                                  n: int = 160, cluster: float | None = 0.1) -> float:
     r"""Temporal growth rate ``σ = α Im c`` of the most unstable mode of a stratified tanh shear layer, from
@@ -1091,7 +1095,7 @@ def taylor_goldstein_growth_rate(alpha: float, J: float, thickness_ratio: float 
     import numpy as np
 
     if J == 0:
-        return rayleigh_growth_rate(alpha, half_height=half_height, n=n, cluster=cluster)
+        return rayleigh_growth_rate(alpha, half_height=half_height, cluster=cluster)  # (at its own converged n)
     # the critical layer (where U = c) is singular here: collocation also yields spurious slowly growing
     # modes, which move when the grid changes. A mode counts only if a finer grid has it too.
     coarse, fine = (_taylor_goldstein_modes(alpha, J, thickness_ratio, half_height, m, cluster) for m in (n, n + n // 2))

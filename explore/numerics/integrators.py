@@ -151,8 +151,9 @@ def make_integrator(name: str, problem, dt: float | None = None, rtol: float | N
         raise ValueError(f"dt: the fixed-step integrator {name!r} needs a positive time step dt")
     if rtol is not None and not (math.isfinite(rtol) and rtol > 0):
         raise ValueError(f"rtol: must be a positive relative tolerance, got {rtol!r}")
-    if atol is not None and isinstance(atol, (int, float)) and not (math.isfinite(atol) and atol >= 0):
-        raise ValueError(f"atol: must be a non-negative absolute tolerance, got {atol!r}")
+    # (> 0: a spectral state holds exact zeros, so a purely relative error norm would divide 0 by 0)
+    if atol is not None and isinstance(atol, (int, float)) and not (math.isfinite(atol) and atol > 0):
+        raise ValueError(f"atol: must be a positive absolute tolerance, got {atol!r}")
     return info.factory(problem, dt=dt, rtol=rtol, atol=atol)
 
 
