@@ -476,8 +476,12 @@ def test_rk4_step_also_resolves_viscosity():
     RK4's real-axis stability limit, and the run goes wrong without blowing up (8 % off, budget
     residual ~1). The step also keeps dt max(ν, κ) K² ≤ 2.5, and rk4 agrees with etdrk4."""
     base = dict(preset="basic_shear", nx=128, nz=64, Re=100.0, t_end=1.0, n_snapshots=2)
-    rk4 = KelvinHelmholtzLab(**base, integrator="rk4").run()
+    lab = KelvinHelmholtzLab(**base, integrator="rk4")
+    rk4 = lab.run()
     etd = KelvinHelmholtzLab(**base).run()
+    # dt · max|ν K², κ K²| over the kept modes (the stepper's largest decay rate) within the limit
+    assert lab._explicit_diffusion_rate > 0
+    assert float(rk4.dt[1:].max()) * lab._explicit_diffusion_rate <= 2.5 * (1 + 1e-12)  # (frame 0: no step yet)
     scale = float(abs(etd.vorticity_final).max())
     assert float(abs(rk4.vorticity_final - etd.vorticity_final).max()) < 1e-6 * scale
     assert float(rk4.energy_budget_residual.max()) < 1e-3
