@@ -473,6 +473,20 @@ def test_log_axes_ignore_the_labs_stand_in_for_zero():
     assert _finite_extent(power, log=True) == (1e-6, 1e3)
 
 
+def test_a_first_frame_on_a_log_axis_gets_a_range_around_its_value(caplog):
+    """One frame of history is one point per curve (a zero among them, a gap on the log axis): the
+    log axis spans the point instead of a range padded down to zero, which HoloViews warned about."""
+    import holoviews as hv
+
+    from explore.ui.plots import convergence_overlay
+
+    history = {"time": np.array([0.0]), "divergence": np.array([3e-14]), "drift": np.array([0.0])}
+    with caplog.at_level("WARNING"):
+        figure = hv.render(convergence_overlay(history, [], logy=True), backend="bokeh")
+    assert 0 < figure.y_range.start < 3e-14 < figure.y_range.end
+    assert not [r for r in caplog.records if "Logarithmic axis" in r.getMessage()]
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

@@ -278,27 +278,33 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
     names = list(dict.fromkeys(k for h in [history, *(r["history"] for r in earlier)] for k in h if k != "time"))
     palette = _colors()
     color = {k: palette[i % len(palette)] for i, k in enumerate(names)}
-    curves = []
+    curves, drawn = [], []
     for i, run in enumerate(earlier):
         h = run["history"]
         dash = EARLIER_RUN_DASHES[i % len(EARLIER_RUN_DASHES)]
         for key, y in h.items():
             if key == "time":
                 continue
+            drawn.append(fix(y))
             curves.append(
-                hv.Curve((h["time"], fix(y)), kdim, vdim, label=str(run["label"])).opts(
+                hv.Curve((h["time"], drawn[-1]), kdim, vdim, label=str(run["label"])).opts(
                     color=color[key], line_dash=dash, alpha=0.6, line_width=1.5
                 )
             )
     for key, y in history.items():
         if key == "time":
             continue
-        curves.append(hv.Curve((history["time"], fix(y)), kdim, vdim, label=key).opts(
+        drawn.append(fix(y))
+        curves.append(hv.Curve((history["time"], drawn[-1]), kdim, vdim, label=key).opts(
             color=color[key], line_width=2))
     if not curves:  # an empty placeholder keeps the overlay's axes
         curves.append(hv.Curve(([], []), kdim, vdim))
-    return hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True,
-                                   show_grid=True, title="", legend_opts=dict(LEGEND_OPTS))
+    overlay = hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True,
+                                      show_grid=True, title="", legend_opts=dict(LEGEND_OPTS))
+    # on a log axis the y range is given: HoloViews pads a single value (a first frame) down to 0 or
+    # below on its own, and warns for the log axis
+    y_range = _padded(_finite_extent(*drawn, log=True), log=True) if logy else None
+    return overlay.opts(ylim=y_range) if y_range is not None else overlay
 
 
 def _finite_extent(*arrays: np.ndarray, log: bool = False) -> tuple[float, float] | None:
