@@ -53,9 +53,9 @@ def test_console_script_progress_and_exit_code(tmp_path):
         (["run", "nlse", "--set", "N"], "NAME=VALUE"),
         (["run", "nlse", "--backend", "cupy", "--set", "t_end=0.1"], "cupy"),
         (["run", "nlse", "--set", "atol=0"], "atol"),
-        # file names are checked before the run, not after it
-        (["run", "nlse", "--set", "t_end=1e6", "--out", "/no/such/folder/run.nc"], "the folder of '--out'"),
-        (["run", "nlse", "--set", "t_end=1e6", "--out", "/"], "'--out' = '/' is a folder"),
+        # file names are checked before the run, not after it (see the test below)
+        (["run", "nlse", "--out", "/no/such/folder/run.nc"], "the folder of '--out'"),
+        (["run", "nlse", "--out", "/"], "'--out' = '/' is a folder"),
         (["run", "kelvin_helmholtz", "--set", "resume_from=/"], "'resume_from' = '/' is not a file"),
         (["run", "kelvin_helmholtz", "--set", "checkpoint_file=/"], "'checkpoint_file' = '/' is a folder"),
         (["run", "reaction_diffusion", "--set", "snapshot_file=/"], "'snapshot_file' = '/' is a folder"),
@@ -66,6 +66,19 @@ def test_clear_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("out", ["/no/such/folder/run.nc", "/"])
+def test_the_output_file_is_checked_before_the_run(out, monkeypatch, capsys):
+    """A bad ``--out`` is refused before any time is spent: the run itself must not start."""
+    from explore.labs.nlse import NLSELab
+
+    def no_run(self, callback=None):
+        raise AssertionError("the run started before '--out' was checked")
+
+    monkeypatch.setattr(NLSELab, "run", no_run)
+    assert main(["run", "nlse", "--out", out]) == 2
+    assert "'--out'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("lab", ["reaction_diffusion", "kelvin_helmholtz"])
