@@ -307,6 +307,19 @@ def test_energy_budget_closes_at_second_order_in_dt():
     assert 3.5 < res[0] / res[1] < 4.5, res
 
 
+def test_first_same_as_last_steppers_record_the_budget_at_each_step_start():
+    """dopri5 starts a step from the last one's final derivative; the budget must still be taken at
+    (t0, y0). Then its residual is the trapezoid rule's over its steps, as for etdrk4: ∝ h², so
+    about etdrk4's times (steps_etdrk4 / steps_dopri5)². Taken at the second stage instead it was
+    ~30× that (3.2e-3)."""
+    runs = {name: KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, t_end=1.0, n_snapshots=5,
+                                     integrator=name).run() for name in ("dopri5", "etdrk4")}
+    dp, etd = runs["dopri5"], runs["etdrk4"]
+    expected = float(etd.energy_budget_residual.max()) * (int(etd.steps[-1]) / int(dp.steps[-1])) ** 2
+    assert float(dp.energy_budget_residual.max()) < 2 * expected < 5e-4
+    assert float(dp.pe_budget_residual.max()) < 5e-4
+
+
 def test_mixing_diagnostics_behave_physically():
     """basic_shear to t = 20 on 64 × 32: the billows mix irreversibly. The background PE never
     decreases, the available PE is never negative (and ~0 at t = 0: only the truncated initial profile's
