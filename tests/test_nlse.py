@@ -140,6 +140,37 @@ def test_numerics_run_on_array_api_strict():
         np.testing.assert_allclose(strict[2:], plain[2:], rtol=1e-12)
 
 
+# ------------------------------------------------------------------ entropies of |ψ|²
+def test_entropies_of_a_uniform_density_are_exact():
+    """p = 1/n everywhere: Shannon and every Rényi entropy are ln n; Tsallis is (1 - n^(1-q)) / (q - 1)."""
+    from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
+
+    n = 1000
+    density = np.full(n, 0.37)
+    assert shannon_entropy(density) == pytest.approx(math.log(n), rel=1e-15)
+    for q in (0.5, 2.0, 10.0):
+        assert renyi_entropy(density, q) == pytest.approx(math.log(n), rel=1e-13)
+        assert tsallis_entropy(density, q) == pytest.approx((1 - n ** (1 - q)) / (q - 1), rel=1e-13)
+
+
+@pytest.mark.parametrize("xp", [np, array_api_strict], ids=["numpy", "array_api_strict"])
+def test_entropies_tend_to_shannon_as_q_tends_to_1(xp):
+    """|R_q - S| and |T_q - S| are O(|q - 1|) (≈ 1e-9 at q = 1 ± 1e-10 for a soliton's |ψ|²): the
+    sums near 1 are taken as sum p (p^(q-1) - 1), not as 1 - sum p^q, which lost ~7 digits there (a
+    2.5e-7 relative error at q = 1 + 1e-10). Far from 1 (q = 10) the Rényi entropy is log(sum p^q)."""
+    from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
+
+    x = -25 + 50 / 512 * np.arange(512)
+    density = xp.asarray((2 / np.cosh(2 * (x + 10))) ** 2)
+    shannon = shannon_entropy(density)
+    for eps in (1e-10, -1e-10, 1e-12):
+        for entropy in (renyi_entropy, tsallis_entropy):
+            assert abs(entropy(density, 1 + eps) - shannon) < 20 * abs(eps) * shannon
+    p = np.asarray(density) / float(np.sum(np.asarray(density)))
+    assert renyi_entropy(density, 10.0) == pytest.approx(math.log(np.sum(p**10)) / -9, rel=1e-14)
+    assert tsallis_entropy(density, 10.0) == pytest.approx((1 - np.sum(p**10)) / 9, rel=1e-14)
+
+
 def test_frames_and_result_shapes():
     lab = NLSELab(preset="two_soliton", N=256, t_end=1.0, n_snapshots=5)
     frames = list(lab.frames())
