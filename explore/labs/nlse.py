@@ -189,8 +189,11 @@ class NLSELab(Lab):
         if self.dealias == "two_thirds":
             u = problem.projector * u  # truncated modes then stay zero
         info = INTEGRATORS[self.integrator]
-        stepper = make_integrator(self.integrator, problem, dt=None if info.adaptive else self.dt,
-                                  rtol=self.rtol, atol=self.atol)
+        interval = self.t_end / self.n_snapshots
+        # fixed step: whole steps fill each frame interval, all of exactly the same size (a full dt and a
+        # clipped remainder would make a step-size study measure two step sizes)
+        h = None if info.adaptive else interval / max(1, math.ceil(interval / self.dt - 1e-9))
+        stepper = make_integrator(self.integrator, problem, dt=h, rtol=self.rtol, atol=self.atol)
         state = stepper.init(0.0, u)
         self._x_host = to_host(grid.x[0])
         k_host = to_host(grid.k[0])

@@ -396,7 +396,7 @@ def defect_count(u, v) -> tuple[int, int]:
 def pattern_regions(v) -> tuple[int, float]:
     """``(number of regions, area fraction)`` of a Gray–Scott pattern: the connected parts (periodic,
     4-neighbour) of where ``v`` exceeds the midpoint of its range. Spots give many small regions,
-    stripes one connected labyrinth; a uniform field (range below 1e-6 of its size) gives ``(0, 0.0)``.
+    stripes one connected labyrinth; a uniform field (range at most 1e-6 · max(1, |v|)) gives ``(0, 0.0)``.
     Host NumPy (connected-component labelling is not an array-API operation)."""
     import numpy as np
     from scipy import ndimage
