@@ -171,6 +171,15 @@ def test_entropies_tend_to_shannon_as_q_tends_to_1(xp):
     assert tsallis_entropy(density, 10.0) == pytest.approx((1 - np.sum(p**10)) / 9, rel=1e-14)
 
 
+def test_whole_equal_steps_fill_each_frame_interval():
+    """dt = 0.003 against frames 0.2 apart is 67 steps of 0.2 / 67 a frame, the run with that step
+    exactly (not 66 steps of 0.003 and a clipped one of 0.002)."""
+    runs = [NLSELab(preset="single_soliton", integrator="etdrk4", t_end=0.4, n_snapshots=2, dt=dt).run()
+            for dt in (0.003, 0.2 / 67)]
+    assert int(runs[0].steps[-1]) == 2 * 67
+    np.testing.assert_array_equal(final_psi(runs[0]), final_psi(runs[1]))
+
+
 def test_frames_and_result_shapes():
     lab = NLSELab(preset="two_soliton", N=256, t_end=1.0, n_snapshots=5)
     frames = list(lab.frames())
