@@ -227,6 +227,10 @@ def test_radial_spectrum_sums_to_the_variance():
     _, power = rd.radial_spectrum(rd.rfft2(w), grid)
     # shells up to N/2 miss only the corner modes, which the smooth field barely has
     assert float(np.sum(power)) == pytest.approx(float(np.var(w[0]) + np.var(w[1])), rel=1e-6)
+    # with the corners (shells up to N/√2) even white noise is summed whole
+    noise = np.random.default_rng(1).standard_normal((2, 32, 32))
+    _, power = rd.radial_spectrum(rd.rfft2(noise), grid, bins=math.ceil(32 / math.sqrt(2)))
+    assert float(np.sum(power)) == pytest.approx(float(np.var(noise[0]) + np.var(noise[1])), rel=1e-13)
 
 
 @pytest.mark.parametrize("xp", [NP, array_api_strict], ids=["numpy", "array_api_strict"])
@@ -282,6 +286,24 @@ def test_frames_are_reduced_for_display():
     assert f.samples["u"].values.shape == (128, 128) and f.samples["phase_portrait"].x.size <= 10_000
     assert f.spectrum.logy and f.spectrum.x.size == 64
     assert [fr.time for fr in frames] == pytest.approx([0.0, 0.1, 0.2])
+
+
+@pytest.mark.parametrize("a", [1.0, 1e-90, 1e-200])
+def test_moments_of_a_field_decaying_to_zero(a):
+    """[0, 0, 0, a]: variance 3a²/16 and excess kurtosis 21/9 - 3 = -2/3 whatever a; at a = 1e-90
+    (a Gray–Scott v decaying to 0) var² underflowed to 0 and the run died in a division by zero."""
+    mean, var, kurtosis = rd.moments(np.array([0.0, 0.0, 0.0, a]))
+    assert mean == a / 4 and kurtosis == pytest.approx(-2 / 3, rel=1e-13)
+    if a > 1e-150:  # (3a²/16 underflows below that)
+        assert var == pytest.approx(3 * a * a / 16, rel=1e-13, abs=0)
+
+
+def test_a_uniform_decay_to_a_fixed_point_is_not_an_oscillation():
+    """Gray–Scott spots at kill 0.075 die out: the uniform state approaches (1, 0) with a relative rate
+    falling ~6× a frame. It lost its contrast long ago but does not oscillate: transient, then steady."""
+    ds = ReactionDiffusionLab(preset="spots", kill=0.075, N=64, t_end=700.0, snapshot_dt=50.0, frame_dt=50.0).run()
+    regimes = [REGIMES[int(r)] for r in ds.regime.values]
+    assert "homogeneous_oscillation" not in regimes and regimes[-1] == "steady", regimes
 
 
 def test_regimes():

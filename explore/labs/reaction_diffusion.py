@@ -41,6 +41,9 @@ DECAY_RATIO = 1e-3
 #: a windowed statistic is stationary when its relative spread stays below this; it fluctuates
 #: (rather than drifts) when it moves back against its trend by more than this fraction of itself
 STATIONARY_SPREAD = 1e-2
+#: frames over which a homogeneous oscillation's relative rate (its frequency) must be stationary: a
+#: uniform state that decays to a fixed point (Gray–Scott's (1, 0)) has lost its contrast too
+OSCILLATION_FRAMES = 4
 #: a relative change or contrast this small is round-off: nothing moves, or nothing varies in space
 ROUNDOFF = 1e-10
 #: side of Pearson's perturbed square: 20 grid points of 256 on a box of side 2.5
@@ -345,7 +348,9 @@ class ReactionDiffusionLab(Lab):
           steadily and what is left of the change, ``r/γ`` with ``γ`` the window's decay constant of
           ``r``, is below ``DECAY_RATIO`` of the state; or the state moves by round-off only;
         * homogeneous oscillation: the spatial contrast (std/rms) has fallen ``DECAY_RATIO`` below its
-          maximum over the run, or is at round-off (the rate is then the oscillation's frequency);
+          maximum over the run, or is at round-off, and the rate (then the oscillation's frequency) has
+          kept a relative spread below ``STATIONARY_SPREAD`` over the last ``OSCILLATION_FRAMES``
+          frames (a uniform state still approaching a fixed point is transient until it is steady);
         * periodic: over the window the count (spiral cores, or Gray–Scott pattern regions) is constant
           and the variance and the rate keep a relative spread below ``STATIONARY_SPREAD``;
         * chaotic: spiral cores are created (λ–ω: a smooth evolution only annihilates these
@@ -368,7 +373,10 @@ class ReactionDiffusionLab(Lab):
         if len(h) == REGIME_WINDOW and _settles(h[:, 0], h[:, 2]):
             return REGIMES.index("steady")
         if contrast <= max(DECAY_RATIO * m["contrast"], ROUNDOFF):
-            return REGIMES.index("homogeneous_oscillation")
+            recent = h[-OSCILLATION_FRAMES:, 2]
+            if len(recent) == OSCILLATION_FRAMES and np.ptp(recent) <= STATIONARY_SPREAD * recent.mean():
+                return REGIMES.index("homogeneous_oscillation")
+            return REGIMES.index("transient")  # uniform, but still settling (towards a fixed point?)
         if len(h) < REGIME_WINDOW:
             return REGIMES.index("transient")
         stats = h[:, 1:]
