@@ -9,10 +9,12 @@ Two-dimensional incompressible Boussinesq flow in the x–z plane, periodic in x
 solved in vorticity–streamfunction form (velocity divergence-free by construction), Fourier × sine/cosine
 pseudo-spectral with 2/3 dealiasing (:mod:`explore.numerics.boussinesq`), and an exponential
 integrator (ETDRK4 or IF-RK4: viscosity and diffusion exact) whose step follows a CFL number.
-``ρ`` is the density anomaly in units of the jump ``Δρ = |rho_bottom - rho_top|`` (so ``Ri`` is the bulk
-Richardson number ``g Δρ Lref / (ρ0 U²)``, and the sign of the jump is in ``ρ``: heavier fluid on top
-starts statically unstable; the gradient Richardson number at the centre of a tanh
-layer is ``Ri · shear_thickness² / (2 · density_thickness)``).
+Velocities are in units of a reference velocity ``Uref`` (``velocity`` = U0 is given in it) and ``ρ`` is
+the density anomaly in units of the jump ``Δρ = |rho_bottom - rho_top|``: ``Re = Uref Lref / ν`` and
+``Ri = g Δρ Lref / (ρ0 Uref²)``, so a layer of U0 ≠ 1 has Reynolds number ``U0 Re`` and bulk Richardson
+number ``Ri / U0²``. The sign of the jump is in ``ρ``: heavier fluid on top starts statically unstable.
+The gradient Richardson number at the centre of a tanh layer is
+``Ri · shear_thickness² / (2 · density_thickness · U0²)``.
 
 Energy budgets (walls), each integrated by the trapezoid rule over the steps and reported as a
 relative residual: ``dKE/dt = -ε + B + P`` (dissipation, buoyancy flux ``B = -Ri <w ρ>``, forcing
@@ -135,7 +137,7 @@ class KelvinHelmholtzLab(Lab):
     profile = param.Selector(default="single", objects=["single", "double"],
                              doc="Velocity profile: single tanh shear layer, or double shear (a jet, two layers).")
     velocity = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 2),
-                            doc="Velocity jump half-amplitude U0: u = ±U0 on either side of a layer.")
+                            doc="Velocity jump half-amplitude U0 (in the units' Uref): u = ±U0 on either side of a layer.")
     shear_thickness = param.Number(0.05, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.01, 0.2),
                                    doc="Shear-layer thickness δ: U = U0 tanh(z/δ).")
     density_thickness = param.Number(None, bounds=(0, None), inclusive_bounds=(False, True), allow_None=True,
@@ -155,9 +157,10 @@ class KelvinHelmholtzLab(Lab):
                               doc="Density of the lower fluid (heavier below: stable stratification; lighter "
                                   "below: heavy over light, statically unstable, with walls only).")
     Re = param.Number(1000.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(10, 20000),
-                      doc="Reynolds number U0 Lref / ν.")
+                      doc="Reynolds number Uref Lref / ν of the units (the layer's is velocity · Re).")
     Ri = param.Number(0.25, bounds=(0, None), softbounds=(0, 1),
-                      doc="Bulk Richardson number g Δρ Lref / (ρ0 U0²) (0: unstratified, density passive).")
+                      doc="Bulk Richardson number g Δρ Lref / (ρ0 Uref²) of the units (the layer's is Ri / velocity²; "
+                          "0: unstratified, density passive).")
     Pr = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 10),
                       doc="Prandtl (Schmidt) number ν / κ.")
     rotation = param.Number(0.0, softbounds=(0, 2),
