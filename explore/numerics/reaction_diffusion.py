@@ -327,7 +327,7 @@ def moments(f) -> tuple[float, float, float]:
     d = f - mean
     size = float(xp.max(xp.abs(d)))
     mean = float(mean)
-    if size <= 1e-12 * abs(mean) or size == 0.0:  # uniform to round-off: kurtosis is undefined; report 0
+    if size <= 1e-12 * abs(mean):  # uniform to round-off (or exactly): kurtosis is undefined; report 0
         return mean, float(xp.mean(d * d)), 0.0
     z = d / size
     m2, m4 = float(xp.mean(z * z)), float(xp.mean(z * z * z * z))
