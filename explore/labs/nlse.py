@@ -39,6 +39,9 @@ INITIAL_CONDITIONS = {
 }
 
 
+#: the truncation rules of ``dealias``: the share of the Nyquist wavenumber kept in the nonlinear term
+TRUNCATIONS = {"two_thirds": 2 / 3, "half": 1 / 2}
+
 @register_lab
 class NLSELab(Lab):
     """Solitons, collisions, breathers and modulation instability of the focusing cubic NLSE."""
@@ -98,8 +101,10 @@ class NLSELab(Lab):
     L = param.Number(50.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(5, 200),
                      doc="Domain length: x in [-L/2, L/2), periodic.")
     N = param.Integer(512, bounds=(16, 2**20), softbounds=(16, 4096), doc="Number of grid points (Fourier modes).")
-    dealias = param.Selector(default="none", objects=["none", "two_thirds", "filter"],
-                             doc="Treatment of the nonlinear term: none, 2/3-rule truncation, or the exponential filter exp(-36 (|k|/k_c)^36).")
+    dealias = param.Selector(default="none", objects=["none", "two_thirds", "half", "filter"],
+                             doc="Treatment of the nonlinear term: none; 2/3-rule truncation (Orszag's rule, exact for "
+                                 "quadratic products: the cubic |ψ|²ψ keeps some aliasing); ½-rule truncation (none "
+                                 "left for the cubic term); or the exponential filter exp(-36 (|k|/k_c)^36).")
     integrator = param.Selector(default="dop853", objects=list(INTEGRATORS),
                                 doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
@@ -173,8 +178,8 @@ class NLSELab(Lab):
         return xp.astype(psi, xp.complex128)
 
     def _projector(self, grid: FourierGrid):
-        if self.dealias == "two_thirds":
-            return grid.dealias_mask(2 / 3)
+        if self.dealias in TRUNCATIONS:
+            return grid.dealias_mask(TRUNCATIONS[self.dealias])
         if self.dealias == "filter":
             return grid.exponential_filter(36.0, 36, 2 / 3)
         return None
@@ -186,7 +191,7 @@ class NLSELab(Lab):
         psi0 = self.initial_state(grid)
         self.ensure_finite(psi0, 0.0, "the initial condition ψ(x, 0)")
         u = grid.fft(psi0)
-        if self.dealias == "two_thirds":
+        if self.dealias in TRUNCATIONS:
             u = problem.projector * u  # truncated modes then stay zero
         info = INTEGRATORS[self.integrator]
         interval = self.t_end / self.n_snapshots

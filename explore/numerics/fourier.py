@@ -123,13 +123,16 @@ class FourierGrid:
         return r
 
     def dealias_mask(self, fraction: float = 2 / 3):
-        """1 where every ``|k_j| <= fraction * k_nyquist_j``, else 0 (Orszag's 2/3 rule).
+        """1 where every ``|k_j| < fraction * k_nyquist_j``, else 0 (Orszag's 2/3 rule).
 
-        Multiplying a quadratic (or cubic, with ``fraction=1/2``) product by this mask removes the
-        aliased modes of the pseudo-spectral product.
+        Multiplying a quadratic (or cubic, with ``fraction=1/2``) product of masked fields by this mask
+        removes the aliased modes of the pseudo-spectral product. The bound is strict: a product of
+        ``p`` factors with modes ``|m| ≤ K`` (``N`` points) aliases into ``|m| ≤ K`` unless
+        ``(p + 1) K < N``; the mode at exactly ``K = N/(p + 1)`` (``N/4`` for a cubic term on the
+        usual power-of-two grids) would alias onto itself.
         """
         xp = self.xp
-        return xp.astype(self._scaled_radius() <= fraction * (1 + 1e-12), xp.float64)
+        return xp.astype(self._scaled_radius() < fraction * (1 - 1e-12), xp.float64)
 
     def exponential_filter(self, alpha: float = 36.0, order: int = 36, cutoff: float = 2 / 3):
         """Smooth spectral filter ``sigma(k) = exp(-alpha (|k|/k_c)^order)``, ``k_c = cutoff * k_nyquist``.

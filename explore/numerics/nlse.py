@@ -20,8 +20,10 @@ from explore.numerics.fourier import FourierGrid
 class NLSEProblem:
     """Semilinear form of the NLSE on a :class:`FourierGrid` (state: Fourier coefficients).
 
-    ``projector`` (a 2/3 mask or an exponential filter, or ``None``) multiplies the nonlinear
-    term, so aliased modes never enter the state.
+    ``projector`` (a truncation mask or an exponential filter, or ``None``) multiplies the nonlinear
+    term (in split-step: the nonlinear flow's increment). A mask of ``|k| ≤ k_N/2`` keeps every aliased
+    mode of the cubic product out of the state; Orszag's 2/3 mask, exact for quadratic products, lets
+    the aliases of the cubic one's modes in ``(k_N, 2 k_N]`` back in.
     """
 
     def __init__(self, grid: FourierGrid, projector=None):
@@ -39,7 +41,11 @@ class NLSEProblem:
         xp = self.grid.xp
         psi = self.grid.ifft(u_hat)
         out = self.grid.fft(psi * xp.exp(1j * dt * xp.real(psi * xp.conj(psi))))
-        return out if self.projector is None else self.projector * out
+        if self.projector is None:
+            return out
+        # only the increment is projected: filtering the whole state at every call would damp it more,
+        # the smaller the step (split-step makes 1, 3 or 7 calls a step), and the method not converge
+        return u_hat + self.projector * (out - u_hat)
 
     def max_linear_rate(self) -> float:
         """``max |L|`` = k_max^2 / 2: the stiffness an explicit method must resolve."""
@@ -80,15 +86,17 @@ def _wrap(x, L: float):
 def soliton(x, t: float, amplitude: float, position: float, velocity: float, L: float | None = None):
     r"""Bright soliton :math:`A\,\mathrm{sech}(A(x - x_0 - vt))\, e^{i(vx + (A^2 - v^2)t/2)}`.
 
-    With ``L`` the envelope is wrapped periodically (its phase ``e^{ivx}`` is periodic only when
-    ``vL/2π`` is an integer; the envelope is ~0 at the boundary in the presets).
+    With ``L`` the soliton travels through the periodic boundary: its envelope and its carrier
+    ``e^{iv(x − x₀ − vt)}`` are taken at the wrapped distance from the centre, so the phase under the
+    soliton stays continuous as it crosses the edge (``e^{ivx}`` itself is periodic only when ``vL/2π``
+    is an integer; the jump is left where the envelope is smallest, opposite the centre).
     """
     xp = array_namespace(x)
     xi = x - position - velocity * t
     if L is not None:
         xi = _wrap(xi, L)
     envelope = amplitude / xp.cosh(amplitude * xi)
-    phase = velocity * x + 0.5 * (amplitude**2 - velocity**2) * t
+    phase = velocity * (xi + position + velocity * t) + 0.5 * (amplitude**2 - velocity**2) * t
     return envelope * xp.exp(1j * phase)
 
 
