@@ -455,12 +455,20 @@ def _v3_statistics(model, levels, samples=None):
     return _ems.statistics(raw, data, float(lam.min()), float(lam.max()), **opts)
 
 
+def _final_step_cap(o, p: int) -> int:
+    """``lower_order_final`` makes the last step order 1 at every step count (as UniPC's reference code
+    does), and nothing corrects it (no model call follows): its O(h²) local error caps the global
+    order at 2."""
+    return min(p, 2) if o.get("lower_order_final", False) else p
+
+
 def _v3_theory(o):
     corrector = o.get("corrector", True)
     p = o["order"] + (1 if corrector else 0)
     if o.get("pseudo", False):
         p = min(p, 2)
-    return p if o["warmup"] == "singlestep" else min(p, 3 if corrector else 2)
+    p = p if o["warmup"] == "singlestep" else min(p, 3 if corrector else 2)
+    return _final_step_cap(o, p)
 
 
 @register_sampler("dpm_solver_v3", theory=_v3_theory, orders=(1, 2, 3), multistep=True, order=2,
@@ -609,7 +617,8 @@ def pndm(model, x, levels, *, rng=None, callback=None, start="plms"):
     ``start="plms"``: one improved-Euler step (2 NFE) then AB2, AB3, AB4 (as common libraries do);
     ``start="prk"``: the paper's pseudo Runge–Kutta (4 NFE) for the first three steps. The AB
     weights assume equal steps in the schedule's time, so on non-uniform sigma-bar steps the
-    order is lower than 4 (measured ~2 with plms, ~3 with prk; see the tests).
+    order is 2 with either start (with prk the error falls faster at a few dozen steps, then with
+    slope 2 too; see the tests).
     """
     ets: list = []
     for i in range(levels.steps):
@@ -683,7 +692,8 @@ def _unipc_update(x, hist, lam_t, a_t, s_t, s0, order, variant, m_t=None):
 
 def _unipc_theory(o):
     p = o["order"] + (1 if o.get("corrector", True) else 0)
-    return p if o["warmup"] == "singlestep" else min(p, 3 if o.get("corrector", True) else 2)
+    p = p if o["warmup"] == "singlestep" else min(p, 3 if o.get("corrector", True) else 2)
+    return _final_step_cap(o, p)
 
 
 @register_sampler("unipc", theory=_unipc_theory, orders=(1, 2, 3), multistep=True,
@@ -875,7 +885,9 @@ def _sa_coefficients(lams: list[float], lam0: float, lam1: float, tau: float) ->
 def _sa_theory(o):
     if o.get("tau", 1.0) > 0:
         return 0
-    return o["order"] + (1 if o.get("corrector", True) else 0)
+    corrector = o.get("corrector", True)
+    # the first step is first order (one point; corrected: local error O(h³)), which caps the method
+    return min(o["order"] + (1 if corrector else 0), 3 if corrector else 2)
 
 
 @register_sampler("sa_solver", theory=_sa_theory, orders=(1, 2, 3), stochastic=True, multistep=True,
