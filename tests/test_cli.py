@@ -60,6 +60,11 @@ def test_console_script_progress_and_exit_code(tmp_path):
         (["run", "kelvin_helmholtz", "--set", "checkpoint_file=/"], "'checkpoint_file' = '/' is a folder"),
         (["run", "reaction_diffusion", "--set", "snapshot_file=/"], "'snapshot_file' = '/' is a folder"),
         (["run", "reaction_diffusion", "--set", "resume_from=/"], "'resume_from' = '/' is not a file"),
+        # the real step is min(dt, snapshot_dt): 1e8 steps, refused before the run
+        (["run", "reaction_diffusion", "--set", "N=8", "--set", "t_end=1e4", "--set", "snapshot_dt=1e-4",
+          "--set", "frame_dt=1e4", "--set", "dt=1"], "needs 1e+08 steps"),
+        (["run", "reaction_diffusion", "--set", "L=1e-160"], "'L' = 1e-160 is too small"),
+        (["run", "kelvin_helmholtz", "--set", "Lx=5e-324"], "'Lx' = 4.94066e-324 is too small"),
     ],
 )
 def test_clear_errors(argv, message, capsys):
@@ -86,11 +91,28 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(lab, tmp_path, capsy
     import numpy as np
 
     (tmp_path / "garbage.npz").write_text("not a checkpoint")
+    (tmp_path / "empty.npz").write_bytes(b"")
     np.savez(tmp_path / "other.npz", a=1)
-    for name in ("garbage.npz", "other.npz"):
+    np.save(tmp_path / "array.npy", [0.0])
+    for name in ("garbage.npz", "empty.npz", "other.npz", "array.npy"):
         assert main(["run", lab, "-q", "--set", f"resume_from={tmp_path / name}"]) == 2
         err = capsys.readouterr().err
         assert "'resume_from'" in err and "is not a checkpoint of this lab" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "reaction_diffusion", "--set", "N=16", "--set", "integrator=dop853", "--set", "t_end=1e300",
+     "--set", "snapshot_dt=1e300", "--set", "frame_dt=1e300"],
+    ["run", "kelvin_helmholtz", "--set", "nx=16", "--set", "nz=8", "--set", "integrator=dop853",
+     "--set", "t_end=1e300", "--set", "n_snapshots=1"],
+    ["run", "nlse", "--set", "N=64", "--set", "t_end=1e300", "--set", "n_snapshots=1"],
+], ids=["reaction_diffusion", "kelvin_helmholtz", "nlse"])
+def test_an_adaptive_run_that_would_never_end_is_stopped(argv, capsys):
+    """The step of an adaptive run is known only as it goes: after 1024 steps the run projects its
+    length at the average step so far and stops beyond 5e7 steps (these ran for days)."""
+    assert main([*argv, "-q"]) == 3
+    err = capsys.readouterr().err
+    assert "stopped" in err and "Shorten 't_end'" in err and "Traceback" not in err
 
 
 def test_divergence_exit_code(capsys):

@@ -320,6 +320,33 @@ def test_first_same_as_last_steppers_record_the_budget_at_each_step_start():
     assert float(dp.pe_budget_residual.max()) < 5e-4
 
 
+def test_a_flow_blowing_up_within_a_frame_is_stopped():
+    """Ri = 1e6: the buoyancy oscillation is far too fast for the CFL step, the flow blows up but stays
+    finite while the step keeps being divided (it ran 17 million steps of ~1e-40): the step budget is
+    checked inside the frame interval too."""
+    with pytest.raises(SolverDiverged, match="stopped .* CFL step"):
+        KelvinHelmholtzLab(nx=32, nz=16, t_end=0.5, n_snapshots=2, Ri=1e6).run()
+
+
+def test_miles_howard_no_theory_growth_where_the_gradient_richardson_number_is_a_quarter(monkeypatch):
+    """Single-mode stratified start: where J cosh⁴(z/δ)/cosh²(z/δ_ρ) ≥ 1/4 between the walls the
+    theory rate is 0 by Miles–Howard, without an eigenproblem (at a tiny velocity, J = inf, that
+    failed)."""
+    from explore.numerics import boussinesq as bq
+
+    solved = []
+    solver = bq.taylor_goldstein_growth_rate
+    monkeypatch.setattr(bq, "taylor_goldstein_growth_rate", lambda *a, **k: solved.append(a) or solver(*a, **k))
+    single = dict(noise=0.0, perturbation=0.01)
+    assert KelvinHelmholtzLab(**single, Ri=0.1)._theory_rate() > 0 and len(solved) == 1  # J = 0.0025
+    assert KelvinHelmholtzLab(**single, Ri=10.0)._theory_rate() == 0.0 and len(solved) == 1  # J = 0.25
+    assert KelvinHelmholtzLab(**single, velocity=1e-170)._theory_rate() == 0.0 and len(solved) == 1
+    # a density layer thinner than the shear layer / √2: J ≥ 1/4 at the centre is not enough (Ri_g falls
+    # away from it), so the eigenproblem decides
+    KelvinHelmholtzLab(**single, Ri=10.0, density_thickness=0.01)._theory_rate()
+    assert len(solved) == 2
+
+
 def test_mixing_diagnostics_behave_physically():
     """basic_shear to t = 20 on 64 × 32: the billows mix irreversibly. The background PE never
     decreases, the available PE is never negative (and ~0 at t = 0: only the truncated initial profile's

@@ -306,6 +306,23 @@ def test_a_uniform_decay_to_a_fixed_point_is_not_an_oscillation():
     assert "homogeneous_oscillation" not in regimes and regimes[-1] == "steady", regimes
 
 
+def test_the_snapshot_file_is_its_own_file(tmp_path):
+    """The snapshots and the checkpoint need a file each (sharing one, the checkpoint's rename replaced
+    the snapshots silently); a file to continue that is no snapshot file is refused by name."""
+    base = dict(N=16, t_end=1.0, snapshot_dt=0.1, frame_dt=0.5)
+    same = str(tmp_path / "run.bin")
+    with pytest.raises(ValueError, match="'snapshot_file' and 'checkpoint_file' are the same file"):
+        ReactionDiffusionLab(**base, snapshot_file=same, checkpoint_file=same).run()
+    checkpoint = str(tmp_path / "c.npz")
+    ReactionDiffusionLab(**base, checkpoint_file=checkpoint).run()
+    with pytest.raises(ValueError, match="'snapshot_file' and 'resume_from' are the same file"):
+        ReactionDiffusionLab(**{**base, "t_end": 2.0}, resume_from=checkpoint, snapshot_file=checkpoint).run()
+    other = tmp_path / "notes.nc"
+    other.write_text("not netCDF")
+    with pytest.raises(ValueError, match="snapshot_file .* cannot continue this run: it is not a snapshot file"):
+        ReactionDiffusionLab(**{**base, "t_end": 2.0}, resume_from=checkpoint, snapshot_file=str(other)).run()
+
+
 def test_regimes():
     decay = ReactionDiffusionLab(preset="pattern_decay", frame_dt=2.0).run()
     # rd-spiral calls this end state "homogeneous"; it is the uniform limit cycle |w| = 1

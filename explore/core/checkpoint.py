@@ -47,13 +47,16 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
     Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params``.
     """
     try:
-        with np.load(path, allow_pickle=False) as ck:
+        ck = np.load(path, allow_pickle=False)
+        if not isinstance(ck, np.lib.npyio.NpzFile):  # a plain .npy array
+            raise ValueError("an array, not an .npz archive")
+        with ck:
             saved = json.loads(str(ck["params"]))
             entries = {k: np.array(ck[k]) for k in ck.files}
         missing = [k for k in _STATE_KEYS if k not in entries and k not in ("params", "f")]
         if missing or not isinstance(saved, dict):
             raise KeyError(", ".join(missing) or "params")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # (EOFError: an empty file)
         raise ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
                          f"({type(exc).__name__}: {exc})") from None
     diff = [k for k in params if not _same(saved.get(k), params[k])]

@@ -17,6 +17,12 @@ import param
 from explore.core.backend import BACKENDS, get_namespace, to_host
 from explore.core.frame import Frame
 
+#: a run whose steps so far, continued at their average size, would need more steps than this to reach
+#: its end is stopped (an adaptive run told to go to t = 1e300, or one whose step has collapsed)
+MAX_RUN_STEPS = 5e7
+#: every how many steps a run checks that projection
+PROGRESS_CHECK_EVERY = 1024
+
 
 class SolverDiverged(RuntimeError):
     """A run produced a non-finite value (or, ``what``, cannot go on); the message says when, what,
@@ -183,6 +189,21 @@ class Lab(param.Parameterized):
         xp = self.xp if not hasattr(x, "__array_namespace__") else x.__array_namespace__()
         if not bool(xp.all(xp.isfinite(x))):
             raise SolverDiverged(time, quantity, self.divergence_hint)
+
+    def ensure_progress(self, state, t_end: float) -> None:
+        """Raise :class:`SolverDiverged` ("stopped") if the run, from t = 0 at the average step so far
+        (``state.steps`` steps to ``state.t``), would need more than ``MAX_RUN_STEPS`` steps to reach
+        ``t_end``. Cheap: it looks only every ``PROGRESS_CHECK_EVERY`` steps. Fixed-step runs are
+        refused before they start; this bounds the adaptive ones, whose step is known only as they go."""
+        steps = state.steps
+        if steps == 0 or steps % PROGRESS_CHECK_EVERY or not state.t > 0:
+            return
+        projected = steps * (t_end / state.t)
+        if projected > MAX_RUN_STEPS:
+            raise SolverDiverged(
+                state.t, f"the step size: {steps} steps to reach t = {state.t:.3g}, so ~{projected:.3g} to "
+                f"t_end = {t_end:.3g}", f"Shorten 't_end'; if the step has collapsed: {self.divergence_hint}",
+                what="stopped")
 
     def run(self, callback: Callable[[Frame], None] | None = None):
         """Run to the end headless; return the history as an ``xarray.Dataset`` (see :mod:`explore.core.result`)."""

@@ -56,7 +56,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
 KH_INTEGRATORS = [name for name, info in INTEGRATORS.items() if not info.requires]
@@ -216,6 +216,11 @@ class KelvinHelmholtzLab(Lab):
             raise ValueError(f"{name}: 'nz' must be even when doubly periodic, got {self.nz}")
         if self.nx * self.nz > 2**24:
             raise ValueError(f"{name}: nx × nz = {self.nx * self.nz} is too large; reduce 'nx' or 'nz'")
+        for length, n in (("Lx", self.nx), ("Lz", self.nz)):
+            k_max = math.pi * n / getattr(self, length)
+            if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
+                raise ValueError(f"{name}: '{length}' = {getattr(self, length):g} is too small for {n} points: "
+                                 "the wavenumbers overflow")
         if self.rho_bottom == self.rho_top:
             raise ValueError(f"{name}: 'rho_bottom' equals 'rho_top'; the density jump sets the buoyancy scale")
         if self.boundary == "periodic" and self.rho_top > self.rho_bottom:
@@ -352,20 +357,31 @@ class KelvinHelmholtzLab(Lab):
         return grid, problem, xp.asarray(y0)
 
     # ---------------------------------------------------------------- time step
-    def _cfl_limit(self, problem, grid) -> float:
-        """The step at which ``dt max(|u|/dx + |w|/dz)`` equals ``cfl`` (never above ``dt``).
+    def _cfl_limit(self, problem, t: float) -> float:
+        """The step at which ``dt max(|u|/dx + |w|/dz)`` equals ``cfl`` (never above ``dt``), at time ``t``.
 
         The rate is the maximum over the grid of the local advective rate, as in the frozen-coefficient
         stability bound of the advection operator (``|λ| ≤ max (|u| k_x,max + |w| k_z,max)``); in the
         billows it is ~25–45 % below ``max|u|/dx + max|w|/dz``, whose maxima sit in different places.
+
+        Raises ``SolverDiverged`` for a non-finite velocity, and for a step so small that the rest of
+        the run would take more than ``MAX_STEPS`` (a flow blowing up stays finite for a while, its step
+        shrinking towards ``t + h == t``: the run would never end).
         """
         rate = problem.max_rate
         if not math.isfinite(rate):
-            raise SolverDiverged(float("nan"), "the velocity (CFL)", self.divergence_hint)
+            raise SolverDiverged(t, "the velocity (CFL)", self.divergence_hint)
         # an explicit stepper (rk4) must also resolve the fastest viscous/diffusive decay; advection
         # (imaginary axis) and diffusion (real axis) share its stability region, hence the sum
         inverse = max(rate, 0.0) / self.cfl + self._explicit_diffusion_rate / EXPLICIT_DIFFUSION_LIMIT
-        return self.dt if inverse <= 0 else min(self.dt, 1.0 / inverse)
+        limit = self.dt if inverse <= 0 else min(self.dt, 1.0 / inverse)
+        left = (self.t_end - t) / (CFL_MARGIN * limit)
+        if left > MAX_STEPS:
+            raise SolverDiverged(t, f"the CFL step: {limit:.3g} would take ~{left:.3g} steps to t_end",
+                                 "The flow is too fast for this grid: reduce 'velocity' (or the forcing), or use "
+                                 "fewer points ('nx'/'nz'); or it is blowing up: " + self.divergence_hint,
+                                 what="stopped")
+        return limit
 
     @staticmethod
     def _steps_per_frame(need: float) -> int:
@@ -375,7 +391,7 @@ class KelvinHelmholtzLab(Lab):
             k += 1
         return math.ceil(2 ** (k / DT_RUNGS_PER_OCTAVE))
 
-    def _advance_cfl(self, stepper, problem, grid, state, t_target: float, frame_dt: float):
+    def _advance_cfl(self, stepper, problem, state, t_target: float, frame_dt: float):
         """Advance to ``t_target`` in equal steps ``frame_dt / n`` that keep the CFL number below ``cfl``.
 
         The dt-dependent exponentials are cached per step size, so the step is a whole fraction of
@@ -384,18 +400,13 @@ class KelvinHelmholtzLab(Lab):
         flow speeds up within an interval beyond ``cfl``, the step is divided by a whole number for the
         rest of the interval (which stays a whole number of steps).
         """
-        limit = self._cfl_limit(problem, grid)
-        left = (self.t_end - state.t) / (CFL_MARGIN * limit)
-        if left > MAX_STEPS:  # a flow far too fast for its grid would step (almost) forever
-            raise SolverDiverged(state.t, f"the CFL step: {limit:.3g} would take ~{left:.3g} steps to t_end",
-                                 "The flow is too fast for this grid: reduce 'velocity' (or the forcing), or use "
-                                 "fewer points ('nx'/'nz').", what="stopped")
+        limit = self._cfl_limit(problem, state.t)
         n = self._steps_per_frame(frame_dt / (CFL_MARGIN * limit))
         h = frame_dt / n
         eps = 1e-9 * h
         while t_target - state.t > eps:
             remaining = t_target - state.t
-            limit = self._cfl_limit(problem, grid)
+            limit = self._cfl_limit(problem, state.t)
             if h > limit * (1 + 1e-12):  # sped up: divide the step for the rest of the interval
                 h = h / math.ceil(h / (CFL_MARGIN * limit))
             if remaining < h * (1 - 1e-6):  # only after a re-split: one odd step lands on the frame
@@ -420,8 +431,9 @@ class KelvinHelmholtzLab(Lab):
             state = dataclasses.replace(state, f=None)
         try:
             state = stepper.step(state, t_stop)
-        except StepSizeTooSmall as exc:
+        except (StepSizeTooSmall, TooManySteps) as exc:
             raise SolverDiverged(state.t, f"the step size ({exc})", self.divergence_hint) from None
+        self.ensure_progress(state, self.t_end)
         self._accumulate(t0, problem.budget)
         if state.steps % 32 == 0:
             self.ensure_finite(state.y, state.t, "the vorticity and density")
@@ -460,7 +472,7 @@ class KelvinHelmholtzLab(Lab):
             for i in range(i0 + 1, self.n_snapshots + 1):
                 t_target = self.t_end * i / self.n_snapshots
                 if use_cfl:
-                    state = self._advance_cfl(stepper, problem, grid, state, t_target, frame_dt)
+                    state = self._advance_cfl(stepper, problem, state, t_target, frame_dt)
                 while t_target - state.t > eps:
                     state = self._one_step(stepper, problem, state, t_target)
                 self.ensure_finite(state.y, state.t, "the vorticity and density")
@@ -554,7 +566,12 @@ class KelvinHelmholtzLab(Lab):
         if not single or self._jump_sign < 0:
             return None
         dr = self._density_thickness
-        J = self.Ri * d**2 / (2 * dr * self.velocity**2)
+        J = self.Ri * d**2 / (2 * dr) / abs(self.velocity) / abs(self.velocity)  # (inf, not an error, for a tiny U0)
+        # Miles–Howard: no instability where the gradient Richardson number J cosh⁴(z/δ) / cosh²(z/δ_ρ) is
+        # at least 1/4 everywhere between the walls (its minimum is J at z = 0 only while δ/δ_ρ ≤ √2)
+        z = np.linspace(0.0, H, 2001)
+        if J * float(np.min(np.exp(4 * _log_cosh(z) - 2 * _log_cosh(z * d / dr)))) >= 0.25:
+            return 0.0
         alpha = 2 * math.pi * self.perturbation_mode * d / self.Lx
         return scale * bq.taylor_goldstein_growth_rate(alpha, J, thickness_ratio=d / dr, half_height=H)
 
@@ -728,6 +745,12 @@ class KelvinHelmholtzLab(Lab):
         if self.rotation:
             out["rotation_note"] = ((), float(self.rotation), {"note": ROTATION_NOTE})
         return out
+
+
+def _log_cosh(x):
+    """``ln cosh x`` without overflow: ``|x| + ln(1 + e^{-2|x|}) - ln 2``."""
+    x = np.abs(x)
+    return x + np.log1p(np.exp(-2 * x)) - math.log(2)
 
 
 __all__ = ["KelvinHelmholtzLab", "ROTATION_NOTE"]

@@ -26,7 +26,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
 
@@ -215,8 +215,9 @@ class NLSELab(Lab):
                 while t_target - state.t > eps:
                     try:
                         state = stepper.step(state, t_target)
-                    except StepSizeTooSmall as exc:
+                    except (StepSizeTooSmall, TooManySteps) as exc:
                         raise SolverDiverged(state.t, f"the step size ({exc})", self.divergence_hint) from None
+                    self.ensure_progress(state, self.t_end)
                     if state.steps % 64 == 0:
                         self.ensure_finite(state.y, state.t, "ψ")
                 self.ensure_finite(state.y, state.t, "ψ")

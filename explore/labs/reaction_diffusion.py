@@ -27,9 +27,10 @@ from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, regis
 from explore.core.checkpoint import load_checkpoint, save_checkpoint
 from explore.core.files import check_input_file, check_output_file
 from explore.core.frame import MAX_POINTS, decimate
+from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
 REGIMES = ("transient", "steady", "periodic", "chaotic", "homogeneous_oscillation")
@@ -154,6 +155,9 @@ class ReactionDiffusionLab(Lab):
         name = self.lab_name
         if self.N % 2:
             raise ValueError(f"{name}: 'N' must be even (real FFTs), got {self.N}")
+        k_max = math.pi * self.N / self.L
+        if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
+            raise ValueError(f"{name}: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
         for p in ("t_end", "frame_dt", "initial_layer"):
             ratio = getattr(self, p) / self.snapshot_dt
             if not ratio <= MAX_SNAPSHOTS:
@@ -171,8 +175,10 @@ class ReactionDiffusionLab(Lab):
             raise ValueError(f"{name}: 'initial_layer' = {self.initial_layer:g} must be a whole multiple of "
                              f"snapshot_dt = {self.snapshot_dt:g}")
         info = INTEGRATORS[self.integrator]
-        if not info.adaptive and self.t_end / self.dt > 5e7:
-            raise ValueError(f"{name}: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps; increase 'dt'")
+        steps = n_out * math.ceil(self.snapshot_dt / self.dt - 1e-9)  # whole steps fill each snapshot interval
+        if not info.adaptive and steps > MAX_RUN_STEPS:
+            raise ValueError(f"{name}: dt = {self.dt:g} (at most snapshot_dt = {self.snapshot_dt:g}) needs "
+                             f"{steps:.3g} steps; increase 'dt' or 'snapshot_dt', or shorten 't_end'")
         if "nonlinear_flow" in info.requires and self.model != "lambda_omega":
             raise ValueError(f"{name}: integrator {self.integrator!r} needs an exact nonlinear flow, which only "
                              "the λ–ω model has; choose another 'integrator'")
@@ -181,6 +187,12 @@ class ReactionDiffusionLab(Lab):
         for p in ("snapshot_file", "checkpoint_file"):
             if getattr(self, p):
                 check_output_file(name, p, getattr(self, p))
+        if self.snapshot_file:
+            for p in ("checkpoint_file", "resume_from"):
+                other = getattr(self, p)
+                if other and os.path.realpath(other) == os.path.realpath(self.snapshot_file):
+                    raise ValueError(f"{name}: 'snapshot_file' and '{p}' are the same file ({other!r}): the "
+                                     "snapshots and the checkpoint need one each")
 
     @property
     def divergence_hint(self) -> str:  # type: ignore[override]
@@ -281,13 +293,14 @@ class ReactionDiffusionLab(Lab):
             if h is None:  # adaptive: the stepper lands on t_target itself
                 while state.t < t_target:
                     state = stepper.step(state, t_target)
+                    self.ensure_progress(state, self.t_end)
             else:  # fixed: whole steps of exactly h; aim past the target so no step is clipped
                 if state.dt != h:
                     state = dataclasses.replace(state, dt=h)
                 for _ in range(round((t_target - state.t) / h)):
                     state = stepper.step(state, t_target + 0.5 * h)
                 state = dataclasses.replace(state, t=t_target)
-        except StepSizeTooSmall as exc:
+        except (StepSizeTooSmall, TooManySteps) as exc:
             raise SolverDiverged(state.t, f"the step size ({exc})", self.divergence_hint) from None
         return state
 
@@ -497,7 +510,11 @@ class SnapshotWriter:
         self._n = 0
         self._last = None  # time of the last snapshot on file
         if resume_at is not None and os.path.exists(path):
-            self._f = h5netcdf.File(path, "a")
+            try:
+                self._f = h5netcdf.File(path, "a")
+            except OSError as exc:  # not an HDF5 / netCDF-4 file
+                raise ValueError(f"snapshot_file {path!r} cannot continue this run: it is not a snapshot "
+                                 f"file ({exc})") from None
             self._continue(path, x, y, resume_at, same_run or {}, attrs)
             return
         self._f = h5netcdf.File(path, "w")
