@@ -182,6 +182,10 @@ class ReactionDiffusionLab(Lab):
         if "nonlinear_flow" in info.requires and self.model != "lambda_omega":
             raise ValueError(f"{name}: integrator {self.integrator!r} needs an exact nonlinear flow, which only "
                              "the λ–ω model has; choose another 'integrator'")
+        if info.backward_substeps:
+            raise ValueError(f"{name}: integrator {self.integrator!r} takes sub-steps backwards in time, which run "
+                             "diffusion backwards (the high wavenumbers grow: NaN at N = 256, dt = 0.2); choose "
+                             "'split_step' (Strang) or an exponential integrator")
         if self.resume_from:
             check_input_file(name, "resume_from", self.resume_from)
         for p in ("snapshot_file", "checkpoint_file"):

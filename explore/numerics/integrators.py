@@ -88,6 +88,10 @@ class IntegratorInfo:
         ``factory(problem, *, dt=None, rtol=None, atol=None) -> stepper``.
     requires : tuple of str
         Problem attributes the method needs beyond ``linear`` and ``nonlinear``.
+    backward_substeps : bool
+        Whether the method takes sub-steps backwards in time (compositions of order > 2: Sheng and
+        Suzuki showed they must). They run a dissipative linear part (diffusion) backwards, which
+        amplifies the high wavenumbers: such methods suit conservative problems (the NLSE) only.
     """
 
     name: str
@@ -96,6 +100,7 @@ class IntegratorInfo:
     description: str
     factory: Callable
     requires: tuple[str, ...] = ()
+    backward_substeps: bool = False
 
     def supports(self, problem) -> bool:
         """Whether ``problem`` has everything this integrator needs."""
@@ -107,14 +112,14 @@ INTEGRATORS: dict[str, IntegratorInfo] = {}
 
 
 def register_integrator(name: str, *, order: int, adaptive: bool, description: str,
-                        requires: tuple[str, ...] = ()):
+                        requires: tuple[str, ...] = (), backward_substeps: bool = False):
     """Decorator registering an integrator factory under ``name`` in :data:`INTEGRATORS`."""
 
     def deco(factory):
         if name in INTEGRATORS:
             raise ValueError(f"integrator {name!r} is already registered")
         INTEGRATORS[name] = IntegratorInfo(name, int(order), bool(adaptive), description,
-                                           factory, tuple(requires))
+                                           factory, tuple(requires), bool(backward_substeps))
         return factory
 
     return deco
@@ -198,13 +203,13 @@ def _split_step(problem, *, dt=None, rtol=None, atol=None):
     return StrangSplitting(problem, dt)
 
 
-@register_integrator("split_step4", order=4, adaptive=False, requires=("nonlinear_flow",),
+@register_integrator("split_step4", order=4, adaptive=False, requires=("nonlinear_flow",), backward_substeps=True,
                      description="4th-order split-step: Yoshida's triple jump of Strang steps, fixed dt")
 def _split_step4(problem, *, dt=None, rtol=None, atol=None):
     return CompositionSplitting(problem, dt, YOSHIDA4, order=4)
 
 
-@register_integrator("split_step6", order=6, adaptive=False, requires=("nonlinear_flow",),
+@register_integrator("split_step6", order=6, adaptive=False, requires=("nonlinear_flow",), backward_substeps=True,
                      description="6th-order split-step: Yoshida's 7-stage composition of Strang steps, fixed dt")
 def _split_step6(problem, *, dt=None, rtol=None, atol=None):
     return CompositionSplitting(problem, dt, YOSHIDA6, order=6)
