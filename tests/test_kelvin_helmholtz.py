@@ -219,6 +219,12 @@ def test_taylor_goldstein_solver():
         assert bq.taylor_goldstein_growth_rate(alpha, J) > 1e-3, (alpha, J)
     for alpha, J in [(0.3, 0.23), (0.8, 0.18), (0.5, 0.26)]:  # outside
         assert bq.taylor_goldstein_growth_rate(alpha, J) == 0.0, (alpha, J)
+    # close inside the neutral curve Im c is small and the critical layer thin (these were reported
+    # stable): against a converged solve (400 points) and on both sides of α(1 − α) = J
+    for alpha, J, outside in [(0.70, 0.2, 0.73), (0.42, 0.24, 0.39), (0.86, 0.1, 0.89)]:
+        rate = bq.taylor_goldstein_growth_rate(alpha, J)
+        assert 1e-3 < rate == pytest.approx(bq.taylor_goldstein_growth_rate(alpha, J, n=400), rel=1e-3), (alpha, J)
+        assert bq.taylor_goldstein_growth_rate(outside, J) == 0.0, (outside, J)
     rates = [bq.taylor_goldstein_growth_rate(0.45, J) for J in (0.0, 0.1, 0.2)]
     assert np.all(np.diff(rates) < 0)  # stratification slows the growth
 
