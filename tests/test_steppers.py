@@ -264,3 +264,54 @@ def test_make_integrator_errors_name_the_parameter():
         make_integrator("dopri5", CGL(), rtol=1e-6, atol=0.0)
     with pytest.raises(ValueError, match="already registered"):
         register_integrator("rk4", order=4, adaptive=False, description="dup")(lambda p, **k: None)
+
+
+def _phi_series(a, b, p, z, terms=25, half=False):
+    """``(a(z) + e^(z or z/2) b(z)) / z^p`` by its Taylor series (exact rational coefficients)."""
+    from fractions import Fraction
+    from math import factorial
+
+    c = [Fraction(0)] * (terms + p)
+    for m in range(terms + p):
+        c[m] += a[m] if m < len(a) else 0
+        for j, bj in enumerate(b):
+            if m >= j:
+                c[m] += Fraction(bj) * (Fraction(1, 2) ** (m - j) if half else 1) / factorial(m - j)
+    assert all(x == 0 for x in c[:p])
+    return sum(complex(float(c[m + p])) * z**m for m in range(terms))
+
+
+def test_etdrk4_coefficients_are_accurate_for_any_complex_symbol():
+    """Q, f1, f2, f3 of dt L against the direct formulas in extended precision (Taylor series near 0),
+    for real, imaginary and general complex dt L: near 0 (the contour means), on the unit circle at
+    one of the contour's nodes (there the contour alone divided by ~0: 1e-4 relative errors, NaN on
+    the node) and far out."""
+    from explore.numerics.exponential import CONTOUR_POINTS, ETDRK4
+
+    node = -cmath.exp(2j * cmath.pi * 3.5 / CONTOUR_POINTS)
+    hL = np.array([node, node * (1 + 1e-4), 0.3 + 0.2j, 2 - 3j, -50 + 1j, 1e-3j, 0.45, -0.55, -3.0, -1e6,
+                   5.0, 3j, 1e4j, 0.0])
+
+    class Linear:
+        linear = hL
+
+        @staticmethod
+        def nonlinear(t, u):
+            return 0 * u
+
+    stepper = ETDRK4(Linear(), 1.0)
+    stepper._bind(np.zeros(hL.shape, complex))
+    _, _, Q, f1, f2x2, f3 = stepper._build(1.0)
+    z = hL.astype(np.clongdouble)
+    e = np.exp(z)
+    with np.errstate(all="ignore"):
+        exact = [((np.exp(z / 2) - 1) / z).astype(complex), ((-4 - z + e * (4 - 3 * z + z * z)) / z**3).astype(complex),
+                 ((2 + z + e * (z - 2)) / z**3).astype(complex), ((-4 - 3 * z - z * z + e * (4 - z)) / z**3).astype(complex)]
+    near = np.abs(hL) < 0.5  # (there the direct formulas cancel even in long double)
+    w = hL[near]
+    exact[0][near] = _phi_series([-1], [1], 1, w, half=True)
+    exact[1][near] = _phi_series([-4, -1], [4, -3, 1], 3, w)
+    exact[2][near] = _phi_series([2, 1], [-2, 1], 3, w)
+    exact[3][near] = _phi_series([-4, -3, -1], [4, -1], 3, w)
+    for got, want in zip((Q, f1, f2x2 / 2, f3), exact):
+        assert np.all(np.abs(got - want) <= 1e-12 * np.abs(want)), np.abs(got - want) / np.abs(want)
