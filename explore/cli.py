@@ -41,6 +41,8 @@ def parse_value(lab_cls, name: str, text: str):
             f"{lab_cls.lab_name}: unknown parameter {name!r}; known: {', '.join(lab_cls.parameter_names())}{extra}"
         )
     p = lab_cls.param[name]
+    if p.allow_None and text.strip().lower() in ("none", "null", ""):  # (a None-able parameter's "unset")
+        return None
     try:
         if isinstance(p, param.Boolean):
             lowered = text.strip().lower()

@@ -70,10 +70,18 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
     cls = get_lab(lab_name)
     if not grid:
         raise ValueError("sweep: give at least one parameter to sweep (--grid NAME=V1,V2,...)")
-    points = []
+    points, written = [], set()
     for combo in itertools.product(*grid.values()):
         values = {**(fixed or {}), **dict(zip(grid, combo))}
-        cls(preset=preset, **values).validate()
+        lab = cls(preset=preset, **values)
+        lab.validate()
+        for name in cls.output_files:  # points writing one file would overwrite each other's
+            path = getattr(lab, name)
+            if path and os.path.realpath(path) in written:
+                raise ValueError(f"sweep: more than one point would write '{name}' = {path!r}; leave it empty "
+                                 "in a sweep, or sweep it (one file per point)")
+            if path:
+                written.add(os.path.realpath(path))
         points.append(values)
     return points
 
@@ -108,16 +116,27 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
         if cluster is not None:
             cluster.close()
         here.setLevel(level)  # (this process's logging as it was)
-    return gather_dataset(lab_name, grid, preset, results)
+    return gather_dataset(lab_name, grid, preset, results, fixed)
 
 
-def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, results: list[dict]) -> xr.Dataset:
-    """Stack per-point summaries (in grid order) into a Dataset with one dimension per parameter."""
+def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, results: list[dict],
+                   fixed: dict | None = None) -> xr.Dataset:
+    """Stack per-point summaries (in grid order) into a Dataset with one dimension per parameter.
+
+    A summary named like a swept parameter (``steps``, KH's ``dt``) is stored as ``NAME_final``; the
+    attributes hold the lab, the preset and every parameter that is not swept (so the file says how
+    to run any point again)."""
+    from explore.core.result import _attr
+
     shape = tuple(len(v) for v in grid.values())
     keys = list(dict.fromkeys(k for r in results for k in r))
-    data = {k: (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
+    data = {(f"{k}_final" if k in grid else k):
+            (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
             for k in keys}
     coords = {name: list(values) for name, values in grid.items()}
-    ds = get_lab(lab_name).flag_categories(xr.Dataset(data, coords=coords))
+    cls = get_lab(lab_name)
+    ds = cls.flag_categories(xr.Dataset(data, coords=coords))
+    base = cls(preset=preset, **(fixed or {})).values()
+    ds.attrs.update({k: _attr(v) for k, v in base.items() if k not in grid})
     ds.attrs.update(lab=lab_name, preset=preset or "")
     return ds

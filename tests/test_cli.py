@@ -117,6 +117,18 @@ def test_an_adaptive_run_that_would_never_end_is_stopped(argv, capsys):
     assert "stopped" in err and "Shorten 't_end'" in err and "Traceback" not in err
 
 
+def test_a_none_able_parameter_can_be_set_to_none(capsys):
+    """KH's density thickness may be None (the shear thickness): '--set density_thickness=None' says so;
+    a parameter that may not be None still refuses the word."""
+    from explore.cli import parse_value
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+
+    for text in ("None", "none", "null", ""):
+        assert parse_value(KelvinHelmholtzLab, "density_thickness", text) is None
+    assert main(["run", "kelvin_helmholtz", "--set", "Re=None", "-q"]) == 2
+    assert "Re='None' is not a valid number" in capsys.readouterr().err
+
+
 def test_divergence_exit_code(capsys):
     code = main(["run", "nlse", "--set", "integrator=rk4", "--set", "dt=0.05", "--set", "t_end=5", "-q"])
     assert code == 3

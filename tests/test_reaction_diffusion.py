@@ -4,6 +4,7 @@ regimes, netCDF streaming, checkpoint/resume and clear errors."""
 from __future__ import annotations
 
 import math
+import shlex
 from collections import deque
 
 import array_api_compat
@@ -394,8 +395,29 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(first.time.values, full.time.values[:3])
         np.testing.assert_array_equal(rest.steps.values, full.steps.values[2:])
         np.testing.assert_array_equal(rest.regime.values, full.regime.values[2:])
+        np.testing.assert_array_equal(rest.step.values, full.step.values[2:])  # frames 2, 3, 4 (not 0, 1, 2)
     with pytest.raises(ValueError, match="resume_from.*beta"):
         next(ReactionDiffusionLab(t_end=2.0, resume_from=ck, beta=0.5, **base).frames())
+    # the initial state is part of the run too (a resumed run recorded another arms and seed)
+    for change in (dict(arms=3), dict(seed=7), dict(initial="spiral_quartet"), dict(noise=0.1)):
+        with pytest.raises(ValueError, match=f"resume_from.*{next(iter(change))}"):
+            next(ReactionDiffusionLab(t_end=2.0, resume_from=ck, **{**base, **change}).frames())
+
+
+def test_code_and_command_line_reproduce_every_preset(tmp_path):
+    """The snippet and the command line list what differs from a bare ``ReactionDiffusionLab()`` (the
+    default preset applied), so they rebuild the same configuration: for spots they left out
+    initial_layer = 0 (the default preset has 0.5), which the run then refused."""
+    from explore.cli import parse_sets
+
+    for preset in ReactionDiffusionLab.presets:
+        lab = ReactionDiffusionLab(preset=preset, dt=0.05, checkpoint_file=str(tmp_path / "a b.npz"))
+        scope: dict = {}
+        exec(lab.to_code().replace("result = lab.run()", ""), scope)  # noqa: S102 - our own generated code
+        assert scope["lab"].values() == lab.values(), preset
+        line = shlex.split(lab.to_cli())
+        sets = [line[i + 1] for i, word in enumerate(line) if word == "--set"]
+        assert ReactionDiffusionLab(**parse_sets(ReactionDiffusionLab, sets)).values() == lab.values(), preset
 
 
 def test_snapshots_stream_to_netcdf(tmp_path):

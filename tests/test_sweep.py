@@ -78,3 +78,28 @@ def test_a_categorical_diagnostic_is_summarized_by_its_final_code_with_its_names
     ds = gather_dataset("reaction_diffusion", {"N": [16]}, "stable_spiral", [out])
     assert ds.regime.attrs["flag_meanings"].split()[0] == "transient"
     assert ds.regime.attrs["flag_values"].dtype == ds.regime.dtype
+
+
+def test_a_summary_named_like_a_swept_parameter_and_the_fixed_parameters(tmp_path):
+    """Sweeping ``steps`` (the diffusion lab's) or KH's ``dt``: the summary of the same name is
+    ``NAME_final`` (xarray refused a variable named like a coordinate, and every result was lost); the
+    file records every parameter that is not swept."""
+    from explore.sweep import gather_dataset
+
+    results = [{"steps": 7.0, "nfe": 14.0, "error": 0.1}, {"steps": 12.0, "nfe": 24.0, "error": 0.01}]
+    ds = gather_dataset("diffusion", {"steps": [5, 10]}, "ring8", results, fixed={"n_samples": 200})
+    assert list(ds.steps.values) == [5, 10] and list(ds.steps_final.values) == [7.0, 12.0]
+    assert ds.attrs["n_samples"] == 200 and "steps" not in ds.attrs and ds.attrs["preset"] == "ring8"
+    ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")  # (the attributes are netCDF types)
+
+
+def test_points_may_not_share_an_output_file(tmp_path):
+    """Every point writing one snapshot (or checkpoint) file would overwrite the others' silently."""
+    from explore.sweep import sweep_points
+
+    shared = str(tmp_path / "s.nc")
+    with pytest.raises(ValueError, match="more than one point would write 'snapshot_file'"):
+        sweep_points("reaction_diffusion", {"beta": [1.0, 0.5]}, fixed={"N": 16, "snapshot_file": shared})
+    points = sweep_points("reaction_diffusion", {"snapshot_file": [str(tmp_path / "a.nc"), str(tmp_path / "b.nc")]},
+                          fixed={"N": 16})
+    assert len(points) == 2

@@ -249,6 +249,25 @@ def test_convergence_legend_sits_below_and_the_plot_grows_by_its_rows(view):
 
 
 
+def test_every_kind_of_value_survives_a_link():
+    """Parameters → query → parameters, for every kind: numbers, None, booleans, selectors and strings,
+    including strings that read as JSON ("123", "null", "true" came back as a number, None, a bool)."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.ui.urlstate import apply_query, query_of
+
+    for path in ("123", "null", "true", '"x"', "a b.npz", "0.5"):
+        lab = KelvinHelmholtzLab(preset="forced", nx=64, density_thickness=0.07, checkpoint_file=path)
+        query = query_of(lab, "forced")
+        again = KelvinHelmholtzLab()
+        preset, problems = apply_query(again, {k: [v.encode()] for k, v in query.items()})
+        assert preset == "forced" and not problems and again.values() == lab.values(), (path, query)
+    lab = KelvinHelmholtzLab(preset="forced", density_thickness=0.07)
+    lab.density_thickness = None
+    again = KelvinHelmholtzLab(preset="forced", density_thickness=0.07)
+    apply_query(again, query_of(lab, "forced"))
+    assert again.density_thickness is None
+
+
 def test_a_link_whose_values_cannot_run_together_is_reported_on_opening():
     """Each value of ``?N=127`` is within its bounds, but the reaction–diffusion grid must be even: the page
     says so as it opens, naming the parameter, rather than only when Run is pressed; a good link opens
@@ -321,6 +340,25 @@ def test_export_netcdf(view):
     assert payload["name"] == "toy_decay.nc" and base64.b64decode(payload["data"]) == view.export_bytes()
     assert "ToyDecay(" in view.export._source.value
     assert "ToyDecay(" in view.code.object and "--backend numpy" in view.code.object
+
+
+def test_export_holds_what_explore_run_writes():
+    """After a finished run the export adds the lab's final full-resolution state (NLSE's ψ), as the
+    result of ``explore run`` does; every other variable is the same too."""
+    from explore.labs.nlse import NLSELab
+
+    settings = dict(preset="single_soliton", N=128, t_end=0.2, n_snapshots=4)
+    view = LabView(NLSELab(**settings))
+    try:
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view, timeout=30)
+        exported = xr.open_dataset(io.BytesIO(view.export_bytes()), engine="h5netcdf")
+        direct = NLSELab(**settings).run()
+        assert {"psi_real", "psi_imag", "x_grid"} <= set(exported.data_vars) | set(exported.coords)
+        for name in direct.data_vars:
+            np.testing.assert_array_equal(exported[name].values, direct[name].values, err_msg=name)
+    finally:
+        view.stop()
 
 
 # ----------------------------------------------------------------- gallery and server

@@ -7,6 +7,7 @@ drives the same stream to the end and returns the history as an ``xarray.Dataset
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -71,6 +72,8 @@ class Lab(param.Parameterized):
     #: classification); the dashboard shows the newest one by name instead of plotting its code, and
     #: the result carries them as CF ``flag_values`` / ``flag_meanings``
     categorical_diagnostics: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: parameters that name files the run writes ('' = none): in a sweep, two points may not share one
+    output_files: ClassVar[tuple[str, ...]] = ()
 
     backend = param.Selector(
         default="numpy", objects=list(BACKENDS),
@@ -134,8 +137,10 @@ class Lab(param.Parameterized):
         return {p: getattr(self, p) for p in self.parameter_names()}
 
     def changed_values(self) -> dict[str, Any]:
-        """Parameters that differ from their defaults."""
-        return {p: v for p, v in self.values().items() if v != self.param[p].default}
+        """Parameters that differ from what ``type(self)()`` has: the defaults with the default preset
+        applied (a snippet or command line lists these, and builds the lab from that same start)."""
+        base = type(self)().values()
+        return {p: v for p, v in self.values().items() if v != base.get(p)}
 
     def to_code(self, preset: str | None = None) -> str:
         """Python snippet that reproduces this configuration in a notebook."""
@@ -149,7 +154,7 @@ class Lab(param.Parameterized):
 
     def to_cli(self) -> str:
         """The equivalent ``explore run`` command line."""
-        sets = " ".join(f"--set {k}={v}" for k, v in self.changed_values().items() if k != "backend")
+        sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in self.changed_values().items() if k != "backend")
         return f"explore run {self.lab_name} {sets} --backend {self.backend} --out {self.lab_name}.nc".replace("  ", " ")
 
     # ----------------------------------------------------------------- validation

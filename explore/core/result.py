@@ -34,8 +34,10 @@ def frames_to_dataset(frames: list[Frame], lab=None, extras: dict | None = None)
     """Stack ``frames`` into a Dataset; ``lab`` supplies the attributes (and the names of its categorical
     diagnostics' codes), ``extras`` more variables."""
     n = len(frames)
+    steps = np.array([f.step for f in frames], dtype=np.int64)
     coords = {
-        "step": np.arange(n),
+        # the frames' own indices: a run resumed at frame 2 goes on 2, 3, 4 as the uninterrupted run did
+        "step": steps if n and np.all(np.diff(steps) > 0) else np.arange(n),
         "time": ("step", np.array([f.time for f in frames], dtype=float)),
         "progress": ("step", np.array([f.progress for f in frames], dtype=float)),
         "nfe": ("step", np.array([f.nfe for f in frames], dtype=np.int64)),

@@ -117,6 +117,7 @@ class KelvinHelmholtzLab(Lab):
                        forcing_amplitude=0.1, forcing_modes=5, Re=5000.0, Ri=0.15),
     }
     default_preset = "basic_shear"
+    output_files = ("checkpoint_file",)
     groups = {
         "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],

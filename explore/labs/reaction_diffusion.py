@@ -57,8 +57,9 @@ MAX_SNAPSHOTS = 10**9
 #: memory the snapshot stream may hold before it writes a block to ``snapshot_file``
 SNAPSHOT_BUFFER_BYTES = 32 * 2**20
 #: physics and numerics that a checkpoint must share with the run resuming from it
-_RESUME_KEYS = ("model", "d1", "d2", "beta", "feed", "kill", "L", "N", "integrator", "dt", "rtol", "atol",
-                "snapshot_dt", "initial_layer")
+#: what shapes the run up to a checkpoint: the physics, the initial state, the grid and the time stepping
+_RESUME_KEYS = ("model", "d1", "d2", "beta", "feed", "kill", "initial", "arms", "noise", "seed", "L", "N",
+                "integrator", "dt", "rtol", "atol", "snapshot_dt", "initial_layer")
 
 _PEER = dict(model="lambda_omega", initial="spiral", integrator="etdrk4", snapshot_dt=0.1, initial_layer=0.5)
 _PEARSON = dict(model="gray_scott", initial="pearson", d1=2e-5, d2=1e-5, L=2.5, N=256, noise=0.01,
@@ -99,6 +100,7 @@ class ReactionDiffusionLab(Lab):
         "mitosis": dict(_PEARSON, feed=0.0367, kill=0.0649),
     }
     default_preset = "stable_spiral"
+    output_files = ("snapshot_file", "checkpoint_file")
     categorical_diagnostics = {"regime": REGIMES}
     groups = {
         "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
@@ -342,8 +344,9 @@ class ReactionDiffusionLab(Lab):
         u_d, v_d = to_host(decimate(u)), to_host(decimate(v))  # reduce on the device, then copy
         stride = max(1, -(-self.N * self.N // MAX_POINTS))
         u_pts, v_pts = (to_host(xp.reshape(f, (-1,))[::stride]) for f in (u, v))
+        every = self._counts()[1]
         return Frame(
-            step=i, time=t, progress=i / n_out,
+            step=-(-i // every), time=t, progress=i / n_out,  # (the frame's index: i counts snapshots)
             convergence=convergence, diagnostics=diagnostics,
             spectrum=Curve(to_host(k), to_host(power), xlabel="k", ylabel="radial power E(k)",
                            logy=True),

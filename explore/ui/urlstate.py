@@ -15,9 +15,9 @@ RESERVED = ("preset", "theme")
 
 
 def _encode(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+    if isinstance(value, str) and _decode(value) == value:
+        return value  # a plain string reads back as itself
+    return json.dumps(value)  # (so does a string that looks like JSON, "123" or "null", quoted)
 
 
 def _decode(text: str) -> Any:

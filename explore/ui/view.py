@@ -1095,7 +1095,11 @@ class LabView(pn.viewable.Viewer):
         """The frames received so far as an ``xarray.Dataset`` (see :func:`frames_to_dataset`)."""
         if not self._frames:
             raise ValueError("nothing to export yet: run the lab first")
-        return frames_to_dataset(self._frames, self._run_lab or self.lab)
+        lab = self._run_lab or self.lab
+        # the lab that ran adds what it keeps beyond the frames (its final full-resolution state), as
+        # `explore run` writes it; none before the run's end
+        extras = self._run_lab.result_extras() if self._run_lab is not None else None
+        return frames_to_dataset(self._frames, lab, extras=extras)
 
     def export_bytes(self) -> bytes:
         """The run received so far as netCDF bytes (h5netcdf engine)."""
