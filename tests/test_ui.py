@@ -195,6 +195,37 @@ def test_preview_shows_the_initial_state_and_run_continues_from_it():
         view.stop()
 
 
+def test_a_preview_leaves_the_runs_files_alone(tmp_path):
+    """A finished run's snapshot file survives the preview of a parameter change (it used to be opened
+    for writing again: 31 snapshots became one); Run after the preview writes the new run whole."""
+    import h5netcdf
+
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+
+    path = tmp_path / "snap.nc"
+    lab = ReactionDiffusionLab(preset="pattern_decay", N=16, t_end=1.0, snapshot_dt=0.1, frame_dt=0.5,
+                               snapshot_file=str(path))
+    view = LabView(lab, preview=True)
+
+    def snapshots():
+        with h5netcdf.File(path, "r") as f:
+            return f.variables["time"].shape[0], float(f.attrs["beta"])
+
+    try:
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view, timeout=30)
+        assert snapshots() == (11, 1.0)
+        view.lab.beta = 0.5  # a preview of beta = 0.5
+        assert wait_for(lambda: len(view.frames) == 1 and view._run_values["beta"] == 0.5, view, timeout=30)
+        assert snapshots() == (11, 1.0)
+        assert view.earlier_runs and all(r["values"]["snapshot_file"] for r in view.earlier_runs)
+        view.run()  # a new run from the start, with its files
+        assert wait_for(lambda: view.status == "finished", view, timeout=30)
+        assert snapshots() == (11, 0.5) and view.frames[0].step == 0 and len(view.frames) == 3
+    finally:
+        view.stop()
+
+
 def test_changing_a_parameter_stops_the_run(view):
     view.lab.set(delay=0.02, n_frames=200, t_end=2.0)
     view.run()

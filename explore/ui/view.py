@@ -619,6 +619,8 @@ class LabView(pn.viewable.Viewer):
             self._archive()
         lab = type(self.lab)(**self.lab.values())
         lab.validate()  # a bad value is reported before any work and before the old run is cleared
+        if preview:  # a preview writes nothing: it would truncate the last run's snapshot file
+            lab.param.update(**{name: "" for name in lab.output_files})
         self._stop_worker()
         # a queue per run: frames an abandoned worker still puts never reach the plots
         self._queue = queue.Queue(maxsize=QUEUE_SIZE)
@@ -635,7 +637,7 @@ class LabView(pn.viewable.Viewer):
     def run(self) -> None:
         """Start a run (or resume a paused one)."""
         self._clear_alert()
-        if self._worker is not None and self._worker.alive:
+        if self._worker is not None and self._worker.alive and not self._preview_without_files():
             self._worker.resume()
         else:
             self._start_worker(running=True, steps=0)
@@ -656,13 +658,13 @@ class LabView(pn.viewable.Viewer):
     def step(self) -> None:
         """Advance exactly one frame (starting a paused run if there is none)."""
         self._clear_alert()
-        if self._worker is not None and self._worker.alive:
+        if self._worker is not None and self._worker.alive and not self._preview_without_files():
             if not self._worker.paused:
                 self._worker.pause()
                 self._tick()
             self._worker.step()
-        else:
-            self._start_worker(running=False, steps=1)
+        else:  # (after a preview that left out the files: its frame again, then the step)
+            self._start_worker(running=False, steps=2 if self._previewing else 1)
         self._previewing = False
         self._set_status("paused")
         self._set_poll_rate()
@@ -957,9 +959,14 @@ class LabView(pn.viewable.Viewer):
         """Earlier runs kept for comparison: ``{'id', 'values', 'history'}`` each."""
         return list(self._earlier)
 
+    def _preview_without_files(self) -> bool:
+        """Whether the worker only previews a lab whose run writes files (which the preview left out):
+        Run and Step then start the run afresh instead of continuing the preview."""
+        return self._previewing and any(getattr(self.lab, name) for name in self.lab.output_files)
+
     def _archive(self) -> None:
-        """Keep the current run for comparison (once)."""
-        if not self._rows or self._archived_id == self._run_id:
+        """Keep the current run for comparison (once; a preview is not a run)."""
+        if not self._rows or self._archived_id == self._run_id or self._previewing:
             return
         self._archived_id = self._run_id
         self._earlier.append({"id": self._run_id, "values": dict(self._run_values),
