@@ -567,6 +567,27 @@ def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     assert len(set(_colors())) == 20  # a lab plots up to ~20 diagnostics, each its own colour
 
 
+def test_every_number_gets_a_control_that_can_hold_its_values():
+    """Sliders step by about 1/200 of their range and label that many digits (Panel's own stepped by
+    0.1 and rounded the label to two decimals: Feed 0.060 and Kill 0.062 read 0.06, and one press moved
+    KH's shear thickness from 0.05 to 0.11); a value finer than that step (Gray–Scott's d1 = 2e-5 in
+    [0, 1]) or a range of decades (dt, tolerances) gets a number input."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+
+    def widgets(lab):
+        return {name: w for pane in LabView(lab).param_panes.values() for name, w in pane._widgets.items()}
+
+    rd = widgets(ReactionDiffusionLab(preset="stripes"))
+    assert isinstance(rd["d1"], pn.widgets.FloatInput) and rd["d1"].value == 2e-5
+    assert isinstance(rd["feed"], pn.widgets.FloatSlider) and rd["feed"].step == 0.0005
+    assert rd["feed"].format == "0.0000" and rd["kill"].value == 0.062
+    kh = widgets(KelvinHelmholtzLab())
+    assert isinstance(kh["shear_thickness"], pn.widgets.FloatSlider) and kh["shear_thickness"].step == 0.001
+    for name in ("dt", "atol", "rtol", "Re"):
+        assert isinstance(kh[name], pn.widgets.FloatInput), name
+
+
 def test_grid_sliders_step_through_even_sizes_only():
     """The 2-D labs need an even N (nx): their sliders move by 2 from an even start."""
     from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import queue
 import re
@@ -56,25 +57,52 @@ _POLL_S = 0.05
 _FRAME, _DONE, _ERROR = "frame", "done", "error"
 
 
+#: about how many positions a number's slider has over its range (its step is a 1-2-5 value near
+#: the range / this)
+SLIDER_POSITIONS = 200
+
+def _nice_step(span: float) -> float:
+    """A 1-2-5 step about ``span / SLIDER_POSITIONS``: a slider's step, suited to its range."""
+    raw = span / SLIDER_POSITIONS
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
 def _typed_inputs(lab: Lab, names: list[str]) -> dict:
-    """Number inputs instead of sliders where a slider cannot work: a value that may be ``None``
-    (a slider has no empty state), an open range, or a range spanning decades (tolerances). An input
-    that may be empty says what empty means: the ``(default: …)`` of its doc, else "default"."""
+    """The widget of each number where Panel's own (a slider stepping by 0.1, its label rounded to two
+    decimals) cannot work.
+
+    - A number input where a slider cannot hold the value: one that may be ``None`` (a slider has no
+      empty state; its placeholder says what empty means: the ``(default: …)`` of its doc, else
+      "default"), an open range, a range spanning decades (tolerances, steps), or values (the default,
+      the presets') finer than a slider's step over the range (Gray–Scott's d1 = 2e-5 in [0, 1]).
+    - Otherwise a slider whose step suits its range (about ``SLIDER_POSITIONS`` positions) and whose
+      label shows that step's digits.
+    """
     out = {}
     for name in names:
         p = lab.param[name]
         if not isinstance(p, param.Number):
             continue
+        integer = isinstance(p, param.Integer)
         lo, hi = p.get_soft_bounds()
-        open_range = lo is None or hi is None
-        decades = lo is not None and hi is not None and lo > 0 and hi / lo > 1e3
-        if p.allow_None or open_range or decades:
-            widget = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+        open_range = lo is None or hi is None or not hi > lo
+        decades = not open_range and lo > 0 and (hi / lo > 1e3 if integer else hi / lo >= 100)  # (ints: grid sizes)
+        values = [p.default, getattr(lab, name)] + [v[name] for v in type(lab).presets.values() if name in v]
+        smallest = min((abs(v) for v in values if isinstance(v, (int, float)) and v), default=None)
+        step = None if open_range or integer else _nice_step(hi - lo)
+        fine = step is not None and smallest is not None and smallest < 10 * step
+        if p.allow_None or open_range or decades or fine:
+            widget = pn.widgets.IntInput if integer else pn.widgets.FloatInput
             if p.allow_None:
                 meaning = re.search(r"\(default: ([^)]*)\)", p.doc or "")
                 out[name] = {"type": widget, "placeholder": meaning.group(1) if meaning else "default"}
             else:
                 out[name] = widget
+        elif step is not None:
+            digits = max(0, -math.floor(math.log10(step)))
+            out[name] = {"type": pn.widgets.FloatSlider, "step": step,
+                         "format": "0." + "0" * digits if digits else "0"}
     return out
 
 
