@@ -23,7 +23,7 @@ class ToyDecay(Lab):
     divergence_hint = "Switch off 'blowup'."
     groups = {"Problem": ["a", "n"], "Method": ["dt", "t_end", "n_frames"]}
 
-    a = param.Number(default=1.0, bounds=(0.0, 100.0), doc="Decay rate a in u' = -a u.")
+    a = param.Number(default=1.0, bounds=(0.0, 100.0), softbounds=(0.0, 5.0), doc="Decay rate a in u' = -a u.")
     n = param.Integer(default=32, bounds=(4, 512), doc="Number of grid points.")
     dt = param.Number(default=0.01, bounds=(1e-4, 1.0), doc="Time step of forward Euler.")
     t_end = param.Number(default=1.0, bounds=(1e-3, 100.0), doc="Final time.")
