@@ -211,7 +211,7 @@ class DiffusionLab(Lab):
             if largest > bound:
                 raise SolverDiverged(float(nfe_i), f"the samples after step {i} of {self.sampler} (|x| = "
                                      f"{largest:.3g}, {DIVERGENCE_FACTOR}x beyond the data and noise scale)",
-                                     self.divergence_hint)
+                                     self.divergence_hint, what="diverged")
             err = xp.sqrt(xp.sum((xi[:n_ref] - ref_i) ** 2, axis=1))
             exact = xp.asarray(data.sample(n_dist, exact_rng, a, s))
             convergence = {

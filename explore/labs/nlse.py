@@ -140,8 +140,10 @@ class NLSELab(Lab):
     def divergence_hint(self) -> str:  # type: ignore[override]
         rate = 0.5 * (math.pi * self.N / self.L) ** 2
         if self.integrator == "rk4":
+            interval = self.t_end / self.n_snapshots
+            step = interval / max(1, math.ceil(interval / self.dt - 1e-9))  # (the step taken: see _frames)
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max|k²/2| = {2.8 / rate:.3g} on this grid "
-                    f"(dt = {self.dt:g}): reduce 'dt' or use 'ifrk4', 'etdrk4' or 'split_step'.")
+                    f"(the step was {step:.3g}): reduce 'dt' or use 'ifrk4', 'etdrk4' or 'split_step'.")
         if INTEGRATORS[self.integrator].adaptive:
             return "Tighten 'rtol'/'atol', or increase 'N' if the solution is under-resolved."
         return "Reduce 'dt' or increase 'N' (the solution may be under-resolved)."
