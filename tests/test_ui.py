@@ -554,6 +554,10 @@ def test_a_first_frame_on_a_log_axis_gets_a_range_around_its_value(caplog):
         figure = hv.render(convergence_overlay(history, [], logy=True), backend="bokeh")
     assert 0 < figure.y_range.start < 3e-14 < figure.y_range.end
     assert not [r for r in caplog.records if "Logarithmic axis" in r.getMessage()]
+    # a value is read by pointing at it (a log axis over less than two decades has few tick labels)
+    from bokeh.models import HoverTool
+
+    assert any(isinstance(tool, HoverTool) for tool in figure.tools)
 
 
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():

@@ -84,7 +84,7 @@ def curve_element(curve: Curve, label: str = "") -> hv.Curve:
     y = _positive(curve.y) if curve.logy else np.asarray(curve.y, dtype=float)
     if curve.logx:
         x = _positive(x)
-    return hv.Curve((x, y), kdim, vdim, label=label).opts(logx=curve.logx, logy=curve.logy)
+    return hv.Curve((x, y), kdim, vdim, label=label).opts(logx=curve.logx, logy=curve.logy, tools=["hover"])
 
 
 def aspect_frame(xspan: float, yspan: float, box: tuple[int, int] = ASPECT_BOX) -> tuple[int, int, bool]:
@@ -288,7 +288,7 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
             drawn.append(fix(y))
             curves.append(
                 hv.Curve((h["time"], drawn[-1]), kdim, vdim, label=str(run["label"])).opts(
-                    color=color[key], line_dash=dash, alpha=0.6, line_width=1.5
+                    color=color[key], line_dash=dash, alpha=0.6, line_width=1.5, tools=["hover"]
                 )
             )
     for key, y in history.items():
@@ -296,7 +296,7 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
             continue
         drawn.append(fix(y))
         curves.append(hv.Curve((history["time"], drawn[-1]), kdim, vdim, label=key).opts(
-            color=color[key], line_width=2))
+            color=color[key], line_width=2, tools=["hover"]))  # (a value is read by pointing at it)
     if not curves:  # an empty placeholder keeps the overlay's axes
         curves.append(hv.Curve(([], []), kdim, vdim))
     overlay = hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True,
