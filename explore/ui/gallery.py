@@ -77,8 +77,11 @@ def lab_card(cls: type, prefix: str = "./", thumb: bool = True) -> pn.pane.HTML:
         f'<p style="margin:0 0 4px 0">{html.escape(_one_line(cls.description))}</p>'
         f'<p style="margin:0;opacity:0.75;font-size:90%">presets: {presets} · <code>{html.escape(name)}</code></p>'
     )
-    return pn.pane.HTML(body, name=name, width=340, margin=8,
-                        styles={"border": "1px solid #ddd", "border-radius": "6px", "padding": "10px"})
+    # the card's frame is drawn by the markup itself: the pane's own styles framed its outer box, which
+    # the text (laid out 340 px wide inside the padding) ran past
+    card = ('<div style="border:1px solid #ddd;border-radius:6px;padding:10px;box-sizing:border-box;'
+            f'width:340px;overflow-wrap:anywhere">{body}</div>')
+    return pn.pane.HTML(card, name=name, width=340, margin=8)
 
 
 def gallery(labs: list[str] | None = None, prefix: str = "./") -> pn.Column:
