@@ -136,7 +136,11 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
     coords = {name: list(values) for name, values in grid.items()}
     cls = get_lab(lab_name)
     ds = cls.flag_categories(xr.Dataset(data, coords=coords))
-    base = cls(preset=preset, **(fixed or {})).values()
-    ds.attrs.update({k: _attr(v) for k, v in base.items() if k not in grid})
+    lab = cls(preset=preset, **(fixed or {}))
+    swept = set(grid)  # (with the parameters a swept alias stands for: KH's N is nx and nz)
+    for name in grid:
+        if name in cls.aliases:
+            swept |= set(cls.aliases[name].expand(lab, grid[name][0]))
+    ds.attrs.update({k: _attr(v) for k, v in lab.values().items() if k not in swept})
     ds.attrs.update(lab=lab_name, preset=preset or "")
     return ds

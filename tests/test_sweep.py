@@ -91,6 +91,9 @@ def test_a_summary_named_like_a_swept_parameter_and_the_fixed_parameters(tmp_pat
     assert list(ds.steps.values) == [5, 10] and list(ds.steps_final.values) == [7.0, 12.0]
     assert ds.attrs["n_samples"] == 200 and "steps" not in ds.attrs and ds.attrs["preset"] == "ring8"
     ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")  # (the attributes are netCDF types)
+    # a swept alias (KH's N: nx and nz) leaves out the parameters it stands for
+    ds = gather_dataset("kelvin_helmholtz", {"N": [32, 64]}, "basic_shear", [{"nfe": 1.0}, {"nfe": 2.0}])
+    assert "nx" not in ds.attrs and "nz" not in ds.attrs and ds.attrs["Re"] == 1000.0
 
 
 def test_points_may_not_share_an_output_file(tmp_path):
