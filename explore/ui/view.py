@@ -61,6 +61,7 @@ _FRAME, _DONE, _ERROR = "frame", "done", "error"
 #: the range / this)
 SLIDER_POSITIONS = 200
 
+
 def _nice_step(span: float) -> float:
     """A 1-2-5 step about ``span / SLIDER_POSITIONS``: a slider's step, suited to its range."""
     raw = span / SLIDER_POSITIONS
