@@ -2,11 +2,12 @@ r"""The reaction–diffusion lab: λ–ω spirals (rd-spiral's three regimes) an
 
 Two fields on a periodic square, Fourier pseudo-spectral with real FFTs: the state is the stacked
 spectra of ``u`` and ``v`` (shape ``(2, N, N//2+1)``) with the diffusion symbol ``d_i |k|²`` per field,
-so every integrator of the registry applies (adaptive DOP853 like rd-spiral, or IF-RK4 / ETDRK4 /
-Strang splitting, which treat the stiff diffusion exactly). Each frame reports the moments of ``u``
+so every integrator of the registry applies but the compositions that step backwards in time
+(``split_step4`` / ``split_step6``: diffusion run backwards blows up): adaptive DOP853 like rd-spiral,
+or IF-RK4 / ETDRK4 / Strang splitting (λ–ω only), which treat the stiff diffusion exactly. Each frame reports the moments of ``u``
 and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
 by winding number (λ–ω) or the number and area of the pattern's regions (Gray–Scott: spots or
-stripes), an automatic regime classification and the radially averaged power spectrum.
+stripes), an automatic regime classification and the radial (shell-summed) power spectrum.
 Snapshots stream to netCDF while the run goes (``snapshot_file``, in blocks of a bounded buffer);
 ``checkpoint_file`` / ``resume_from`` restart a run on exactly the same time line, and a resumed run
 continues its snapshot file from the checkpoint (the file is flushed at each checkpoint), so an

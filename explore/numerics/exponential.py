@@ -187,10 +187,11 @@ class ETDRK4(FixedStepSemilinear):
         u_new = E u + f1 N(t, u) + 2 f2 (N(t + dt/2, a) + N(t + dt/2, b)) + f3 N(t + dt, c)
 
     with ``E = exp(dt L)``, ``E2 = exp(dt L / 2)``.  The phi-function coefficients ``Q, f1,
-    f2, f3`` are evaluated by the contour-integral method of Kassam & Trefethen,
-    "Fourth-order time-stepping for stiff PDEs": the mean over ``M = 32`` points on a unit
-    circle around each ``dt L``, which avoids cancellation for small ``|dt L|``.  Complex
-    ``L`` works (the full circle is used; the real part is taken only when ``L`` is real).
+    f2, f3`` are evaluated where ``|dt L| < 0.5`` by the contour-integral method of Kassam &
+    Trefethen, "Fourth-order time-stepping for stiff PDEs": the mean over ``M = 32`` points on a
+    unit circle around each ``dt L``, which avoids the cancellation of the direct formulas there;
+    elsewhere by the direct formulas.  Complex ``L`` works (the full circle is used; the real part
+    is taken only when ``L`` is real).
     Order 4; exact for ``N = 0``.  Fixed step; coefficients cached per ``dt``.
 
     Parameters

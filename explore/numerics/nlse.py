@@ -21,7 +21,7 @@ class NLSEProblem:
     """Semilinear form of the NLSE on a :class:`FourierGrid` (state: Fourier coefficients).
 
     ``projector`` (a truncation mask or an exponential filter, or ``None``) multiplies the nonlinear
-    term (in split-step: the nonlinear flow's increment). A mask of ``|k| ≤ k_N/2`` keeps every aliased
+    term (in split-step: the nonlinear flow's increment). A mask of ``|k| < k_N/2`` keeps every aliased
     mode of the cubic product out of the state; Orszag's 2/3 mask, exact for quadratic products, lets
     the aliases of the cubic one's modes in ``(k_N, 2 k_N]`` back in.
     """

@@ -17,7 +17,7 @@ elementwise symbol ``L`` that every integrator of :mod:`explore.numerics.integra
 
 Diagnostics are plain array functions (array-API: NumPy, CuPy, ``array_api_strict``): moments,
 mutual information of ``u`` and ``v``, phase-defect (spiral core) counting by winding number, the
-radially averaged power spectrum.
+radial (shell-summed) power spectrum.
 """
 from __future__ import annotations
 

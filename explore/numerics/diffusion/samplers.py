@@ -706,6 +706,8 @@ def unipc(model, x, levels, *, rng=None, callback=None, order=2, variant="bh2", 
     UniP-p predicts with p points; UniC re-uses the model output at the predicted point (no extra
     NFE) to lift the order to p + 1. With the first step at order 1 (UniP-1 + UniC, local error
     O(h^3)) the global order of p = 3 is 3; ``warmup="singlestep"`` (DPM-Solver-3 first step) gives 4.
+    Both with ``lower_order_final=False``: by default the last step is an uncorrected UniP-1 at every
+    step count (as UniPC's reference code does), which caps the order at 2.
     """
     _warmup_order(order, warmup)
     if variant not in ("bh1", "bh2"):
@@ -903,7 +905,8 @@ def sa_solver(model, x, levels, *, rng=None, callback=None, order=2, tau=1.0, co
     :math:`\hat x_0` interpolated by a Lagrange polynomial in λ through the last ``order`` points
     (stochastic Adams predictor) and, with ``corrector``, re-integrated with the model output at the
     predicted point added (corrector, no extra NFE; the same noise z is reused). ``tau = 0`` is a
-    deterministic Adams method of order ``order`` (+1 with the corrector, after a lower-order start);
+    deterministic Adams method of order ``order`` (+1 with the corrector; at most 3: the first-order
+    start caps it);
     ``tau = 1`` samples the reverse SDE. A step to sigma = 0 is the first-order limit x = x0_hat.
     """
     lam = levels.lam.tolist()
