@@ -56,7 +56,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall, TooManySteps
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
 KH_INTEGRATORS = [name for name, info in INTEGRATORS.items() if not info.requires]
@@ -449,7 +449,7 @@ class KelvinHelmholtzLab(Lab):
         frame_dt = self.t_end / self.n_snapshots
         dt = None if adaptive else self.dt
         if not adaptive and self.cfl == 0:  # whole steps of one size fill each frame interval
-            dt = frame_dt / max(1, math.ceil(frame_dt / self.dt - 1e-9))
+            dt = fill_step(frame_dt, self.dt)
         stepper = make_integrator(self.integrator, problem, dt=dt, rtol=self.rtol, atol=self.atol)
         # one evaluation at t = 0 gives the velocity for the first CFL step and the budget at t = 0;
         # the stepper advances the problem's own (possibly compact: the dealiased band) state
@@ -571,7 +571,8 @@ class KelvinHelmholtzLab(Lab):
         # Miles–Howard: no instability where the gradient Richardson number J cosh⁴(z/δ) / cosh²(z/δ_ρ) is
         # at least 1/4 everywhere between the walls (its minimum is J at z = 0 only while δ/δ_ρ ≤ √2)
         z = np.linspace(0.0, H, 2001)
-        if J * float(np.min(np.exp(4 * _log_cosh(z) - 2 * _log_cosh(z * d / dr)))) >= 0.25:
+        log_cosh = lambda x: np.logaddexp(x, -x) - math.log(2)  # noqa: E731 - ln cosh x, without overflow
+        if J * float(np.min(np.exp(4 * log_cosh(z) - 2 * log_cosh(z * d / dr)))) >= 0.25:
             return 0.0
         alpha = 2 * math.pi * self.perturbation_mode * d / self.Lx
         return scale * bq.taylor_goldstein_growth_rate(alpha, J, thickness_ratio=d / dr, half_height=H)
@@ -746,12 +747,6 @@ class KelvinHelmholtzLab(Lab):
         if self.rotation:
             out["rotation_note"] = ((), float(self.rotation), {"note": ROTATION_NOTE})
         return out
-
-
-def _log_cosh(x):
-    """``ln cosh x`` without overflow: ``|x| + ln(1 + e^{-2|x|}) - ln 2``."""
-    x = np.abs(x)
-    return x + np.log1p(np.exp(-2 * x)) - math.log(2)
 
 
 __all__ = ["KelvinHelmholtzLab", "ROTATION_NOTE"]

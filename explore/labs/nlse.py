@@ -26,7 +26,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall, TooManySteps
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
 
@@ -140,8 +140,7 @@ class NLSELab(Lab):
     def divergence_hint(self) -> str:  # type: ignore[override]
         rate = 0.5 * (math.pi * self.N / self.L) ** 2
         if self.integrator == "rk4":
-            interval = self.t_end / self.n_snapshots
-            step = interval / max(1, math.ceil(interval / self.dt - 1e-9))  # (the step taken: see _frames)
+            step = fill_step(self.t_end / self.n_snapshots, self.dt)  # (the step taken: see _frames)
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max|k²/2| = {2.8 / rate:.3g} on this grid "
                     f"(the step was {step:.3g}): reduce 'dt' or use 'ifrk4', 'etdrk4' or 'split_step'.")
         if INTEGRATORS[self.integrator].adaptive:
@@ -196,10 +195,7 @@ class NLSELab(Lab):
         if self.dealias in TRUNCATIONS:
             u = problem.projector * u  # truncated modes then stay zero
         info = INTEGRATORS[self.integrator]
-        interval = self.t_end / self.n_snapshots
-        # fixed step: whole steps fill each frame interval, all of exactly the same size (a full dt and a
-        # clipped remainder would make a step-size study measure two step sizes)
-        h = None if info.adaptive else interval / max(1, math.ceil(interval / self.dt - 1e-9))
+        h = None if info.adaptive else fill_step(self.t_end / self.n_snapshots, self.dt)
         stepper = make_integrator(self.integrator, problem, dt=h, rtol=self.rtol, atol=self.atol)
         state = stepper.init(0.0, u)
         self._x_host = to_host(grid.x[0])

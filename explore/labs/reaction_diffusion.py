@@ -31,7 +31,7 @@ from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.numerics.rk import StepSizeTooSmall, TooManySteps
+from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
 REGIMES = ("transient", "steady", "periodic", "chaotic", "homogeneous_oscillation")
@@ -178,7 +178,7 @@ class ReactionDiffusionLab(Lab):
             raise ValueError(f"{name}: 'initial_layer' = {self.initial_layer:g} must be a whole multiple of "
                              f"snapshot_dt = {self.snapshot_dt:g}")
         info = INTEGRATORS[self.integrator]
-        steps = n_out * math.ceil(self.snapshot_dt / self.dt - 1e-9)  # whole steps fill each snapshot interval
+        steps = round(self.t_end / fill_step(self.snapshot_dt, self.dt))
         if not info.adaptive and steps > MAX_RUN_STEPS:
             raise ValueError(f"{name}: dt = {self.dt:g} (at most snapshot_dt = {self.snapshot_dt:g}) needs "
                              f"{steps:.3g} steps; increase 'dt' or 'snapshot_dt', or shorten 't_end'")
@@ -251,7 +251,7 @@ class ReactionDiffusionLab(Lab):
         if info.adaptive:
             h = None
         else:  # whole steps fill each snapshot interval, all of exactly the same size
-            h = self.snapshot_dt / max(1, math.ceil(self.snapshot_dt / self.dt - 1e-9))
+            h = fill_step(self.snapshot_dt, self.dt)
         stepper = make_integrator(self.integrator, problem, dt=h, rtol=self.rtol, atol=self.atol)
         self._final = None
         self._grid_host = (to_host(grid.x[1]).ravel(), to_host(grid.x[0]).ravel())

@@ -26,6 +26,7 @@ __all__ = [
     "StepSizeTooSmall",
     "TooManySteps",
     "DEFAULT_RTOL",
+    "fill_step",
     "land_on",
     "as_state_array",
 ]
@@ -134,6 +135,13 @@ def as_state_array(y0):
     if not xp.isdtype(y0.dtype, ("real floating", "complex floating")):
         y0 = xp.astype(y0, xp.float64)
     return y0
+
+
+def fill_step(interval: float, dt: float) -> float:
+    """The step of at most ``dt`` that fills ``interval`` with whole steps, all of one size
+    (``interval / ceil(interval / dt)``): a run's frames are reached without a clipped last step, and a
+    step-size study measures one step size."""
+    return interval / max(1, math.ceil(interval / dt - 1e-9))
 
 
 def land_on(t: float, dt: float, t_stop: float) -> tuple[float, float, bool]:
