@@ -18,6 +18,8 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend with
 import numpy as np
 import panel as pn
 
+from bokeh.models import CDSView, CustomJSFilter, Line
+
 from explore.core.frame import Curve, Field, Points
 
 #: default plot sizes (pixels); plots stretch to the width of their column
@@ -55,6 +57,20 @@ CLEAR_DELAY_MS = 300
 #: a streamed image's colour range is moved when an end moves by more than this share of its span
 #: (each move makes the browser colour-map the image again, once per changed end)
 COLOR_RANGE_TOLERANCE = 0.01
+#: a curve's points that have no finite neighbour (a series with one value so far, a value between
+#: gaps) draw no line: they get a marker of this size (pixels), drawn in the browser from the curve's
+#: own data source, so streamed rows need nothing more
+ISOLATED_MARKER_SIZE = 6
+#: which rows of a line's source are isolated (``x``/``y``: the glyph's columns); a ``CustomJSFilter``
+#: runs it whenever the source changes or streams
+ISOLATED_JS = """
+const xs = source.data[x], ys = source.data[y], n = ys.length, out = [];
+const ok = (i) => i >= 0 && i < n && Number.isFinite(xs[i]) && Number.isFinite(ys[i]);
+for (let i = 0; i < n; i++) {
+  if (ok(i) && !ok(i - 1) && !ok(i + 1)) out.push(i);
+}
+return out;
+"""
 
 
 #: on a log axis, values at or below this are gaps: an exact zero (an empty spectral bin) and the
@@ -299,12 +315,31 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
             color=color[key], line_width=2, tools=["hover"]))  # (a value is read by pointing at it)
     if not curves:  # an empty placeholder keeps the overlay's axes
         curves.append(hv.Curve(([], []), kdim, vdim))
-    overlay = hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True,
+    # padded like the streamed ranges (``LivePlot._stream_history``): a marker at the last time is
+    # not cut in half by the plot's edge
+    overlay = hv.Overlay(curves).opts(logy=logy, legend_position=legend, responsive=True, padding=PADDING,
                                       show_grid=True, title="", legend_opts=dict(LEGEND_OPTS))
     # on a log axis the y range is given: HoloViews pads a single value (a first frame) down to 0 or
     # below on its own, and warns for the log axis
     y_range = _padded(_finite_extent(*drawn, log=True), log=True) if logy else None
     return overlay.opts(ylim=y_range) if y_range is not None else overlay
+
+
+def _mark_isolated(figure, renderer, source) -> None:
+    """Give a line's isolated points (a finite value with no finite neighbour, which a line cannot
+    draw) a marker of the line's colour: a renderer on the same source, filtered in the browser by
+    ``ISOLATED_JS``, shown and hidden with the line (its legend entry). Once per line."""
+    glyph = renderer.glyph
+    if not isinstance(glyph, Line) or not isinstance(glyph.x, str) or not isinstance(glyph.y, str):
+        return
+    name = f"isolated:{renderer.id}"
+    if any(r.name == name for r in figure.renderers):
+        return
+    markers = figure.scatter(
+        x=glyph.x, y=glyph.y, source=source, size=ISOLATED_MARKER_SIZE, name=name,
+        color=glyph.line_color, alpha=glyph.line_alpha, visible=renderer.visible,
+        view=CDSView(filter=CustomJSFilter(code=ISOLATED_JS, args={"x": glyph.x, "y": glyph.y})))
+    renderer.js_link("visible", markers, "visible")
 
 
 def _finite_extent(*arrays: np.ndarray, log: bool = False) -> tuple[float, float] | None:
@@ -423,6 +458,8 @@ class LivePlot:
         figure = plot.handles.get("plot")
         if figure is not None and hasattr(figure, "output_backend"):
             figure.output_backend = OUTPUT_BACKEND
+        if renderer is not None and source is not None and figure is not None:
+            _mark_isolated(figure, renderer, source)
 
     def _remember_hidden(self) -> None:
         """Note which overlaid curves the user hid from the legend, before the plot is rebuilt."""

@@ -411,3 +411,34 @@ def test_regime_is_named_and_the_diagnostics_y_axis_can_be_switched(open_page):
     assert hidden is False
     screenshot(page, "reaction_diffusion-diagnostics-log")
     no_errors(watched)
+
+
+# for each curve with a marker renderer for its isolated points: how many it draws, and whether shown
+MARKERS_JS = """() => { const out = {};
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.name && m.name.startsWith('isolated:') && m.view && m.data_source.name)
+      out[m.data_source.name] = {drawn: m.view.indices.count, rows: m.data_source.get_length(), visible: m.visible};
+  return out; }"""
+
+
+def test_a_value_without_neighbours_is_drawn_and_hides_with_its_curve(open_page):
+    """A line cannot draw a point that has no finite neighbour: the diffusion lab's side-by-side errors
+    exist at the last frame only, and were legend entries without a mark. They get a marker, shown
+    and hidden with their curve; curves of many points get none."""
+    watched = open_page("/diffusion?compare=euler&steps=6")
+    page = watched.page
+    press(page, "Run")
+    page.get_by_text("done in").wait_for(timeout=60_000)
+    page.wait_for_function("() => Bokeh.documents.some(d => d.get_model_by_name("
+                           "'isolated:' + [...d.all_models].find(m => m.data_source && m.data_source.name "
+                           "=== 'convergence:error_euler' && m.glyph && m.glyph.type === 'Line').id))",
+                           timeout=10_000)
+    markers = page.evaluate(MARKERS_JS)
+    assert markers["convergence:error_euler"] == {"drawn": 1, "rows": 8, "visible": True}, markers
+    assert markers["convergence:error"]["drawn"] == 0 and markers["convergence:error"]["rows"] == 8, markers
+    page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+        if (m.data_source && m.data_source.name === 'convergence:error_euler' && m.glyph
+            && m.glyph.type === 'Line') m.visible = false; }""")  # what its legend entry does
+    page.wait_for_timeout(200)
+    assert page.evaluate(MARKERS_JS)["convergence:error_euler"]["visible"] is False
+    no_errors(watched)
