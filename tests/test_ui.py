@@ -590,6 +590,9 @@ def test_every_number_gets_a_control_that_can_hold_its_values():
     assert isinstance(kh["shear_thickness"], pn.widgets.FloatSlider) and kh["shear_thickness"].step == 0.001
     for name in ("dt", "atol", "rtol", "Re"):
         assert isinstance(kh[name], pn.widgets.FloatInput), name
+    # a number input's arrows change the second significant digit of its values (Panel's: 0.1, which
+    # took d1 = 2e-5 to 0.1 in one press, and a tolerance of 1e-8 to 0.1)
+    assert rd["d1"].step == pytest.approx(1e-6) and kh["rtol"].step == pytest.approx(1e-7) and kh["dt"].step == pytest.approx(1e-3)
 
 
 def test_grid_sliders_step_through_even_sizes_only():

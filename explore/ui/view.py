@@ -69,6 +69,17 @@ def _nice_step(span: float) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
+def _input_step(smallest: float | None, lo: float | None, hi: float | None) -> float:
+    """A number input's arrow step: a tenth of the decade of the smallest value it is known to hold
+    (default, current, presets: 0.02 steps by 0.001, 1e-8 by 1e-9), else a slider's step over its
+    range, else 0.1."""
+    if smallest:
+        return 10.0 ** (math.floor(math.log10(smallest)) - 1)
+    if lo is not None and hi is not None and hi > lo:
+        return _nice_step(hi - lo)
+    return 0.1
+
+
 def _typed_inputs(lab: Lab, names: list[str]) -> dict:
     """The widget of each number where Panel's own (a slider stepping by 0.1, its label rounded to two
     decimals) cannot work.
@@ -95,11 +106,13 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
         fine = step is not None and smallest is not None and smallest < 10 * step
         if p.allow_None or open_range or decades or fine:
             widget = pn.widgets.IntInput if integer else pn.widgets.FloatInput
+            spec = {"type": widget}
+            if not integer:  # its arrows change the second significant digit (Panel's step is 0.1)
+                spec["step"] = _input_step(smallest, lo, hi)
             if p.allow_None:
                 meaning = re.search(r"\(default: ([^)]*)\)", p.doc or "")
-                out[name] = {"type": widget, "placeholder": meaning.group(1) if meaning else "default"}
-            else:
-                out[name] = widget
+                spec["placeholder"] = meaning.group(1) if meaning else "default"
+            out[name] = spec
         elif step is not None:
             digits = max(0, -math.floor(math.log10(step)))
             out[name] = {"type": pn.widgets.FloatSlider, "step": step,
