@@ -18,7 +18,7 @@ import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend with
 import numpy as np
 import panel as pn
 
-from bokeh.models import CDSView, CustomJSFilter, Line
+from bokeh.models import CDSView, CustomJSFilter, CustomJSTicker, CustomJSTickFormatter, Line, LogScale
 
 from explore.core.frame import Curve, Field, Points
 
@@ -325,6 +325,69 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
     return overlay.opts(ylim=y_range) if y_range is not None else overlay
 
 
+#: tick positions of a log axis (Bokeh's ``LogTicker`` puts linear ticks on a log axis spanning under
+#: two decades: a curve between 1e-3 and 2e-2 had labels at 0.005, 0.01, 0.015, 0.02 only). Powers of
+#: ten when the axis spans decades (every k-th: ~3–8 labels), 1-2-5 within about one to two decades,
+#: more mantissas below that, and evenly spaced values on a span too short for those.
+LOG_TICKS_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end);
+if (!(lo > 0) || !Number.isFinite(hi) || !(hi > lo)) return [];
+const decades = Math.log10(hi / lo), ticks = [];
+const e0 = Math.floor(Math.log10(lo)), e1 = Math.ceil(Math.log10(hi));
+if (decades > 2.5) {
+  const every = Math.max(1, Math.ceil(decades / 8));
+  for (let e = e0; e <= e1; e++) {
+    const t = Number(`1e${e}`);
+    if (((e % every) + every) % every == 0 && t >= lo && t <= hi) ticks.push(t);
+  }
+  return ticks;
+}
+const mantissas = decades > 1 ? [1, 2, 5] : decades > 0.5 ? [1, 2, 3, 5, 7] : [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9];
+for (let e = e0; e <= e1; e++)
+  for (const m of mantissas) { const t = Number(`${m}e${e}`); if (t >= lo && t <= hi) ticks.push(t); }
+if (ticks.length >= 3) return ticks;
+const raw = (hi - lo) / 4, unit = Number(`1e${Math.floor(Math.log10(raw))}`);
+const step = [1, 2, 5, 10].map((m) => m * unit).find((v) => v >= raw * (1 - 1e-9));
+const out = [];
+for (let k = Math.ceil(lo / step); k * step <= hi; k++) out.push(Number((k * step).toPrecision(12)));
+return out;
+"""
+#: minor ticks of such an axis: 2–9 × each power of ten where the axis spans at most six decades
+LOG_MINOR_TICKS_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end);
+if (!(lo > 0) || !Number.isFinite(hi) || !(hi > lo) || Math.log10(hi / lo) > 6) return [];
+const out = [];
+for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+  for (let m = 1; m <= 9; m++) { const t = Number(`${m}e${e}`); if (t >= lo && t <= hi) out.push(t); }
+return out;
+"""
+#: labels of those ticks: 10⁻⁵ when every tick is a power of ten; otherwise 0.002 or 2e-5 (a
+#: non-power labelled by its rounded exponent, as Bokeh's LogTickFormatter can, would be wrong)
+LOG_TICK_LABELS_JS = """
+const sup = {"-": "\u207b", "0": "\u2070", "1": "\u00b9", "2": "\u00b2", "3": "\u00b3", "4": "\u2074",
+             "5": "\u2075", "6": "\u2076", "7": "\u2077", "8": "\u2078", "9": "\u2079"};
+const power = (t) => Math.abs(t / Number(`1e${Math.round(Math.log10(t))}`) - 1) < 1e-9;
+if (ticks.every(power)) {
+  const e = Math.round(Math.log10(tick));
+  return e == 0 ? "1" : e == 1 ? "10" : "10" + [...String(e)].map((c) => sup[c]).join("");
+}
+const a = Math.abs(tick);
+return a >= 1e-3 && a < 1e4 ? String(Number(tick.toPrecision(6))) : Number(tick.toPrecision(6)).toExponential();
+"""
+
+
+def _log_ticks(figure) -> None:
+    """Ticks and labels of the figure's log axes from ``LOG_TICKS_JS`` and ``LOG_TICK_LABELS_JS``."""
+    for scale, axes in ((figure.x_scale, figure.xaxis), (figure.y_scale, figure.yaxis)):
+        if not isinstance(scale, LogScale):
+            continue
+        for axis in axes:
+            if isinstance(axis.ticker, CustomJSTicker):
+                continue
+            axis.ticker = CustomJSTicker(major_code=LOG_TICKS_JS, minor_code=LOG_MINOR_TICKS_JS)
+            axis.formatter = CustomJSTickFormatter(code=LOG_TICK_LABELS_JS)
+
+
 def _mark_isolated(figure, renderer, source) -> None:
     """Give a line's isolated points (a finite value with no finite neighbour, which a line cannot
     draw) a marker of the line's colour: a renderer on the same source, filtered in the browser by
@@ -460,6 +523,8 @@ class LivePlot:
             figure.output_backend = OUTPUT_BACKEND
         if renderer is not None and source is not None and figure is not None:
             _mark_isolated(figure, renderer, source)
+        if figure is not None and hasattr(figure, "x_scale"):
+            _log_ticks(figure)
 
     def _remember_hidden(self) -> None:
         """Note which overlaid curves the user hid from the legend, before the plot is rebuilt."""

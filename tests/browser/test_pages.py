@@ -441,4 +441,30 @@ def test_a_value_without_neighbours_is_drawn_and_hides_with_its_curve(open_page)
             && m.glyph.type === 'Line') m.visible = false; }""")  # what its legend entry does
     page.wait_for_timeout(200)
     assert page.evaluate(MARKERS_JS)["convergence:error_euler"]["visible"] is False
+    # the log axis has Explore's ticks (below)
+    assert page.evaluate("""() => Bokeh.documents.some(d => [...d.all_models].some(m => m.title
+        && m.title.text === 'Convergence' && m.left[0].ticker.type === 'CustomJSTicker'))""")
     no_errors(watched)
+
+
+def test_log_axes_get_ticks_and_labels_over_any_span(context):
+    """Bokeh's LogTicker puts linear ticks on a log axis spanning under two decades (1e-3 to 2e-2 had
+    labels 0.005 ... 0.02 only), and its formatter labels a non-power by its rounded exponent. Explore's
+    ticks: powers of ten over decades, 1-2-5 (or finer) within them, even steps on a short span; labels
+    10⁻⁵ for powers, plain numbers otherwise."""
+    from explore.ui.plots import LOG_TICK_LABELS_JS, LOG_TICKS_JS
+
+    page = context.new_page()
+    ticks = page.evaluate(f"""(spans) => spans.map(([start, end]) => {{
+        const major = new Function('cb_data', {LOG_TICKS_JS!r})({{start, end}});
+        const label = new Function('tick', 'index', 'ticks', {LOG_TICK_LABELS_JS!r});
+        return [major, major.map((t, i) => label(t, i, major))]; }})""",
+                          [[1e-3, 2e-2], [0.3, 1.2], [0.98, 1.02], [1e-14, 1e2], [2e-2, 1e-3], [-1, 1]])
+    assert ticks[0] == [[1e-3, 2e-3, 5e-3, 1e-2, 2e-2], ["0.001", "0.002", "0.005", "0.01", "0.02"]]
+    assert ticks[1] == [[0.3, 0.5, 0.7, 1], ["0.3", "0.5", "0.7", "1"]]
+    assert ticks[2][0] == [0.98, 0.99, 1, 1.01, 1.02]
+    assert ticks[3][0] == [10.0 ** e for e in range(-14, 3, 2)]
+    assert ticks[3][1][:2] == ["10\u207b\u00b9\u2074", "10\u207b\u00b9\u00b2"] and ticks[3][1][-2:] == ["1", "10\u00b2"]
+    assert ticks[4] == ticks[0]  # a reversed axis
+    assert ticks[5] == [[], []]  # no log ticks on a range through zero
+    page.close()
