@@ -771,3 +771,14 @@ def test_diagnostics_y_scale_switches_mid_run_and_after_it():
             np.testing.assert_allclose(drawn, history[label])
     finally:
         view.stop()
+
+
+def test_a_point_cloud_thumbnail_is_dots_and_a_curve_a_line():
+    """The gallery card of a lab whose first sample is a point cloud (the diffusion samplers) draws
+    dots; joined in sampling order they were a scribble."""
+    from explore.ui.gallery import THUMB_DOTS, _svg_polyline, thumbnail
+
+    cloud = thumbnail("diffusion")
+    assert "<polyline" not in cloud and THUMB_DOTS // 2 < cloud.count("<circle") <= 2 * THUMB_DOTS
+    x = np.linspace(0, 1, 50)
+    assert _svg_polyline(x, x**2).startswith("<polyline") and "<circle" not in _svg_polyline(x, x**2)

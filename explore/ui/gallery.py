@@ -14,6 +14,8 @@ from explore.core.registry import lab_classes
 from explore.ui.plots import _positive
 
 THUMB_W, THUMB_H = 320, 90
+#: at most this many points of a point cloud are drawn in a thumbnail
+THUMB_DOTS = 300
 
 
 def _one_line(text: str) -> str:
@@ -22,15 +24,18 @@ def _one_line(text: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def _svg_polyline(x: np.ndarray, y: np.ndarray) -> str:
+def _svg_polyline(x: np.ndarray, y: np.ndarray, dots: bool = False) -> str:
+    """A curve as an SVG polyline, or (``dots``) a point cloud as small circles, scaled to the thumbnail."""
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if x.size < 2:
         return ""
-    step = max(1, x.size // 200)
+    step = max(1, x.size // (THUMB_DOTS if dots else 200))
     x, y = x[::step], y[::step]
     sx = (x - x.min()) / (np.ptp(x) or 1.0) * (THUMB_W - 8) + 4
     sy = THUMB_H - 4 - (y - y.min()) / (np.ptp(y) or 1.0) * (THUMB_H - 8)
+    if dots:  # (a cloud joined in sampling order is a scribble)
+        return "".join(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="1.2" fill="currentColor"/>' for a, b in zip(sx, sy))
     points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy))
     return f'<polyline points="{points}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
 
@@ -53,7 +58,7 @@ def thumbnail(name: str) -> str:
         if isinstance(sample, (Curve, Points)):
             y = np.asarray(sample.y, float)
             shapes = _svg_polyline(np.asarray(sample.x, float), np.log10(_positive(y)) if getattr(sample, "logy", False)
-                                   else y)
+                                   else y, dots=isinstance(sample, Points))
         elif isinstance(sample, Field):
             shapes = _svg_polyline(np.asarray(sample.x, float), np.nanmean(np.asarray(sample.values, float), axis=0))
         if shapes:
