@@ -221,7 +221,7 @@ def _converged(c: np.ndarray, tol: float) -> bool:
 def empirical_model_statistics(model, data, lam_lo: float, lam_hi: float, *, samples: int | None = None,
                                seed: int = 0, tol: float = 1e-3, max_degree: int = 256) -> EmpiricalModelStatistics:
     """EMS of ``model`` on ``[lam_lo, lam_hi]``, expectations over the noised ``data`` (a
-    :class:`~.targets.GaussianMixture`): ``samples`` draws (default 4096 up to
+    :class:`~.targets.GaussianMixture`): ``samples`` draws (default 2048 up to
     :data:`EXACT_DIAGONAL_DIM` dimensions, else 256 with one Rademacher probe each)."""
     lo, hi = float(min(lam_lo, lam_hi)), float(max(lam_lo, lam_hi))
     if not (math.isfinite(lo) and math.isfinite(hi)):

@@ -2,8 +2,10 @@ r"""Step schedules: where a sampler with ``steps`` steps places its noise levels
 
 Each is a function ``(schedule, steps, **options) -> t`` returning ``steps + 1`` strictly
 decreasing times from ``schedule.t_max`` to ``schedule.t_min``, registered with
-:func:`register_step_schedule`. On a discrete schedule the times are rounded to integers (and
-de-duplicated, which may return fewer steps when ``steps`` approaches the table length).
+:func:`register_step_schedule`. On a discrete schedule the times are rounded to integers and
+de-duplicated, which returns fewer steps where a schedule puts two times within one table entry:
+when ``steps`` approaches the table length, or where it crowds its steps (Beta with ``a``, ``b``
+well below 1 at the ends: a = b = 0.05 and 10 steps on a 1000-entry table give 4 steps).
 The optimal schedule, which needs the model and a sampler, is in :mod:`.optimal`.
 """
 from __future__ import annotations
