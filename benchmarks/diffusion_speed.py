@@ -170,7 +170,7 @@ def accuracy(nfes: list[int], n_particles: int = 2000) -> dict:
                                  nfe_explore=n_o))
     ours = []
     for name, info in SAMPLERS.items():
-        if info.stochastic or name.startswith("fm_"):
+        if info.is_stochastic() or name.startswith("fm_"):
             continue
         for nfe in nfes:
             steps = _steps_for(name, sch, nfe)

@@ -108,7 +108,9 @@ class DiffusionLab(Lab):
                                 "(generalized heavy ball; 1: DEIS / Adams-Bashforth).")
     warmup = param.Selector(default="lower_order", objects=["lower_order", "singlestep"],
                             doc="Start of multistep samplers: lower-order steps, or one DPM-Solver-3 step.")
-    thresholding = param.Boolean(default=False, doc="Dynamic thresholding of x0 (dpm_solver, dpmpp_2m/3m).")
+    thresholding = param.Boolean(default=False, doc="Dynamic thresholding of x0 (dpm_solver, dpmpp_2m/3m): "
+                                                    "Imagen's rule in units of the data's range (its means "
+                                                    "± 3 std per coordinate).")
     steps = param.Integer(default=10, bounds=(1, 1000), softbounds=(1, 100), doc="Number of sampler steps.")
     timesteps = param.Selector(default="uniform_t", objects=list(STEP_SCHEDULES),
                                doc="Step schedule: uniform t, uniform log-SNR, quadratic, Karras, Beta, optimal (DP).")
@@ -123,7 +125,8 @@ class DiffusionLab(Lab):
     n_reference = param.Integer(default=2000, bounds=(1, 100_000),
                                 doc="Particles whose reference PF-ODE solution is computed (error, trajectories).")
     reference_rtol = param.Number(default=1e-9, bounds=(1e-13, 1e-3), doc="Tolerance of the DOP853 reference.")
-    study = param.Boolean(default=True, doc="At the end, error vs NFE over several step counts.")
+    study = param.Boolean(default=True, doc="At the end, error vs NFE over several step counts (at the last "
+                                             "noise level before the clean one: the sampler's order).")
     compare = param.String(default="", doc="Comma-separated samplers run side by side at the same NFE budget "
                                            "(last frame: their clouds and errors), e.g. 'ddim,unipc'.")
 
@@ -170,18 +173,30 @@ class DiffusionLab(Lab):
         if self.thresholding:
             if self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
                 raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
-            opts["thresholding"] = True
+            opts.update(thresholding=True, threshold_max=math.inf,
+                        threshold_scale=make_target(self.target).bound())
+        return opts
+
+    def options_for(self, name: str) -> dict:
+        """This lab's options as sampler ``name`` takes them (a compared sampler): only the options it
+        has, and the ``order`` capped to the highest it supports."""
+        info = SAMPLERS[name]
+        opts = {k: v for k, v in self.options().items() if k in info.options}
+        if "order" in opts and info.orders and opts["order"] not in info.orders:
+            opts["order"] = max([o for o in info.orders if o <= opts["order"]] or [min(info.orders)])
         return opts
 
     def times(self, schedule, steps: int, model=None) -> np.ndarray:
         if self.timesteps == "optimal":
-            return optimal_times(model, schedule, steps, sampler=self.sampler, seed=self.seed)
+            return optimal_times(model, schedule, steps, sampler=self.sampler, seed=self.seed,
+                                 dim=make_target(self.target).dim)
         extra = {"karras": dict(rho=self.rho), "beta": dict(a=self.beta_a, b=self.beta_b)}.get(self.timesteps, {})
         return step_times(self.timesteps, schedule, steps, **extra)
 
-    def noise_levels(self, steps: int | None = None, model=None) -> Levels:
+    def noise_levels(self, steps: int | None = None, model=None, denoise: bool | None = None) -> Levels:
         schedule = make_schedule(self.schedule)
-        return levels(schedule, self.times(schedule, steps or self.steps, model), denoise=self.denoise)
+        return levels(schedule, self.times(schedule, steps or self.steps, model),
+                      denoise=self.denoise if denoise is None else denoise)
 
     # ------------------------------------------------------------------ the run
     def _frames(self, xp):
@@ -252,7 +267,7 @@ class DiffusionLab(Lab):
             raise SolverDiverged(0.0, f"the reference PF-ODE ({exc})", self.divergence_hint) from None
         ref = [x[:n_ref]] + ref
         records = []
-        local = None if info.stochastic else self.local_errors(model, ref, lv, opts, xp)
+        local = None if info.is_stochastic(opts) else self.local_errors(model, ref, lv, opts, xp)
 
         def record(step):
             records.append((step["x"], step["nfe"]))
@@ -359,7 +374,7 @@ class DiffusionLab(Lab):
         per_step, offset = counts[1] - counts[0], counts[0] - 2 * (counts[1] - counts[0])
         steps = max(1, (nfe_budget - offset) // max(per_step, 1))
         lv = self.noise_levels(steps, model)
-        opts = {k: v for k, v in self.options().items() if k in SAMPLERS[name].defaults}
+        opts = self.options_for(name)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             out, _ = sample(name, model, x, lv, rng=np.random.default_rng(self.seed + 1), **opts)
         err = float(xp.mean(xp.sqrt(xp.sum((out[:n_ref] - ref_end) ** 2, axis=1))))
@@ -369,7 +384,11 @@ class DiffusionLab(Lab):
         return Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2", equal_aspect=True), err
 
     def _study(self, model, x0_host, xp) -> Curve:
-        """Error vs NFE over step counts around ``steps`` (same endpoints, one reference)."""
+        """Error vs NFE over step counts around ``steps`` (same endpoints, one reference).
+
+        Measured at the last noise level sigma_min > 0, without the final denoising step: that jump
+        x = alpha x0_hat has an error ~ sigma_min^2 whatever the step count, a floor under which the
+        study's slope (the sampler's order) would flatten."""
         counts = sorted({max(1, self.steps // 4), max(1, self.steps // 2), self.steps, 2 * self.steps,
                          4 * self.steps})
         if self.schedule == "vp_discrete":
@@ -377,12 +396,12 @@ class DiffusionLab(Lab):
         if self.timesteps == "optimal":
             counts = [c for c in counts if c <= 24]
         x0 = xp.asarray(x0_host)
-        lv_end = self.noise_levels(counts[0], model)
+        lv_end = self.noise_levels(counts[0], model, denoise=False)
         ref, _ = pf_ode(model, x0, lv_end.at(0), [lv_end.at(lv_end.steps)], rtol=self.reference_rtol,
                         atol=self.reference_rtol)
         nfes, errors = [], []
         for c in counts:
-            lv = self.noise_levels(c, model)
+            lv = self.noise_levels(c, model, denoise=False)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 out, nfe = sample(self.sampler, model, x0, lv, rng=np.random.default_rng(self.seed + 1),
                                   **self.options())

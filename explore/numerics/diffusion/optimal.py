@@ -29,9 +29,12 @@ SINGLE_STEP_COUNTERPART = {
 
 @register_step_schedule("optimal", needs_model=True)
 def optimal_times(model, schedule, steps: int, *, sampler: str = "ddim", candidates: int = 24,
-                  n_particles: int = 128, seed: int = 0, rtol: float = 1e-9, x=None, **options):
+                  n_particles: int = 128, seed: int = 0, rtol: float = 1e-9, x=None, dim: int | None = None,
+                  **options):
     """Optimal schedule by dynamic programming on a log-SNR grid of ``candidates`` intervals.
 
+    The particles are ``x`` or ``n_particles`` noise draws in ``dim`` dimensions (default: the
+    model's ``dim``, or that of the object whose method it is, as ``target.predict``).
     Returns ``steps + 1`` decreasing times (a subset of the candidate grid, ends included).
     """
     if steps > candidates:
@@ -43,7 +46,9 @@ def optimal_times(model, schedule, steps: int, *, sampler: str = "ddim", candida
     lv = levels(schedule, tc)
     k_max = lv.steps
     if x is None:
-        d = model.dim if hasattr(model, "dim") else 2
+        d = dim or getattr(model, "dim", None) or getattr(getattr(model, "__self__", None), "dim", None)
+        if d is None:
+            raise ValueError("dim: the optimal schedule needs the particles' dimension ('dim' or 'x')")
         x = np.random.default_rng(seed).standard_normal((n_particles, d)) * float(lv.sigma[0])
     traj, _ = pf_ode(model, x, lv.at(0), [lv.at(j) for j in range(1, k_max + 1)], rtol=rtol, atol=rtol)
     traj = [x] + traj

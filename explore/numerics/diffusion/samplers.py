@@ -28,6 +28,7 @@ the ``order`` option, options); the lab's Selector, the CLI help and the registr
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -53,20 +54,31 @@ class SamplerInfo:
         endpoint vs the reference ~ NFE^-order); 0 for stochastic samplers.
     orders : tuple
         Values of the ``order`` option it accepts (empty: none).
-    stochastic : bool
-        Whether it injects noise (needs ``rng``); its error vs the PF-ODE reference does not vanish.
+    stochastic : bool or callable
+        Whether it injects noise (needs ``rng``; its error vs the PF-ODE reference does not vanish):
+        a bool, or ``stochastic(options) -> bool`` where an option decides (DDIM's ``eta``,
+        SA-Solver's ``tau``); :meth:`is_stochastic` answers for given options.
     multistep : bool
         Reuses earlier model outputs (one NFE per step after start-up).
+    options : tuple
+        Names of the options it takes (``sample`` refuses others).
     """
 
     name: str
     fn: Callable
     order: Callable
     orders: tuple = ()
-    stochastic: bool = False
+    stochastic: bool | Callable = False
     multistep: bool = False
     defaults: dict = field(default_factory=dict)
     doc: str = ""
+    options: tuple = ()
+
+    def is_stochastic(self, options: dict | None = None) -> bool:
+        """Whether it injects noise with ``options`` (its defaults where not given)."""
+        if callable(self.stochastic):
+            return bool(self.stochastic({**self.defaults, **(options or {})}))
+        return bool(self.stochastic)
 
 
 SAMPLERS: dict[str, SamplerInfo] = {}
@@ -79,10 +91,23 @@ def register_sampler(name, *, theory, orders=(), stochastic=False, multistep=Fal
 
     def deco(fn):
         doc = (fn.__doc__ or "").strip().split("\n")[0]
-        SAMPLERS[name] = SamplerInfo(name, fn, order_fn, tuple(orders), stochastic, multistep, defaults, doc)
+        SAMPLERS[name] = SamplerInfo(name, fn, order_fn, tuple(orders), stochastic, multistep, defaults, doc,
+                                     _option_names(fn))
         return fn
 
     return deco
+
+
+def _option_names(fn) -> tuple:
+    """The keyword options ``fn`` takes; a ``**kw`` forwarded to :func:`dpm_solver_multistep` adds its
+    options, less those ``fn`` fixes itself (``predict``, and ``order`` where ``fn`` does not take it)."""
+    params = inspect.signature(fn).parameters
+    names = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n not in ("rng", "callback")]
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        shared = inspect.signature(dpm_solver_multistep).parameters
+        names += [n for n, p in shared.items() if p.kind is p.KEYWORD_ONLY
+                  and n not in ("rng", "callback", "predict", "order") and n not in names]
+    return tuple(names)
 
 
 class CountingModel:
@@ -101,10 +126,13 @@ def sample(name: str, model, x, levels: Levels, *, rng=None, callback=None, **op
     if name not in SAMPLERS:
         raise ValueError(f"sampler: unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
     info = SAMPLERS[name]
+    unknown = [k for k in options if k not in info.options]
+    if unknown:
+        raise ValueError(f"{unknown[0]}: not an option of {name}; its options: {', '.join(info.options) or 'none'}")
     opts = {**info.defaults, **options}
     if "order" in opts and info.orders and opts["order"] not in info.orders:
         raise ValueError(f"order: {name} supports orders {info.orders}, got {opts['order']!r}")
-    if info.stochastic and rng is None:
+    if info.is_stochastic(opts) and rng is None:
         rng = np.random.default_rng(0)
     counted = CountingModel(model)
     out = info.fn(counted, x, levels, rng=rng, callback=_counting_callback(callback, counted), **opts)
@@ -168,10 +196,13 @@ def _ddim_step(x, eps, x0, a1, s1, eta=0.0, h=0.0, rng=None):
 
 
 # ============================================================================ DDPM / DDIM
-@register_sampler("ddim", theory=lambda o: 1 if o.get("eta", 0.0) == 0 else 0, eta=0.0)
+@register_sampler("ddim", theory=lambda o: 1 if o.get("eta", 0.0) == 0 else 0,
+                  stochastic=lambda o: o.get("eta", 0.0) != 0, eta=0.0)
 def ddim(model, x, levels, *, rng=None, callback=None, eta=0.0):
     """DDIM (Song, Meng & Ermon, "Denoising Diffusion Implicit Models"); eta = 0 is the
     deterministic first-order PF-ODE solver (= Euler in sigma-bar), eta = 1 is DDPM ancestral."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta: DDIM's noise share must be in [0, 1], got {eta!r}")
     lam = levels.lam.tolist()
 
     def step(i, x, eps, x0, a, s, a1, s1):
@@ -247,6 +278,8 @@ def _warmup_order(nominal: int, warmup: str) -> int:
 def dpm_solver_2(model, x, levels, *, rng=None, callback=None, r1=0.5):
     """DPM-Solver-2 (Lu et al., "DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model
     Sampling in Around 10 Steps"), noise prediction, single-step, intermediate point at lambda + r1 h."""
+    if not 0.0 < r1 <= 1.0:
+        raise ValueError(f"r1: the intermediate point's share of the step must be in (0, 1], got {r1!r}")
     lam = levels.lam.tolist()
 
     def step(i, x, eps, x0, a, s, a1, s1):
@@ -261,9 +294,18 @@ def dpm_solver_2(model, x, levels, *, rng=None, callback=None, r1=0.5):
     return _single_step_loop(model, x, levels, callback, step)
 
 
-@register_sampler("dpm_solver_3", theory=3)
+def _dpm3_theory(o) -> int:
+    # the last stage's update -s1/r2 (e^h/h - 1) D2 carries the eps'' term of the expansion exactly only
+    # for r2 = 2/3 (the paper's choice); other r2 leave an O(h^3) local error: second order
+    return 3 if abs(o.get("r2", 2 / 3) - 2 / 3) < 1e-12 else 2
+
+
+@register_sampler("dpm_solver_3", theory=_dpm3_theory)
 def dpm_solver_3(model, x, levels, *, rng=None, callback=None, r1=1 / 3, r2=2 / 3):
-    """DPM-Solver-3 (same paper), noise prediction, single-step with points at lambda + r1 h, r2 h."""
+    """DPM-Solver-3 (same paper), noise prediction, single-step with points at lambda + r1 h, r2 h.
+    Third order for r2 = 2/3 (any 0 < r1 < r2), second order otherwise."""
+    if not 0.0 < r1 < r2 <= 1.0:
+        raise ValueError(f"r1, r2: need 0 < r1 < r2 <= 1, got r1 = {r1!r}, r2 = {r2!r}")
     lam = levels.lam.tolist()
 
     def step(i, x, eps, x0, a, s, a1, s1):
@@ -278,6 +320,8 @@ def dpm_solver_3(model, x, levels, *, rng=None, callback=None, r1=1 / 3, r2=2 / 
 def dpmpp_2s(model, x, levels, *, rng=None, callback=None, r=0.5):
     """DPM-Solver++(2S) (Lu et al., "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
     Probabilistic Models"), data prediction, single-step."""
+    if not 0.0 < r <= 1.0:
+        raise ValueError(f"r: the intermediate point's share of the step must be in (0, 1], got {r!r}")
     lam = levels.lam.tolist()
 
     def step(i, x, eps, x0, a, s, a1, s1):
@@ -293,14 +337,20 @@ def dpmpp_2s(model, x, levels, *, rng=None, callback=None, r=0.5):
 
 
 # ============================================================================ multistep DPM-Solver(++)
-def _threshold(x0, ratio: float, max_value: float):
-    """Dynamic thresholding (Saharia et al., "Photorealistic Text-to-Image Diffusion Models..."):
-    per sample, s = clip(quantile(|x0|, ratio), 1, max_value); x0 <- clip(x0, -s, s) / s."""
+def _threshold(x0, ratio: float, max_value: float, scale: float = 1.0):
+    """Dynamic thresholding (Saharia et al., "Photorealistic Text-to-Image Diffusion Models with Deep
+    Language Understanding") in units of the data's range ``scale`` (images: 1): per sample,
+    s = clip(q, 1, max_value) with q the ``ratio`` quantile of |x0| / scale (linearly interpolated,
+    as ``numpy.percentile``), then x0 <- clip(x0, -s scale, s scale) / s. ``max_value = 1`` is a
+    static clip to [-scale, scale]; ``inf`` is the paper's rule."""
     xp = array_api_compat.array_namespace(x0)
-    flat = xp.sort(xp.abs(xp.reshape(x0, (x0.shape[0], -1))), axis=1)
-    k = min(int(math.ceil(ratio * flat.shape[1])) - 1, flat.shape[1] - 1)
-    s = xp.clip(flat[:, max(k, 0)], 1.0, max_value)[:, None]
-    return xp.clip(x0, -s, s) / s
+    flat = xp.sort(xp.abs(xp.reshape(x0, (x0.shape[0], -1))), axis=1) / scale
+    pos = ratio * (flat.shape[1] - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, flat.shape[1] - 1)
+    q = flat[:, lo] + (pos - lo) * (flat[:, hi] - flat[:, lo])
+    s = xp.clip(q, 1.0, max_value)[:, None] * scale
+    return xp.clip(x0, -s, s) * (scale / s)
 
 
 def _final_orders(steps: int, lower_order_final: bool):
@@ -312,7 +362,8 @@ def _final_orders(steps: int, lower_order_final: bool):
 
 def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, predict="x0",
                          lower_order_final=True, thresholding=False, threshold_ratio=0.995,
-                         threshold_max=1.0, warmup="lower_order", library_3m=False, solver_type="midpoint"):
+                         threshold_max=1.0, threshold_scale=1.0, warmup="lower_order", library_3m=False,
+                         solver_type="midpoint"):
     r"""Multistep DPM-Solver (predict = "eps") and DPM-Solver++ (predict = "x0"), orders 1–3.
 
     Second order is the "midpoint" form :math:`D = m_0 + (m_0 - m_1)/(2 r_0)` or, with
@@ -324,6 +375,9 @@ def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, 
     exponential-integrator expansion needs the weight :math:`2\,\alpha_t((e^{-h} - 1 + h)/h^2 - 1/2)`;
     ``library_3m=True`` uses half of it, as common libraries do, which makes the method second
     order (kept only to reproduce them).
+
+    ``thresholding`` applies :func:`_threshold` to every data prediction (``threshold_ratio``,
+    ``threshold_max``, and ``threshold_scale``, the data's range: 1 for images in [-1, 1]).
     """
     w2 = 1.0 if library_3m else 2.0
     _warmup_order(order, warmup)
@@ -338,7 +392,7 @@ def dpm_solver_multistep(model, x, levels, *, rng=None, callback=None, order=2, 
         a1, s1 = levels.at(i + 1)
         eps, x0 = model(x, a, s)
         if thresholding:
-            x0 = _threshold(x0, threshold_ratio, threshold_max)
+            x0 = _threshold(x0, threshold_ratio, threshold_max, threshold_scale)
             eps = (x - a * x0) / s
         hist = (hist + [(lam[i], x0 if predict == "x0" else eps)])[-3:]
         if s1 == 0:
@@ -573,7 +627,8 @@ def deis(model, x, levels, *, rng=None, callback=None, order=3, deis_variable="l
     """DEIS (Zhang & Chen, "Fast Sampling of Diffusion Models with Exponential Integrator"):
     x_bar_{i+1} = x_bar_i + sum_j c_ij eps_{i-j}, the exponential integrator with the noise
     prediction extrapolated by a Lagrange polynomial of degree order-1 (tAB in v = t, ρAB in
-    sigma-bar, or in log sigma-bar as common libraries do); order ``order``."""
+    sigma-bar, or in log sigma-bar as common libraries do). Order ``order``, but at most 2 with
+    ``warmup="lower_order"`` (the first-order first step caps it; ``"singlestep"`` reaches 3)."""
     _warmup_order(order, warmup)
     caps = _final_orders(levels.steps, lower_order_final)
     lam = levels.lam.tolist()
@@ -620,6 +675,8 @@ def pndm(model, x, levels, *, rng=None, callback=None, start="plms"):
     order is 2 with either start (with prk the error falls faster at a few dozen steps, then with
     slope 2 too; see the tests).
     """
+    if start not in ("plms", "prk"):
+        raise ValueError(f"start: PNDM starts with 'plms' or 'prk', got {start!r}")
     ets: list = []
     for i in range(levels.steps):
         a, s = levels.at(i)
@@ -751,6 +808,8 @@ def plms_hb(model, x, levels, *, rng=None, callback=None, order=2, beta=0.8):
     with Momentum for Mitigating Divergence Artifacts"): v <- (1 - beta) v + beta * AB_order(eps),
     then the DDIM transfer with v. beta = 1 is PLMS (order min(order, 2) on non-uniform sigma-bar
     steps, like PNDM); beta < 1 is first order but its stability interval grows by (2 - beta)/beta."""
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"beta: the heavy-ball momentum must be in (0, 1], got {beta!r}")
     ets: list = []
     v = None
     for i in range(levels.steps):
@@ -892,8 +951,8 @@ def _sa_theory(o):
     return min(o["order"] + (1 if corrector else 0), 3 if corrector else 2)
 
 
-@register_sampler("sa_solver", theory=_sa_theory, orders=(1, 2, 3), stochastic=True, multistep=True,
-                  order=2, tau=1.0, corrector=True)
+@register_sampler("sa_solver", theory=_sa_theory, orders=(1, 2, 3), stochastic=lambda o: o.get("tau", 1.0) > 0,
+                  multistep=True, order=2, tau=1.0, corrector=True)
 def sa_solver(model, x, levels, *, rng=None, callback=None, order=2, tau=1.0, corrector=True):
     r"""SA-Solver (Xue et al., "SA-Solver: Stochastic Adams Solver for Fast Sampling of Diffusion
     Models"): the variance-controlled SDE with noise scale ``tau`` in data-prediction form,
@@ -905,10 +964,12 @@ def sa_solver(model, x, levels, *, rng=None, callback=None, order=2, tau=1.0, co
     :math:`\hat x_0` interpolated by a Lagrange polynomial in λ through the last ``order`` points
     (stochastic Adams predictor) and, with ``corrector``, re-integrated with the model output at the
     predicted point added (corrector, no extra NFE; the same noise z is reused). ``tau = 0`` is a
-    deterministic Adams method of order ``order`` (+1 with the corrector; at most 3: the first-order
-    start caps it);
+    deterministic Adams method: order ``order`` + 1 with the corrector, ``order`` without, and at
+    most 3 and 2 respectively, because the first step (one point) is first order;
     ``tau = 1`` samples the reverse SDE. A step to sigma = 0 is the first-order limit x = x0_hat.
     """
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau >= 0):
+        raise ValueError(f"tau: SA-Solver's noise scale must be >= 0, got {tau!r}")
     lam = levels.lam.tolist()
     hist: list = []
     prev = None  # (x_s, lam_s, sigma_s, noise term, order) of the last predictor step

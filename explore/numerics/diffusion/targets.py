@@ -57,11 +57,15 @@ class GaussianMixture:
         if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
             raise ValueError(f"weights must be non-negative with a positive sum, got {w!r}")
         mu = np.atleast_2d(np.asarray(self.means, dtype=float))
+        if mu.ndim != 2 or not np.all(np.isfinite(mu)):
+            raise ValueError("means: need a finite (K, d) array")
         k, d = mu.shape
         if w.size != k:
             raise ValueError(f"weights: {w.size} weights for {k} means")
         c = np.asarray(self.covariances, dtype=float)
         if c.ndim == 1 or c.ndim == 0:  # isotropic variances
+            if c.size not in (1, k):
+                raise ValueError(f"covariances: {c.size} isotropic variances for {k} components")
             c = np.broadcast_to(c.reshape(-1), (k,))[:, None] * np.ones((k, d))
         if c.ndim == 2:  # diagonals
             if c.shape != (k, d):
@@ -98,6 +102,13 @@ class GaussianMixture:
     def mean(self) -> np.ndarray:
         return self.weights @ self.means
 
+    def bound(self, stds: float = 3.0) -> float:
+        """The data's range per coordinate: the largest ``|mu_kj| + stds * sqrt(C_k,jj)`` (a box that
+        holds all but a sliver of every component; what thresholding treats as the data's scale)."""
+        lam, u = self.eigenvalues, self.eigenvectors
+        variances = np.einsum("kji,ki->kj", u * u, lam)  # the diagonals of the covariances
+        return float(np.max(np.abs(self.means) + stds * np.sqrt(variances)))
+
     def fingerprint(self) -> str:
         """A digest of the parameters (a cache key for statistics computed from this model)."""
         if "fingerprint" not in self._cache:
@@ -128,6 +139,8 @@ class GaussianMixture:
     # ------------------------------------------------------------------ the exact model
     def _terms(self, x, alpha: float, sigma: float):
         xp = array_api_compat.array_namespace(x)
+        if x.ndim != 2 or x.shape[-1] != self.dim:
+            raise ValueError(f"x: the model of {self.name} takes points of shape (n, {self.dim}), got {tuple(x.shape)}")
         p = self._arrays(xp)
         alpha, sigma = float(alpha), float(sigma)
         var = alpha * alpha * p["lam"] + sigma * sigma  # (K, d)
