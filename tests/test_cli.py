@@ -164,3 +164,14 @@ def test_kelvin_helmholtz_takes_the_common_names_N_L_ny(tmp_path, capsys):
     assert "N='4.5' is not a valid integer" in capsys.readouterr().err
     assert main(["list", "kelvin_helmholtz"]) == 0
     assert "nz = N·Lz/Lx" in capsys.readouterr().out
+
+
+def test_booleans_on_the_command_line():
+    from explore.cli import UsageError, parse_value
+    from explore.labs.diffusion import DiffusionLab
+
+    for text, value in (("yes", True), ("1", True), ("true", True), ("True", True), ("no", False), ("0", False),
+                        ("false", False)):
+        assert parse_value(DiffusionLab, "study", text) is value, text
+    with pytest.raises(UsageError, match="study"):
+        parse_value(DiffusionLab, "study", "maybe")

@@ -619,3 +619,58 @@ def test_dpm_solver_3_is_third_order_only_at_r2_two_thirds():
     info = SAMPLERS["dpm_solver_3"]
     assert info.order({}) == 3 and info.order({"r1": 0.25, "r2": 2 / 3}) == 3
     assert info.order({"r1": 0.5, "r2": 0.6}) == 2
+
+
+# ----------------------------------------------------------------- closed forms (a mutation audit's survivors)
+def test_schedules_are_the_papers_closed_forms():
+    """VP-linear: log alpha = -(b1 - b0) t^2 / 4 - b0 t / 2 (b0 = 0.1, b1 = 20, score SDE); cosine:
+    alpha^2 = f(t)/f(0), f = cos^2(pi/2 (t + s)/(1 + s)), s = 0.008 (Nichol & Dhariwal)."""
+    t = np.array([0.1, 0.5, 0.9])
+    a, s = make_schedule("vp_linear").alpha_sigma(t)
+    np.testing.assert_allclose(a, np.exp(-0.25 * 19.9 * t * t - 0.05 * t), rtol=1e-14)
+    np.testing.assert_allclose(a * a + s * s, 1.0, rtol=1e-14)
+    a, s = make_schedule("vp_cosine").alpha_sigma(t)
+    f = lambda u: np.cos((u + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+    np.testing.assert_allclose(a * a, f(t) / f(0.0), rtol=1e-12)
+
+
+def test_step_schedules_follow_their_rules():
+    """quadratic: sqrt((t - t_min)/(t_max - t_min)) equally spaced (DDIM's "quad"); Karras: sigma_bar^(1/7)
+    equally spaced by default (EDM's rho = 7)."""
+    sch = make_schedule("vp_linear")
+    t = step_times("quadratic", sch, 10)
+    np.testing.assert_allclose(np.diff(np.sqrt((t - sch.t_min) / (sch.t_max - sch.t_min))), -0.1, rtol=1e-12)
+    sb = np.asarray(sch.sigma_bar(step_times("karras", sch, 8)), dtype=float)
+    np.testing.assert_allclose(np.diff(sb ** (1 / 7)), np.diff(sb ** (1 / 7))[0], rtol=1e-9)
+
+
+def test_ddpm_step_noise_is_ddims_posterior_with_eta_one():
+    """DDIM's sigma_t(eta)^2 = eta^2 (1 - abar_{t'})/(1 - abar_t) (1 - abar_t/abar_{t'}) (Song et al.), written
+    in (alpha, sigma, lambda): c = eta sigma' sqrt(1 - e^{-2h}). A stub generator gives z = 1."""
+    from explore.numerics.diffusion.samplers import _ddim_step
+
+    class Ones:
+        @staticmethod
+        def standard_normal(shape):
+            return np.ones(shape)
+
+    abar0, abar1 = 0.3, 0.64  # from the noisier level t to the cleaner t'
+    a, s, a1, s1 = math.sqrt(abar0), math.sqrt(1 - abar0), math.sqrt(abar1), math.sqrt(1 - abar1)
+    h = math.log(a1 / s1) - math.log(a / s)
+    expected = math.sqrt((1 - abar1) / (1 - abar0) * (1 - abar0 / abar1))
+    for eta in (1.0, 0.5):
+        out = _ddim_step(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), a1, s1, eta, h, Ones())
+        assert float(out[0, 0]) == pytest.approx(eta * expected, rel=1e-14)
+
+
+def test_dpm_solver_2_is_second_order_for_any_intermediate_point():
+    target, sch = make_target("bimodal_1d"), VPLinear()
+    x = np.random.default_rng(3).standard_normal((64, 1))
+    lv_ref = levels(sch, step_times("logsnr", sch, 4))
+    ref, _ = pf_ode(target, x, lv_ref.at(0), [lv_ref.at(lv_ref.steps)], rtol=1e-12, atol=1e-12)
+    errs = []
+    for n in (32, 64, 128):
+        out, _ = sample("dpm_solver_2", target, x, levels(sch, step_times("logsnr", sch, n)), r1=1 / 3)
+        errs.append(float(np.mean(np.abs(out - ref[0]))))
+    slope = -np.polyfit(np.log([32, 64, 128]), np.log(errs), 1)[0]
+    assert abs(slope - 2) < 0.3, (errs, slope)

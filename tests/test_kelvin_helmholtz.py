@@ -364,7 +364,23 @@ def test_mixing_diagnostics_behave_physically():
     assert np.all(ape >= 0) and ape[0] < 1e-3 * abs(bpe[0])
     thickness, entropy = ds.mixed_layer_thickness.values, ds.density_entropy.values
     assert thickness[-1] > 3 * thickness[0] and entropy[-1] > 1.5 * entropy[0]
+    assert np.all((entropy >= 0) & (entropy <= 1))  # normalised by ln(bins)
+    # the efficiency is (BPE gained) / (that + dissipated KE): the dissipation integrated over the frames
+    # (trapezoid rule) agrees with the one integrated over the steps to ~2 %
+    gained = bpe[-1] - bpe[0]
+    t, eps = ds.time.values, ds.dissipation.values
+    dissipated = float(np.sum(0.5 * (eps[1:] + eps[:-1]) * np.diff(t)))
+    assert float(ds.mixing_efficiency[-1]) == pytest.approx(gained / (gained + dissipated), rel=0.05)
     assert 0.02 < float(ds.mixing_efficiency[-1]) < 0.5
+
+
+def test_mixed_layer_of_the_initial_interface():
+    """At t = 0 the mean density is the tanh interface of thickness δ_ρ: the band between 5 % and 95 % of
+    the way across the jump is 2 artanh(0.9) δ_ρ thick (to the grid's resolution)."""
+    lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=128, t_end=0.01, n_snapshots=1)
+    first = next(iter(lab.frames()))
+    dz = lab.Lz / lab.nz
+    assert abs(first.diagnostics["mixed_layer_thickness"] - 2 * math.atanh(0.9) * 0.05) <= 2 * dz
 
 
 def test_doubly_periodic_energetics_use_the_linear_available_potential_energy():
@@ -477,6 +493,8 @@ def test_rotation_has_no_effect_in_two_dimensions():
     scale = float(np.abs(still.vorticity_final).max())
     assert float(np.abs(rot.vorticity_final - still.vorticity_final).max()) < 1e-10 * scale
     assert float(rot.coriolis_torque.max()) < 1e-12 * float(rot.coriolis_force.min())
+    # its size: 2 |Ω| times the rms velocity, sqrt(2 KE) (no mean flow in this preset)
+    np.testing.assert_allclose(rot.coriolis_force.values, 2 * 0.5 * np.sqrt(2 * rot.kinetic_energy.values), rtol=1e-12)
     assert float(np.abs(rot.coriolis_power).max()) < 1e-15
     assert "pure gradient" in rot.rotation_note.attrs["note"]
 
@@ -515,6 +533,29 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
     ck3 = str(tmp_path / "kh3.npz")
     KelvinHelmholtzLab(**base, t_end=0.3, n_snapshots=3, checkpoint_file=ck3).run()
     assert float(KelvinHelmholtzLab(**base, t_end=0.5, n_snapshots=5, resume_from=ck3).run().time[-1]) == 0.5
+
+
+def test_checkpoint_resume_of_a_doubly_periodic_run_keeps_its_integrals(tmp_path):
+    """Doubly periodic, the mixing efficiency integrates the APE's mixing loss χ: a resumed run must carry
+    that integral (and every other) over to end where the uninterrupted run does."""
+    base = dict(preset="double_shear", boundary="periodic", nx=32, nz=32, noise=0.05, Re=300.0)
+    full = KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=4).run()
+    ck = str(tmp_path / "kh.npz")
+    KelvinHelmholtzLab(**base, t_end=1.0, n_snapshots=2, checkpoint_file=ck).run()
+    rest = KelvinHelmholtzLab(**base, t_end=2.0, n_snapshots=4, resume_from=ck).run()
+    for name in ("mixing_efficiency", "available_potential_energy", "energy_budget_residual", "pe_budget_residual"):
+        np.testing.assert_array_equal(rest[name].values, full[name].values[2:], err_msg=name)
+    assert float(full.mixing_efficiency[-1]) > 0
+
+
+def test_theory_growth_rate_is_the_fastest_mode_the_box_holds():
+    """With a noisy start every box mode grows; the theory line is the fastest of them (Rayleigh's
+    equation at k = 2πn/Lx for every n up to twice the peak), not only the mode nearest the peak."""
+    lab = KelvinHelmholtzLab(preset="basic_shear", Ri=0.0)
+    d, H = lab.shear_thickness, lab.Lz / (2 * lab.shear_thickness)
+    peak = bq.MICHALKE_ALPHA_MAX * lab.Lx / (2 * math.pi * d)
+    rates = [bq.rayleigh_growth_rate(2 * math.pi * n * d / lab.Lx, half_height=H) for n in range(1, int(2 * peak) + 2)]
+    assert lab._theory_rate() == pytest.approx(lab.velocity / d * max(rates), rel=1e-9)
 
 
 def test_rk4_step_also_resolves_viscosity():

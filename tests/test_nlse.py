@@ -318,3 +318,15 @@ def test_blow_up_stops_with_a_message():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         NLSELab(preset="nope")
+
+
+def test_spectrum_is_the_continuous_transform():
+    """The plotted spectrum is |ψ~(k)|² with ψ~(k) = ∫ ψ e^{-ikx} dx: for the soliton A sech(A x) it is
+    π² sech²(π k / 2A) whatever A (a grid-normalised |FFT|² would scale with N or L)."""
+    for amplitude, N in ((1.0, 256), (2.0, 512)):
+        f = next(iter(NLSELab(preset="single_soliton", amplitude=amplitude, velocity=0.0, N=N, t_end=0.1,
+                              n_snapshots=1).frames()))
+        k, power = np.asarray(f.spectrum.x), np.asarray(f.spectrum.y)
+        exact = (math.pi / np.cosh(math.pi * k / (2 * amplitude))) ** 2
+        assert power.max() == pytest.approx(math.pi**2, rel=1e-6)
+        assert np.allclose(power, exact, rtol=1e-6, atol=1e-12), np.max(np.abs(power - exact))

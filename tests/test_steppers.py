@@ -1,6 +1,7 @@
 """Time steppers: convergence orders across the integrator registry, adaptive control against
 SciPy, array-API portability, landing on t_stop, and error handling."""
 import cmath
+import math
 
 import array_api_strict
 import numpy as np
@@ -290,6 +291,7 @@ def test_etdrk4_coefficients_are_accurate_for_any_complex_symbol():
 
     node = -cmath.exp(2j * cmath.pi * 3.5 / CONTOUR_POINTS)
     hL = np.array([node, node * (1 + 1e-4), 0.3 + 0.2j, 2 - 3j, -50 + 1j, 1e-3j, 0.45, -0.55, -3.0, -1e6,
+                   0.03, -0.05, -0.03 + 0.02j,  # (where the direct formulas cancel: the contour must serve)
                    5.0, 3j, 1e4j, 0.0])
 
     class Linear:
@@ -315,3 +317,17 @@ def test_etdrk4_coefficients_are_accurate_for_any_complex_symbol():
     exact[3][near] = _phi_series([-4, -3, -1], [4, -1], 3, w)
     for got, want in zip((Q, f1, f2x2 / 2, f3), exact):
         assert np.all(np.abs(got - want) <= 1e-12 * np.abs(want)), np.abs(got - want) / np.abs(want)
+
+
+def test_fill_step_never_exceeds_the_step_asked_for():
+    """Whole steps of one size fill the interval, none longer than ``dt`` (``round`` in place of ``ceil``
+    would take 0.1 for dt = 0.09 over 0.2)."""
+    from explore.numerics.rk import fill_step
+
+    assert fill_step(0.2, 0.09) == pytest.approx(0.2 / 3, rel=1e-15)
+    for interval in (0.2, 1.0, 0.37, 10.0):
+        for dt in (0.003, 0.01, 0.09, 0.1, 0.15, 0.2, 0.5):
+            h = fill_step(interval, dt)
+            n = interval / h
+            assert h <= dt * (1 + 1e-12) and abs(n - round(n)) < 1e-9, (interval, dt, h)
+            assert round(n) == max(1, math.ceil(interval / dt - 1e-9)), (interval, dt, h)

@@ -15,6 +15,11 @@ def test_sweep_on_a_local_cluster_matches_direct_runs(tmp_path):
     assert ds.error.dims == ("integrator", "dt") and ds.error.shape == (2, 2)
     direct = _run_point("nlse", "single_soliton", {**fixed, "integrator": "split_step", "dt": 0.01})
     assert float(ds.error.sel(integrator="split_step", dt=0.01)) == direct["error"]
+    # a point's summaries are its run's final values (checked against the lab itself, not the sweep's code)
+    from explore.labs.nlse import NLSELab
+
+    run = NLSELab(preset="single_soliton", **fixed, integrator="split_step", dt=0.01).run()
+    assert float(ds.error.sel(integrator="split_step", dt=0.01)) == float(run.error[-1]) > 0
     # halving dt: split-step error falls ~4x (order 2), IF-RK4 much more (order 4)
     ratio = ds.error_max.sel(dt=0.02) / ds.error_max.sel(dt=0.01)
     assert 3 < float(ratio.sel(integrator="split_step")) < 5

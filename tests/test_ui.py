@@ -782,3 +782,11 @@ def test_a_point_cloud_thumbnail_is_dots_and_a_curve_a_line():
     assert "<polyline" not in cloud and THUMB_DOTS // 2 < cloud.count("<circle") <= 2 * THUMB_DOTS
     x = np.linspace(0, 1, 50)
     assert _svg_polyline(x, x**2).startswith("<polyline") and "<circle" not in _svg_polyline(x, x**2)
+
+
+def test_a_repeated_query_key_takes_its_last_value():
+    """``?N=1&N=2`` means N = 2 (the last value wins, as in a form that appends its fields)."""
+    from explore.ui.urlstate import parse_query
+
+    preset, values = parse_query({"N": [b"1", b"2"], "preset": [b"a", b"b"]})
+    assert values == {"N": 2} and preset == "b"
