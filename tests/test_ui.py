@@ -286,12 +286,19 @@ def test_every_kind_of_value_survives_a_link():
     from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
     from explore.ui.urlstate import apply_query, query_of
 
-    for path in ("123", "null", "true", '"x"', "a b.npz", "0.5"):
-        lab = KelvinHelmholtzLab(preset="forced", nx=64, density_thickness=0.07, checkpoint_file=path)
-        query = query_of(lab, "forced")
-        again = KelvinHelmholtzLab()
+    from explore.labs.diffusion import DiffusionLab
+
+    for text in ("123", "null", "true", '"x"', "a b", "0.5"):  # (a string parameter: compare)
+        lab = DiffusionLab(preset="grid25", steps=7, thresholding=False, compare=text)
+        query = query_of(lab, "grid25")
+        again = DiffusionLab()
         preset, problems = apply_query(again, {k: [v.encode()] for k, v in query.items()})
-        assert preset == "forced" and not problems and again.values() == lab.values(), (path, query)
+        assert preset == "grid25" and not problems and again.values() == lab.values(), (text, query)
+    lab = KelvinHelmholtzLab(preset="forced", nx=64, density_thickness=0.07)
+    query = query_of(lab, "forced")
+    again = KelvinHelmholtzLab()
+    preset, problems = apply_query(again, {k: [v.encode()] for k, v in query.items()})
+    assert preset == "forced" and not problems and again.values() == lab.values(), query
     lab = KelvinHelmholtzLab(preset="forced", density_thickness=0.07)
     lab.density_thickness = None
     again = KelvinHelmholtzLab(preset="forced", density_thickness=0.07)
@@ -790,3 +797,31 @@ def test_a_repeated_query_key_takes_its_last_value():
 
     preset, values = parse_query({"N": [b"1", b"2"], "preset": [b"a", b"b"]})
     assert values == {"N": 2} and preset == "b"
+
+
+def test_page_text_from_values_is_never_markup():
+    """Alerts quote values from links and exceptions: HTML in them is escaped. The code snippet's fence
+    outgrows any backticks in the code (a value holding a line of ``` closed the fence)."""
+    from explore.ui.view import _fenced
+
+    view = LabView(toy_lab.ToyDecay())
+    view._show_alert("bad <img src=x onerror=alert(1)> & more", "warning")
+    assert "<img" not in view.alert.object and "&lt;img" in view.alert.object
+    block = _fenced("x = '\n```\n<b>'", "bash")
+    assert block.startswith("````bash\n") and block.endswith("\n````") and block.count("````") == 2
+
+
+def test_links_carry_no_file_names():
+    """A link neither writes nor applies the parameters that name files (a shared link naming a
+    checkpoint file had the server overwrite that path at Run)."""
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+    from explore.ui.urlstate import apply_query, query_of
+
+    lab = ReactionDiffusionLab(checkpoint_file="/tmp/a.npz", snapshot_file="/tmp/s.nc", resume_from="/tmp/r.npz",
+                               N=64)
+    assert set(query_of(lab, None)) == {"N"}
+    fresh = ReactionDiffusionLab()
+    _, problems = apply_query(fresh, {"checkpoint_file": [b"/etc/x"], "resume_from": [b"/tmp/r.npz"],
+                                      "feed": [b"true"], "N": [b"64"]})
+    assert fresh.checkpoint_file == "" and fresh.resume_from == "" and fresh.N == 64
+    assert len(problems) == 3 and "feed=True ignored: feed is a number" in problems[2]

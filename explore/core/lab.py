@@ -74,6 +74,8 @@ class Lab(param.Parameterized):
     categorical_diagnostics: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: parameters that name files the run writes ('' = none): in a sweep, two points may not share one
     output_files: ClassVar[tuple[str, ...]] = ()
+    #: parameters that name files the run reads ('' = none)
+    input_files: ClassVar[tuple[str, ...]] = ()
 
     backend = param.Selector(
         default="numpy", objects=list(BACKENDS),

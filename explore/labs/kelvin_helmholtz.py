@@ -118,6 +118,7 @@ class KelvinHelmholtzLab(Lab):
     }
     default_preset = "basic_shear"
     output_files = ("checkpoint_file",)
+    input_files = ("resume_from",)
     groups = {
         "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],

@@ -34,14 +34,20 @@ setTimeout(() => URL.revokeObjectURL(url), 30000);
 #: browser side of "PNG": compose the plot column's canvases into one image and download it
 _PNG_JS = """
 const view = Bokeh.index.find_one(target);
-if (view == null) { return; }
-view.export("png").to_blob().then((blob) => {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url; a.download = filename; a.style.display = "none";
-  document.body.appendChild(a); a.click(); a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 30000);
-});
+const failed = () => {
+  note.text = "The plots could not be drawn into an image (a plot not yet drawn?): try again after a frame.";
+  setTimeout(() => { note.text = ""; }, 4000);
+};
+if (view == null) { failed(); return; }
+try {
+  view.export("png").to_blob().then((blob) => {
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url; a.download = filename; a.style.display = "none";
+    document.body.appendChild(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000);
+  }).catch(failed);
+} catch (e) { failed(); }
 """
 
 #: browser side of "Copy code": the clipboard API where the page is a secure context (127.0.0.1 and
@@ -91,8 +97,8 @@ class ExportMenu(pn.viewable.Viewer):
             label="netCDF", disabled=True, sizing_mode="stretch_width",
             description="Download the current run (every frame received so far) as a netCDF file.",
         )
-        self.png_button = pn.widgets.Button(
-            label="PNG", sizing_mode="stretch_width",
+        self.png_button = pn.widgets.Button(  # (enabled with netCDF: before a frame some plots have no canvas)
+            label="PNG", disabled=True, sizing_mode="stretch_width",
             description="Download the plots as one PNG image, as they are on screen.",
         )
         self.copy_button = pn.widgets.Button(
@@ -104,8 +110,9 @@ class ExportMenu(pn.viewable.Viewer):
         self._delivery.jscallback(value=_DELIVER_JS)
         self._source = pn.widgets.TextAreaInput(value=code_python, visible=False)
         self.netcdf_button.on_click(lambda event: self.send_run())
-        self.png_button.js_on_click(args={"target": plots, "filename": f"{self.stem}.png"}, code=_PNG_JS)
         self._note = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
+        self.png_button.js_on_click(args={"target": plots, "filename": f"{self.stem}.png", "note": self._note},
+                                    code=_PNG_JS)
         self.copy_button.js_on_click(args={"source": self._source, "note": self._note}, code=_COPY_JS)
         self.code = pn.pane.Markdown(code_markdown, sizing_mode="stretch_width")
         self._layout = pn.Card(
@@ -123,7 +130,7 @@ class ExportMenu(pn.viewable.Viewer):
 
     @run_available.setter
     def run_available(self, value: bool) -> None:
-        self.netcdf_button.disabled = not value
+        self.netcdf_button.disabled = self.png_button.disabled = not value
 
     def set_code(self, markdown: str, python: str) -> None:
         """Show ``markdown`` and let "Copy code" copy ``python``."""

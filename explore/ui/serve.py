@@ -14,6 +14,7 @@ import sys
 import panel as pn
 from panel.io.resources import CDN_DIST
 from panel.theme import Fast
+from panel.theme.base import THEMES
 
 from explore.core.registry import lab_classes
 from explore.ui.gallery import gallery
@@ -53,8 +54,21 @@ class OfflineFast(Fast):
     }
 
 
+def _drop_unknown_theme() -> None:
+    """Forget a ``?theme=`` that names no theme: Panel's template looks it up unchecked (an unknown name
+    made a dead page with a traceback quoting it, a script in it ran)."""
+    args = pn.state.session_args
+    value = args.get("theme") if isinstance(args, dict) else None
+    if not value:
+        return
+    name = value[0].decode("utf-8", "replace").strip("'").strip('"') if isinstance(value[0], bytes) else str(value[0])
+    if name not in THEMES:
+        del args["theme"]
+
+
 def page(title: str, main: list, sidebar: list | None = None, **kwargs) -> pn.template.FastListTemplate:
     """A page in the project's template: offline, following the browser's light/dark preference."""
+    _drop_unknown_theme()
     template = pn.template.FastListTemplate(
         title=title, main=main, sidebar=sidebar or [], design=OfflineFast, font=FONT, font_url="", **kwargs,
     )
@@ -63,7 +77,22 @@ def page(title: str, main: list, sidebar: list | None = None, **kwargs) -> pn.te
 
 
 def lab_page(cls: type, template: bool = True, args: dict | None = None):
-    """A new lab of class ``cls`` and its view, configured from the URL, in a page template (one per session)."""
+    """A new lab of class ``cls`` and its view, configured from the URL, in a page template (one per session).
+
+    Whatever the link holds, the page opens: values that cannot be applied are reported in it, and if
+    building the page still fails, it opens with the lab's defaults and says why."""
+    try:
+        return _lab_page(cls, template, args)
+    except Exception as exc:  # noqa: BLE001 - never a dead page with a traceback
+        view = _lab_page(cls, template=False, args={})
+        view._show_alert(f"The link could not be opened ({type(exc).__name__}: {exc}); the page shows the "
+                         "lab's defaults.", "warning")
+        if not template:
+            return view
+        return page(cls.title or cls.lab_name, main=[view.main], sidebar=[view.sidebar], sidebar_width=400)
+
+
+def _lab_page(cls: type, template: bool = True, args: dict | None = None):
     lab = cls()
     if args is None:
         args = dict(pn.state.session_args) if pn.state.curdoc is not None else {}

@@ -3,12 +3,18 @@
 The query names a preset and the parameters that differ from it, so a shared link opens the same
 configuration and the URL stays short. Values are written as JSON where that differs from the plain
 string (``1024``, ``0.001``, ``true``) and as plain strings otherwise (``etdrk4``).
+
+File names (a lab's ``output_files`` and ``input_files``) are neither written to nor taken from a
+link: a link that named a checkpoint file would have the server overwrite that path when its
+reader pressed Run. They are set in the page.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 from urllib.parse import urlencode
+
+import param
 
 #: query keys that are not lab parameters
 RESERVED = ("preset", "theme")
@@ -39,10 +45,15 @@ def query_of(lab, preset: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if preset is not None:
         out["preset"] = preset
+    files = _file_parameters(lab)
     for key, value in lab.values().items():
-        if key != "backend" and ref.get(key, object()) != value:
+        if key != "backend" and key not in files and ref.get(key, object()) != value:
             out[key] = _encode(value)
     return out
+
+
+def _file_parameters(lab) -> set[str]:
+    return set(getattr(lab, "output_files", ())) | set(getattr(lab, "input_files", ()))
 
 
 def search_of(lab, preset: str | None) -> str:
@@ -80,7 +91,15 @@ def apply_query(lab, args: dict[str, Any]) -> tuple[str | None, list[str]]:
         except ValueError as exc:
             problems.append(str(exc))
             preset = None
+    files = _file_parameters(lab)
     for key, value in values.items():
+        if key in files:
+            problems.append(f"URL parameter {key} ignored: file names are not taken from links (set it in the page)")
+            continue
+        p = lab.param[key] if key in lab.param else None
+        if isinstance(value, bool) and isinstance(p, param.Number):  # (param takes True as the number 1)
+            problems.append(f"URL parameter {key}={value!r} ignored: {key} is a number")
+            continue
         try:
             lab.set(**{key: value})
         except Exception as exc:  # noqa: BLE001 - param raises ValueError/TypeError for bad values

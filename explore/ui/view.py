@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import html
 import math
 import os
 import queue
@@ -62,6 +63,14 @@ _FRAME, _DONE, _ERROR = "frame", "done", "error"
 SLIDER_POSITIONS = 200
 
 
+def _fenced(text: str, language: str) -> str:
+    """``text`` as a Markdown code block whose fence is longer than any run of backticks in it (a value
+    holding a line of three backticks closed a three-backtick fence, and what followed was markup)."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{language}\n{text.rstrip(chr(10))}\n{fence}"
+
+
 def _nice_step(span: float) -> float:
     """A 1-2-5 step about ``span / SLIDER_POSITIONS``: a slider's step, suited to its range."""
     raw = span / SLIDER_POSITIONS
@@ -106,7 +115,10 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
         fine = step is not None and smallest is not None and smallest < 10 * step
         if p.allow_None or open_range or decades or fine:
             widget = pn.widgets.IntInput if integer else pn.widgets.FloatInput
-            spec = {"type": widget}
+            # the parameter's own limits (Panel gives a number input the soft ones, which silently refused
+            # values the lab takes: t_end = 150 in the NLSE lab reverted to the last value at Run)
+            hard_lo, hard_hi = p.bounds or (None, None)
+            spec = {"type": widget, "start": hard_lo, "end": hard_hi}
             if not integer:  # its arrows change the second significant digit (Panel's step is 0.1)
                 spec["step"] = _input_step(smallest, lo, hi)
             if p.allow_None:
@@ -962,9 +974,10 @@ class LabView(pn.viewable.Viewer):
             self._archive()
             self._set_status("finished")
         else:
+            self._update_progress(self._frames[-1] if self._frames else None, stopped=True)
             self._show_error(payload)
 
-    def _update_progress(self, frame: Frame | None, done: bool = False) -> None:
+    def _update_progress(self, frame: Frame | None, done: bool = False, stopped: bool = False) -> None:
         self.progress_bar.value = int(round(100 * min(max(self._progress, 0.0), 1.0)))
         self._update_categories()
         if frame is None:
@@ -974,6 +987,8 @@ class LabView(pn.viewable.Viewer):
         text = f"step {frame.step} · t = {frame.time:.4g} · {100 * self._progress:.0f}%"
         if done:
             text += f" · done in {active:.1f} s"
+        elif stopped:  # (an error ended the run: no time left to estimate)
+            text += " · stopped"
         elif 0 < self._progress < 1 and active > 0:
             text += f" · ETA {active * (1 - self._progress) / self._progress:.1f} s"
         self.progress_text.object = text
@@ -1116,12 +1131,14 @@ class LabView(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001
             self.export.set_code(f"(cannot write code for these values: {exc})", "")
             return
-        self.export.set_code(f"```python\n{python}```\n\n```bash\n{cli}\n```", python)
+        self.export.set_code(f"{_fenced(python, 'python')}\n\n{_fenced(cli, 'bash')}", python)
 
     # ================================================================= alerts
     def _show_alert(self, message: str, kind: str = "danger") -> None:
+        """Show ``message`` (Markdown; any HTML in it is shown as text: messages quote values from links
+        and exceptions, which must never become markup in the page)."""
         self.alert.alert_type = kind
-        self.alert.object = message
+        self.alert.object = html.escape(message, quote=False)
         self.alert.visible = True
 
     def _show_error(self, exc: BaseException) -> None:

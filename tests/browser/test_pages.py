@@ -192,6 +192,37 @@ def test_bad_value_in_link_shows_alert_and_server_serves_on(open_page, name):
     no_errors(other)
 
 
+def test_a_crafted_link_injects_nothing_and_writes_no_file(open_page, tmp_path):
+    """Values from a link are text in the page, never markup: an <img onerror> in a value ran its script
+    (which could press Run), and a link could name the checkpoint file the run then overwrote. File
+    names are not taken from links; a value true for a number, or an unknown theme, no longer kills the
+    page with a traceback."""
+    from urllib.parse import quote
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("user data")
+    script = "<img src=x onerror=\"window.__injected=1\">"
+    watched = open_page(f"/reaction_diffusion?N=32&seed={quote(script)}&checkpoint_file={quote(str(victim))}"
+                        f"&d1=true&theme={quote(script)}")
+    page = watched.page
+    alert = page.get_by_text("could not be applied")
+    alert.wait_for(timeout=10_000)
+    text = alert.inner_text()
+    assert "checkpoint_file ignored: file names are not taken from links" in text and "d1=True ignored" in text
+    assert "<img" in text  # shown as text
+    assert page.evaluate("() => window.__injected") is None
+    assert page.locator(".bk-panel-models-markup-HTML img, .markdown img").count() == 0 or \
+        page.evaluate("() => [...document.querySelectorAll('img')].every(i => !i.getAttribute('onerror'))")
+    press(page, "Run")
+    page.get_by_text("done in").wait_for(timeout=60_000)
+    assert victim.read_text() == "user data"
+    for path in ("/?theme=foo", f"/nlse?theme={quote(script)}"):
+        other = open_page(path, ready="Run" if path.startswith("/nlse") else None)
+        other.page.wait_for_timeout(500)
+        assert other.page.get_by_text("Traceback").count() == 0 and other.page.get_by_text("KeyError").count() == 0
+        assert other.page.evaluate("() => window.__injected") is None
+
+
 def test_diverging_run_shows_alert(open_page):
     watched = open_page("/toy_decay?preset=blowup")
     page = watched.page
