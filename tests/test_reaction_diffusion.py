@@ -361,6 +361,16 @@ def test_regimes():
     hump = [(1.0 + 0.02 * min(t, 30 - t), 0.3, 4.0) for t in range(20)]
     assert classify(ramp)[-1] == classify(hump)[-1] == "transient"
     assert classify([(1.0, 0.3, 4.0)] * 20)[-1] == "periodic"
+    # a breathing pattern (the variance periodic, the cores the same) is periodic, however the frames sample
+    # it; a damped oscillation towards a fixed pattern is transient; neither is chaos
+    breathing = classify([(1.0, 0.5 * (1 + 0.05 * np.sin(2 * np.pi * t / 6)), 4.0) for t in range(40)])
+    assert set(breathing[20:]) == {"periodic"}, breathing
+    damped = classify([(1.0, 0.5 * (1 + 0.2 * np.exp(-t / 15) * np.sin(2 * np.pi * t / 5)), 4.0) for t in range(40)])
+    assert "chaotic" not in damped and damped[-1] == "transient", damped
+    # a pair of cores created, then annihilated, as a multi-armed start relaxes: chaotic only while the
+    # new cores are there (the window cannot yet tell it from a break-up), then transient again
+    pair = classify([(1.0, 0.3, 6.0)] * 20 + [(1.0, 0.3, 8.0)] * 4 + [(1.0, 0.3, 6.0)] * 10)
+    assert pair[20:24] == ["chaotic"] * 4 and "chaotic" not in pair[24:], pair
     # an exponential approach is steady once what is left of the change is below DECAY_RATIO of the state
     approach = classify([(np.exp(-0.5 * t), 0.3, 4.0) for t in range(40)])
     left = [np.exp(-0.5 * t) / 0.5 for t in range(40)]
@@ -543,3 +553,68 @@ def test_numpy_fast_path_transforms_with_ducc0_or_numpy_alike(monkeypatch):
         assert plain_problem._np._ducc is None
         plain = plain_problem.nonlinear(0.0, y0)
         np.testing.assert_allclose(ducc, plain, rtol=0, atol=1e-13 * np.abs(plain).max())
+
+
+def test_a_killed_run_leaves_a_readable_snapshot_file_that_resume_continues(tmp_path):
+    """A run killed outright (a scheduler's limit, the OOM killer: SIGKILL, no clean-up) keeps every
+    snapshot up to its last checkpoint: the file is open only while a block is written (held open, the
+    whole HDF5 file was unreadable after a kill, and resume refused it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import h5netcdf
+
+    snap, ck = tmp_path / "snap.nc", tmp_path / "ck.npz"
+    params = dict(preset="stable_spiral", N=16, L=10.0, frame_dt=1.0, snapshot_file=str(snap), checkpoint_file=str(ck))
+    code = ("from explore.labs.reaction_diffusion import ReactionDiffusionLab as R; "
+            f"R(t_end=1e5, **{params!r}).run()")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (ck.exists() and float(np.load(ck)["t"]) >= 20):
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    t_ck = float(np.load(ck)["t"])
+    with h5netcdf.File(snap, "r") as f:
+        times = np.asarray(f.variables["time"][:])
+    assert t_ck >= 20 and times[-1] >= t_ck and times[0] == 0.0
+    np.testing.assert_allclose(np.diff(times), 0.1, rtol=1e-9)
+    # resumed to a few frames past the checkpoint, the file ends as an uninterrupted run's would
+    t_end = math.floor(t_ck) + 3.0
+    ReactionDiffusionLab(t_end=t_end, **{**params, "checkpoint_file": "", "resume_from": str(ck)}).run()
+    whole = tmp_path / "whole.nc"
+    ReactionDiffusionLab(t_end=t_end, **{**params, "checkpoint_file": "", "snapshot_file": str(whole)}).run()
+    with h5netcdf.File(snap, "r") as a, h5netcdf.File(whole, "r") as b:
+        np.testing.assert_array_equal(a.variables["time"][:], b.variables["time"][:])
+        np.testing.assert_array_equal(a.variables["u"][:], b.variables["u"][:])
+
+
+def test_multi_armed_cores_are_counted_on_any_even_grid():
+    """spiral_quartet's cores sit on grid points: with N = 66 (L/4 between two points) a charge-3 core
+    inside one plaquette read as 20 defects instead of 12."""
+    for n in (64, 66):
+        lab = ReactionDiffusionLab(preset="stable_spiral", initial="spiral_quartet", arms=3, N=n, t_end=1.0,
+                                   frame_dt=1.0)
+        assert float(next(iter(lab.frames())).diagnostics["defects"]) == 12.0, n
+
+
+def test_uniform_solution_from_rest_and_from_tiny_amplitudes():
+    assert rd.uniform_lambda_omega(1.0, 0.0, 0.3, 1.0) == (0.0, 0.0)  # the unstable fixed point
+    u, v = rd.uniform_lambda_omega(1.0, 1e-200, 0.0, 1.0)
+    assert u == pytest.approx(math.e * 1e-200, rel=1e-12) and v == 0.0
+    # the two closed forms agree where both hold, and t far beyond exp overflow is the limit cycle
+    a = rd.uniform_lambda_omega(2.0, 0.3, 0.2, 1.3)
+    b = rd.lambda_omega_flow(np.array([0.3 * math.cos(0.2)]), np.array([0.3 * math.sin(0.2)]), 1.3, 2.0)
+    b = (float(b[0][0]), float(b[1][0]))
+    assert a == pytest.approx(b, rel=1e-13)
+    assert math.hypot(*rd.uniform_lambda_omega(400.0, 0.3, 0.2, 1.3)) == pytest.approx(1.0, rel=1e-15)
+
+
+def test_a_frame_interval_longer_than_the_run_is_named():
+    with pytest.raises(ValueError, match="'frame_dt' = 1e\\+09 is longer than t_end"):
+        ReactionDiffusionLab(frame_dt=1e9, t_end=200.0).run()

@@ -3,15 +3,17 @@ r"""The reaction–diffusion lab: λ–ω spirals (rd-spiral's three regimes) an
 Two fields on a periodic square, Fourier pseudo-spectral with real FFTs: the state is the stacked
 spectra of ``u`` and ``v`` (shape ``(2, N, N//2+1)``) with the diffusion symbol ``d_i |k|²`` per field,
 so every integrator of the registry applies but the compositions that step backwards in time
-(``split_step4`` / ``split_step6``: diffusion run backwards blows up): adaptive DOP853 like rd-spiral,
-or IF-RK4 / ETDRK4 / Strang splitting (λ–ω only), which treat the stiff diffusion exactly. Each frame reports the moments of ``u``
+(``split_step4`` / ``split_step6``: diffusion run backwards blows up): adaptive Dormand–Prince (``dopri5``,
+the method of rd-spiral's RK45, or ``dop853``), or IF-RK4 / ETDRK4 / Strang splitting (λ–ω only), which
+treat the stiff diffusion exactly. Each frame reports the moments of ``u``
 and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
 by winding number (λ–ω) or the number and area of the pattern's regions (Gray–Scott: spots or
 stripes), an automatic regime classification and the radial (shell-summed) power spectrum.
 Snapshots stream to netCDF while the run goes (``snapshot_file``, in blocks of a bounded buffer);
 ``checkpoint_file`` / ``resume_from`` restart a run on exactly the same time line, and a resumed run
-continues its snapshot file from the checkpoint (the file is flushed at each checkpoint), so an
-interrupted and resumed run leaves the same file as an uninterrupted one.
+continues its snapshot file from the checkpoint (the file is written at each checkpoint, and open only
+while a block is written), so an interrupted (even killed) and resumed run leaves the same file as an
+uninterrupted one.
 """
 from __future__ import annotations
 
@@ -102,6 +104,7 @@ class ReactionDiffusionLab(Lab):
     }
     default_preset = "stable_spiral"
     output_files = ("snapshot_file", "checkpoint_file")
+    input_files = ("resume_from",)
     categorical_diagnostics = {"regime": REGIMES}
     groups = {
         "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
@@ -161,6 +164,8 @@ class ReactionDiffusionLab(Lab):
         k_max = math.pi * self.N / self.L
         if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
             raise ValueError(f"{name}: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
+        if self.frame_dt > self.t_end:
+            raise ValueError(f"{name}: 'frame_dt' = {self.frame_dt:g} is longer than t_end = {self.t_end:g}")
         for p in ("t_end", "frame_dt", "initial_layer"):
             ratio = getattr(self, p) / self.snapshot_dt
             if not ratio <= MAX_SNAPSHOTS:
@@ -373,14 +378,20 @@ class ReactionDiffusionLab(Lab):
           kept a relative spread below ``STATIONARY_SPREAD`` over the last ``OSCILLATION_FRAMES``
           frames (a uniform state still approaching a fixed point is transient until it is steady);
         * periodic: over the window the count (spiral cores, or Gray–Scott pattern regions) is constant
-          and the variance and the rate keep a relative spread below ``STATIONARY_SPREAD``;
-        * chaotic: spiral cores are created (λ–ω: a smooth evolution only annihilates these
-          topological defects, in pairs; break-up makes new ones), or the variance or the count
-          fluctuate: one turns back at least twice within the window, each time by more than
-          ``STATIONARY_SPREAD`` of itself (a drift, or a single change of direction, is not chaos;
-          nor are the bursts of the rate while Gray–Scott spots split);
-        * transient otherwise (a drift: a pattern forming, coarsening or decaying), at t = 0 and until
-          the window (which starts after t = 0) is full.
+          and the variance and the rate keep a relative spread below ``STATIONARY_SPREAD``, or the
+          variance oscillates regularly (its maxima agree within that spread, and so do its minima: a
+          breathing pattern);
+        * chaotic: spiral cores are created and are still there at the window's end (break-up makes
+          cores that stay; a pair created and annihilated within the window, as a multi-armed start
+          relaxes, is a transient), or the variance or the count fluctuate irregularly: one turns
+          back at least twice within the window, each time by more than ``STATIONARY_SPREAD`` of
+          itself (a drift, a single change of direction, a regular or a damped oscillation are not
+          chaos; nor are the bursts of the rate while Gray–Scott spots split);
+        * transient otherwise (a drift: a pattern forming, coarsening or decaying; a damped
+          oscillation), at t = 0 and until the window (which starts after t = 0) is full.
+
+        A creation the window cannot yet tell from a break-up (the new cores are still there) is
+        called chaotic until they annihilate.
         """
         m = self._max
         m["contrast"] = max(m["contrast"], contrast)
@@ -406,7 +417,16 @@ class ReactionDiffusionLab(Lab):
         if spread[2] == 0 and np.all(spread[:2] < STATIONARY_SPREAD):
             return REGIMES.index("periodic")
         deltas = STATIONARY_SPREAD * np.maximum(scale, [0.0, 0.0, 1.0])
-        created = self.model == "lambda_omega" and np.any(np.diff(stats[:, 2]) > 0)
+        counts = stats[:, 2]
+        rises = np.flatnonzero(np.diff(counts) > 0)
+        # new cores that are still there (a pair created and annihilated within the window is a transient)
+        created = self.model == "lambda_omega" and rises.size > 0 and counts[-1] > counts[rises[0]]
+        if not created and spread[2] == 0:  # the same cores (regions) throughout: a breathing pattern?
+            kind = _oscillation(stats[:, 0], deltas[0])
+            if kind == "regular":
+                return REGIMES.index("periodic")
+            if kind == "damped":
+                return REGIMES.index("transient")
         if created or any(_turns(stats[:, j], deltas[j]) >= 2 for j in (0, 2)):
             return REGIMES.index("chaotic")
         return REGIMES.index("transient")
@@ -468,10 +488,10 @@ def _settles(t, rate) -> bool:
     return rate[-1] <= DECAY_RATIO * gamma
 
 
-def _turns(x, delta: float) -> int:
-    """How often the series ``x`` turns back by more than ``delta`` from its last extreme (a zigzag
-    count: wiggles smaller than ``delta`` are not turns)."""
-    turns, trend, lo, hi = 0, 0, x[0], x[0]
+def _extremes(x, delta: float) -> list[float]:
+    """The extremes at which the series ``x`` turned back by more than ``delta`` (a zigzag: wiggles
+    smaller than ``delta`` are not turns), in order; maxima and minima alternate."""
+    out, trend, lo, hi = [], 0, x[0], x[0]
     extreme = x[0]
     for v in x[1:]:
         if trend == 0:  # no move larger than delta yet
@@ -481,8 +501,30 @@ def _turns(x, delta: float) -> int:
         elif trend * (v - extreme) > 0:  # the trend goes on: a new extreme
             extreme = v
         elif trend * (extreme - v) > delta:
-            turns, trend, extreme = turns + 1, -trend, v
-    return turns
+            out.append(float(extreme))
+            trend, extreme = -trend, v
+    return out
+
+
+def _turns(x, delta: float) -> int:
+    """How often the series ``x`` turns back by more than ``delta`` from its last extreme."""
+    return len(_extremes(x, delta))
+
+
+def _oscillation(x, delta: float) -> str | None:
+    """How a series that turns back at least twice oscillates: ``"regular"`` when its maxima agree
+    within ``delta`` and so do its minima (a periodic breathing, as the frames sample it: three
+    extremes at least); ``"damped"`` when the swing between successive extremes, up to the newest value,
+    shrinks at every turn (an approach to a fixed pattern); ``None`` otherwise (irregular)."""
+    ext = _extremes(x, delta)
+    if len(ext) < 2:
+        return None
+    if len(ext) >= 3 and np.ptp(ext[0::2]) <= delta and np.ptp(ext[1::2]) <= delta:
+        return "regular"
+    swings = np.abs(np.diff([*ext, float(x[-1])]))
+    if np.all(np.diff(swings) < 0):
+        return "damped"
+    return None
 
 
 def _rms_from_half_spectrum(xp, w_hat, n: int) -> float:
@@ -497,7 +539,10 @@ class SnapshotWriter:
     """Streams ``u`` and ``v`` snapshots to a netCDF-4 file with an unlimited ``time`` axis.
 
     Snapshots are buffered up to ``buffer_bytes`` and written in blocks, so memory stays bounded
-    whatever the run length. Dimensions ``(time, y, x)`` with coordinate variables.
+    whatever the run length. Dimensions ``(time, y, x)`` with coordinate variables. The file is open
+    only while a block is written: a run killed between blocks (a scheduler's time limit, the
+    out-of-memory killer) leaves a readable file holding every block written so far (an HDF5 file
+    held open was unreadable after a kill, all of it), which a resumed run continues.
 
     ``resume_at``: a run resumed from a checkpoint at that time continues an existing file: the
     snapshots after ``resume_at`` (written after the checkpoint by the interrupted run) are dropped
@@ -517,31 +562,31 @@ class SnapshotWriter:
         self._times: list[float] = []
         self._n = 0
         self._last = None  # time of the last snapshot on file
+        self._path = path
         if resume_at is not None and os.path.exists(path):
             try:
-                self._f = h5netcdf.File(path, "a")
+                f = h5netcdf.File(path, "a")
             except OSError as exc:  # not an HDF5 / netCDF-4 file
                 raise ValueError(f"snapshot_file {path!r} cannot continue this run: it is not a snapshot "
                                  f"file ({exc})") from None
-            self._continue(path, x, y, resume_at, same_run or {}, attrs)
+            with f:
+                self._continue(f, path, x, y, resume_at, same_run or {}, attrs)
             return
-        self._f = h5netcdf.File(path, "w")
-        f = self._f
-        f.dimensions = {"time": None, "y": y.size, "x": x.size}
-        for name, values in (("x", x), ("y", y)):
-            var = f.create_variable(name, (name,), "f8")
-            var[:] = values
-        f.create_variable("time", ("time",), "f8")
-        for name in ("u", "v"):
-            f.create_variable(name, ("time", "y", "x"), "f8", chunks=(1, y.size, x.size))
-        f.attrs.update({k: self._attr(v) for k, v in attrs.items()})
+        with h5netcdf.File(path, "w") as f:
+            f.dimensions = {"time": None, "y": y.size, "x": x.size}
+            for name, values in (("x", x), ("y", y)):
+                var = f.create_variable(name, (name,), "f8")
+                var[:] = values
+            f.create_variable("time", ("time",), "f8")
+            for name in ("u", "v"):
+                f.create_variable(name, ("time", "y", "x"), "f8", chunks=(1, y.size, x.size))
+            f.attrs.update({k: self._attr(v) for k, v in attrs.items()})
 
     @staticmethod
     def _attr(v):
         return json.dumps(v) if not isinstance(v, (int, float, str)) or isinstance(v, bool) else v
 
-    def _continue(self, path: str, x, y, resume_at: float, same_run: dict, attrs: dict) -> None:
-        f = self._f
+    def _continue(self, f, path: str, x, y, resume_at: float, same_run: dict, attrs: dict) -> None:
         try:
             if tuple(f.variables["u"].shape[1:]) != (y.size, x.size):
                 raise ValueError(f"its grid is {tuple(f.variables['u'].shape[1:])}, the run's {(y.size, x.size)}")
@@ -554,7 +599,6 @@ class SnapshotWriter:
             if keep == 0 or abs(times[keep - 1] - resume_at) > tol:
                 raise ValueError(f"it holds no snapshot at the checkpoint's t = {resume_at:g}")
         except Exception as exc:
-            f.close()
             raise ValueError(f"snapshot_file {path!r} cannot continue this run: {exc}") from None
         f.resize_dimension("time", keep)
         self._n, self._last = keep, float(times[keep - 1])
@@ -573,19 +617,19 @@ class SnapshotWriter:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered snapshots (the file is opened for this block and closed after it)."""
+        import h5netcdf
+
         if not self._times:
             return
-        f, k = self._f, len(self._times)
-        f.resize_dimension("time", self._n + k)
-        f.variables["time"][self._n:self._n + k] = self._times
-        f.variables["u"][self._n:self._n + k] = self._block[0, :k]
-        f.variables["v"][self._n:self._n + k] = self._block[1, :k]
+        k = len(self._times)
+        with h5netcdf.File(self._path, "a") as f:
+            f.resize_dimension("time", self._n + k)
+            f.variables["time"][self._n:self._n + k] = self._times
+            f.variables["u"][self._n:self._n + k] = self._block[0, :k]
+            f.variables["v"][self._n:self._n + k] = self._block[1, :k]
         self._n += k
         self._times.clear()
-        f.flush()
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._f.close()
+        self.flush()

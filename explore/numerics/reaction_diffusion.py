@@ -152,9 +152,17 @@ def uniform_lambda_omega(t: float, amplitude: float, phase: float, beta: float) 
     ``θ(t) = θ₀ − (β/2) ln((e^{2t} + c)/(1 + c))``: relaxation onto the limit cycle ``|w| = 1``
     that turns at angular velocity ``−β`` (the homogeneous oscillation).
     """
-    c = 1.0 / amplitude**2 - 1.0
-    a = 1.0 / math.sqrt(1.0 + c * math.exp(-2.0 * t))
-    theta = phase - 0.5 * beta * (2.0 * t + math.log1p(c * math.exp(-2.0 * t)) - math.log1p(c))
+    if amplitude == 0.0:  # the unstable fixed point w = 0
+        return 0.0, 0.0
+    a2 = amplitude * amplitude
+    if t < 300.0 or a2 < 1e-300:  # (A² = A₀² e^{2t} / g, g = 1 + A₀²(e^{2t} − 1): no 1/A₀² to overflow)
+        g = math.log1p(a2 * math.expm1(2.0 * t))  # ln g
+        a = amplitude * math.exp(t - 0.5 * g)
+        theta = phase - 0.5 * beta * g
+    else:  # (e^{2t} would overflow: the c form, c = 1/A₀² − 1 finite)
+        c = 1.0 / a2 - 1.0
+        a = 1.0 / math.sqrt(1.0 + c * math.exp(-2.0 * t))
+        theta = phase - 0.5 * beta * (2.0 * t + math.log1p(c * math.exp(-2.0 * t)) - math.log1p(c))
     return a * math.cos(theta), a * math.sin(theta)
 
 
@@ -309,9 +317,14 @@ def spiral_periodic(grid: FourierGrid, arms: int = 1, centre: tuple[float, float
 def spiral_quartet(grid: FourierGrid, arms: int = 1):
     r""":func:`spiral_periodic` centred at ``(−L/4, −L/4)``: four cores, ``+m`` at ``(∓L/4, ∓L/4)`` and
     ``−m`` at ``(±L/4, ∓L/4)``, all a quarter box from the edges — a smooth periodic start that plants
-    no defect on the box edges (net winding 0, as the torus requires)."""
-    L = grid.L[0]
-    return spiral_periodic(grid, arms, centre=(-L / 4, -L / 4))
+    no defect on the box edges (net winding 0, as the torus requires).
+
+    The cores sit on grid points: when ``N`` is not a multiple of 4, ``L/4`` falls between two, and a
+    core of charge ``m ≥ 2`` inside one plaquette cannot be counted (:func:`winding_numbers`), so the
+    centre moves to the nearest grid point below ``−L/4`` (half a cell)."""
+    L, n = grid.L[0], grid.N[0]
+    c = -L / 4 if n % 4 == 0 else -L / 2 + (n // 4) * (L / n)
+    return spiral_periodic(grid, arms, centre=(c, c))
 
 
 # ---------------------------------------------------------------------------- diagnostics
@@ -376,6 +389,10 @@ def winding_numbers(u, v):
     The phase differences along the four edges of a plaquette, each wrapped into (−π, π], sum to
     ``2π n``; ``n ≠ 0`` marks a phase singularity (spiral core) of charge ``n`` inside it.
     Returns an integer array of the fields' shape (plaquette ``[i, j]`` has corner ``[i, j]``).
+    Four wrapped edges hold ``|n| ≤ 1`` (2 only on the boundary of the range): a core of charge
+    ``|m| ≥ 2`` is counted right on a grid point (its neighbouring plaquettes share it), not inside a
+    plaquette, where it reads as ``m ∓ 4`` with spurious pairs around (dynamics split such cores into
+    unit ones at once; the initial conditions put them on grid points).
     """
     xp = array_namespace(u)
     phi = xp.atan2(v, u)
