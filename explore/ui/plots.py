@@ -17,7 +17,6 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend without a notebook)
 import numpy as np
 import panel as pn
-
 from bokeh.models import CDSView, CustomJSFilter, CustomJSTicker, CustomJSTickFormatter, Line, LogScale
 
 from explore.core.frame import Curve, Field, Points
