@@ -18,7 +18,7 @@ from explore.numerics.fourier import FourierGrid
 
 
 class NLSEProblem:
-    """Semilinear form of the NLSE on a :class:`FourierGrid` (state: Fourier coefficients).
+    r"""Semilinear form of the NLSE on a :class:`FourierGrid` (state: Fourier coefficients).
 
     ``projector`` P (a truncation mask or an exponential filter, or ``None``) enters the nonlinear term
     symmetrically, :math:`N = i P \mathcal F(|\psi_P|^2 \psi_P)` with :math:`\psi_P = \mathcal F^{-1}(P \hat\psi)`:
