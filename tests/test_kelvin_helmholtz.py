@@ -626,3 +626,37 @@ def test_blow_up_stops_with_a_message():
                              t_end=20.0, n_snapshots=4)
     with pytest.raises(SolverDiverged, match="cfl"):
         lab.run()
+
+
+def test_density_entropy_counts_every_parcel():
+    """Over- and undershoots of the unmixed far field lie a little outside the initial density range:
+    they count in the end bins (dropped, a quarter of the forced run's area made the rest look mixed)."""
+    lab = KelvinHelmholtzLab(preset="forced", nx=64, nz=32, t_end=2.0, n_snapshots=2)
+    ds = lab.run()
+    grid = lab.make_grid(np)
+    rho = (ds.density_final.values - 0.5 * (lab.rho_top + lab.rho_bottom)) / abs(lab.rho_bottom - lab.rho_top)
+    lo, hi = lab._rho_range  # (the initial field's range, in units of the jump)
+    assert rho.min() < lo or rho.max() > hi  # (the case in point: parcels beyond it)
+    weights = np.broadcast_to(np.asarray(grid.z_weights), rho.shape)
+    hist, _ = np.histogram(np.clip(rho, lo, hi), bins=64, range=(lo, hi), weights=weights)
+    p = hist[hist > 0] / hist.sum()
+    assert float(ds.density_entropy[-1]) == pytest.approx(float(-(p * np.log(p)).sum() / math.log(64)), rel=1e-9)
+
+
+def test_mean_density_of_a_doubly_periodic_run_is_the_layers_mean():
+    """The background -z/Lz averages to 0 over a period (its grid mean, dz/2Lz, read 1.2578 for 1.25)."""
+    lab = KelvinHelmholtzLab(preset="double_shear", boundary="periodic", nx=64, nz=32, t_end=0.1, n_snapshots=1)
+    first = next(iter(lab.frames()))
+    assert first.diagnostics["mean_density"] == pytest.approx(0.5 * (lab.rho_top + lab.rho_bottom), abs=1e-12)
+
+
+def test_tolerances_and_step_caps_are_named():
+    """An atol near 1e-300 overflowed the starting-step norms (ZeroDivisionError); a dt that cannot reach
+    t_end in MAX_STEPS is refused before the run, whatever cfl; an rk4 run held back by its explicit
+    viscosity says so."""
+    with pytest.raises(ValueError, match="atol"):
+        KelvinHelmholtzLab(atol=1e-300)
+    with pytest.raises(ValueError, match="increase 'dt'"):
+        KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, t_end=1.0, dt=1e-8).run()
+    with pytest.raises(SolverDiverged, match="Explicit viscosity"):
+        KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32, t_end=1e3, integrator="rk4", Re=1e-4, dt=0.02).run()

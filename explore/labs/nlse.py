@@ -111,7 +111,7 @@ class NLSELab(Lab):
                       doc="Time step of the fixed-step integrators (shortened so whole steps fill each frame "
                           "interval t_end / n_snapshots).")
     rtol = param.Number(1e-9, bounds=(1e-15, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-11, bounds=(0, 1), inclusive_bounds=(False, True),
+    atol = param.Number(1e-11, bounds=(1e-20, 1),
                          doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
                              "which a purely relative tolerance cannot measure).")
     t_end = param.Number(20.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 100),
@@ -148,7 +148,8 @@ class NLSELab(Lab):
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max|k²/2| = {2.8 / rate:.3g} on this grid "
                     f"(the step was {step:.3g}): reduce 'dt' or use 'ifrk4', 'etdrk4' or 'split_step'.")
         if INTEGRATORS[self.integrator].adaptive:
-            return "Tighten 'rtol'/'atol', or increase 'N' if the solution is under-resolved."
+            return ("If the step size underflowed, loosen 'rtol'/'atol' (tolerances near round-off); otherwise "
+                    "tighten them, or increase 'N' if the solution is under-resolved.")
         return "Reduce 'dt' or increase 'N' (the solution may be under-resolved)."
 
     # ------------------------------------------------------------------ set-up

@@ -138,7 +138,7 @@ class ReactionDiffusionLab(Lab):
                                      "integrators: the sharp features of the initial condition relax there, and "
                                      "small steps over it cut the error they leave behind for the whole run.")
     rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-9, bounds=(0, 1), inclusive_bounds=(False, True),
+    atol = param.Number(1e-9, bounds=(1e-20, 1),
                          doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
                              "which a purely relative tolerance cannot measure).")
     t_end = param.Number(200.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 1000),
@@ -213,7 +213,8 @@ class ReactionDiffusionLab(Lab):
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max(d)|k|²_max = {2.8 / rate:.3g} on this grid "
                     f"(dt = {self.dt:g}): reduce 'dt' or use 'etdrk4' / 'ifrk4'.")
         if INTEGRATORS[self.integrator].adaptive:
-            return "Tighten 'rtol'/'atol', or use 'etdrk4' with a small 'dt'."
+            return ("If the step size underflowed, loosen 'rtol'/'atol' (tolerances near round-off); otherwise "
+                    "tighten them, or use 'etdrk4' with a small 'dt'.")
         return "Reduce 'dt' (the explicit treatment of the reaction limits it) or increase 'N'."
 
     # ------------------------------------------------------------------ set-up

@@ -375,6 +375,8 @@ class ExplicitRK:
 
         d0, d1 = rms(y0), rms(f0)
         h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+        if not (h0 > 0 and math.isfinite(h0)):  # (norms that overflowed: a tolerance near 1e-300)
+            h0 = 1e-6
         f1 = self.rhs(t0 + h0, y0 + h0 * f0)
         d2 = rms(f1 - f0) / h0
         p = self.tableau.order
@@ -384,4 +386,5 @@ class ExplicitRK:
             h1 = max(1e-6, h0 * 1e-3)
         else:
             h1 = (0.01 / max(d1, d2)) ** (1.0 / (p + 1))
-        return min(100.0 * h0, h1)
+        h = min(100.0 * h0, h1)
+        return h if h > 0 and math.isfinite(h) else h0
