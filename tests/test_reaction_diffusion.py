@@ -523,6 +523,7 @@ def test_determinism_and_round_trip():
         (dict(resume_from="/nonexistent/ck.npz"), "resume_from"),
         (dict(snapshot_file="/nonexistent/dir/a.nc"), "snapshot_file"),
         (dict(L=float("nan")), "L"),
+        (dict(d1=1e306), "d1.*too large"),
         (dict(nonsense=1), "nonsense"),
     ],
 )

@@ -164,6 +164,9 @@ class ReactionDiffusionLab(Lab):
         k_max = math.pi * self.N / self.L
         if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
             raise ValueError(f"{name}: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
+        for p in ("d1", "d2"):  # (the diffusion symbol d k², and its exponentials' arguments)
+            if not math.isfinite(getattr(self, p) * k_max * k_max * max(self.dt, 1.0)):
+                raise ValueError(f"{name}: '{p}' = {getattr(self, p):g} is too large for this grid: d k_max² overflows")
         if self.frame_dt > self.t_end:
             raise ValueError(f"{name}: 'frame_dt' = {self.frame_dt:g} is longer than t_end = {self.t_end:g}")
         for p in ("t_end", "frame_dt", "initial_layer"):
