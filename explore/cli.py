@@ -11,6 +11,10 @@ names the lab, parameter or value at fault and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
+import os
 import sys
 import time
 
@@ -18,7 +22,7 @@ import param
 
 from explore.core import SolverDiverged, get_lab, lab_classes
 from explore.core.backend import BackendUnavailable
-from explore.core.files import check_output_file
+from explore.core.files import check_netcdf_name, check_output_file, write_netcdf
 
 
 class UsageError(Exception):
@@ -118,27 +122,34 @@ def cmd_list(args) -> int:
 
 
 class _Progress:
-    """One status line on stderr: frame, time, ETA and the headline convergence numbers."""
+    """One status line on stderr: frame, time, ETA and the headline convergence numbers. On a terminal
+    it is rewritten in place at every frame; into a file or a pipe (a log) it is written as a line of its
+    own at every tenth of the run, so the log does not become one line of carriage returns."""
 
     def __init__(self, stream, enabled: bool):
         self.stream, self.enabled, self.start = stream, enabled, time.perf_counter()
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.next_tenth = 0
 
     def __call__(self, frame) -> None:
         if not self.enabled:
             return
+        if not self.tty:
+            if frame.progress < 1.0 and frame.progress < self.next_tenth / 10:
+                return
+            self.next_tenth = math.floor(10 * frame.progress) + 1
         elapsed = time.perf_counter() - self.start
         eta = (f"{elapsed * (1 - frame.progress) / frame.progress:5.1f}s" if frame.progress > 0
                else "    -")  # unknown until the first frame after the start
         conv = "  ".join(f"{k}={v:.2e}" for k, v in list(frame.convergence.items())[:4])
         bar = "#" * int(20 * frame.progress)
-        self.stream.write(
-            f"\r[{bar:<20}] {100 * frame.progress:5.1f}%  t={frame.time:.4g}  steps={frame.steps}"
-            f"  ETA {eta}  {conv}   "
-        )
+        line = (f"[{bar:<20}] {100 * frame.progress:5.1f}%  t={frame.time:.4g}  steps={frame.steps}"
+                f"  ETA {eta}  {conv}")
+        self.stream.write(f"\r{line}   " if self.tty else line + "\n")
         self.stream.flush()
 
     def done(self) -> None:
-        if self.enabled:
+        if self.enabled and self.tty:
             self.stream.write("\n")
 
 
@@ -150,8 +161,8 @@ def cmd_run(args) -> int:
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     lab = lab_cls(preset=args.preset, **values)
-    if args.out:  # refused now, not after the run
-        check_output_file(args.lab, "--out", args.out)
+    if args.out is not None:  # refused now, not after the run
+        _check_out(lab, args.out)
     progress = _Progress(sys.stderr, not args.quiet)
     start = time.perf_counter()
     try:
@@ -165,10 +176,28 @@ def cmd_run(args) -> int:
     for key, value in last.items():
         if result[key].attrs.get("group") == "convergence":
             print(f"  {key:<16} final {value:.3e}   max {float(result[key].max()):.3e}")
-    if args.out:
-        result.to_netcdf(args.out, engine="h5netcdf")
-        print(f"wrote {args.out}")
+    if args.out is not None:
+        _write(result, args.out)
     return 0
+
+
+def _check_out(lab, path: str) -> None:
+    """``--out`` names a netCDF file that can be written and is not one of the run's own files (a
+    snapshot stream written to the same name was replaced by the summary)."""
+    check_output_file(lab.lab_name, "--out", path)
+    check_netcdf_name(lab.lab_name, "--out", path)
+    for name in (*lab.output_files, *lab.input_files):
+        other = getattr(lab, name)
+        if other and os.path.realpath(other) == os.path.realpath(path):
+            raise UsageError(f"{lab.lab_name}: --out {path!r} is also '{name}'; give the result another name")
+
+
+def _write(ds, path: str) -> None:
+    try:
+        write_netcdf(ds, path)
+    except OSError as exc:
+        raise OutputFailed(f"could not write --out {path!r} ({exc}); any earlier file there is unchanged") from None
+    print(f"wrote {path}")
 
 
 def cmd_sweep(args) -> int:
@@ -184,25 +213,44 @@ def cmd_sweep(args) -> int:
     fixed = parse_sets(lab_cls, args.set or [])
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
-    if args.out:
-        check_output_file(args.lab, "--out", args.out)
+    if args.out is not None:
+        _check_out(lab_cls(preset=args.preset, **fixed), args.out)
     try:  # (caught here, not in main(): explore.sweep is imported only by this command)
         ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
     except ClusterUnavailable as exc:
         print(f"explore: error: {exc}", file=sys.stderr)
         return 1
     print(ds)
-    if args.out:
-        ds.to_netcdf(args.out, engine="h5netcdf")
-        print(f"wrote {args.out}")
-    return 0
+    failed = json.loads(ds.attrs.get("failed_points", "[]"))
+    for item in failed:
+        print(f"explore: point {item['point']} failed: {item['error']}", file=sys.stderr)
+    if args.out is not None:
+        _write(ds, args.out)
+    return 3 if failed and len(failed) == math.prod(len(v) for v in grid.values()) else 0
 
 
 def cmd_serve(args) -> int:
     from explore.ui.serve import serve
 
-    serve(address=args.address, port=args.port, show=args.show)
+    try:
+        serve(address=args.address, port=args.port, show=args.show)
+    except OSError as exc:  # a port in use, an address this machine does not have or cannot resolve
+        raise UsageError(f"cannot serve on {args.address}:{args.port}: {exc.strerror or exc}") from None
     return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,21 +274,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a fixed parameter (repeatable)")
     p.add_argument("--scheduler", help="address of a Dask scheduler (default: a local cluster)")
-    p.add_argument("--workers", type=int, help="local cluster size (default: one per core)")
+    p.add_argument("--workers", type=_positive, help="local cluster size (default: one per core)")
     p.add_argument("--out", help="netCDF file for the gathered summary")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("serve", help="serve the gallery and every lab")
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--port", type=_port, default=5006)
     p.add_argument("--show", action="store_true", help="open a browser")
     p.set_defaults(func=cmd_serve)
     return parser
 
 
+class OutputFailed(RuntimeError):
+    """The run finished but its result could not be written."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # (a console that cannot show ψ or λ gets escapes, not an error)
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (explore list | head): stop quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OutputFailed as exc:
+        print(f"explore: error: {exc}", file=sys.stderr)
+        return 1
     except UsageError as exc:
         print(f"explore: error: {exc}", file=sys.stderr)
         return 2

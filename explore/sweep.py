@@ -5,6 +5,8 @@ validates every point first (a bad value fails before any work), runs the points
 cluster (a local one by default, or ``scheduler="tcp://host:port"``) and gathers one
 ``xarray.Dataset`` with one dimension per swept parameter: for each convergence and diagnostic
 quantity its final value and its maximum over the run, plus ``nfe``, ``steps`` and ``wall_time``.
+A point whose run diverges (a step too large, say) has NaN values and is listed, with its message, in
+the Dataset's ``failed_points`` attribute (JSON); the other points are kept.
 
 Needs Dask (``pip install -e '.[sweep]'``). The local cluster starts worker processes, which import
 the calling script again: call :func:`sweep` from a script under ``if __name__ == "__main__":``.
@@ -12,6 +14,7 @@ the calling script again: call :func:`sweep` from a script under ``if __name__ =
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import time
@@ -19,7 +22,8 @@ import time
 import numpy as np
 import xarray as xr
 
-from explore.core import get_lab
+import explore
+from explore.core import SolverDiverged, get_lab
 
 
 class SweepUnavailable(ValueError):
@@ -30,10 +34,26 @@ class ClusterUnavailable(RuntimeError):
     """The local Dask cluster did not start."""
 
 
-def _run_point(lab_name: str, preset: str | None, values: dict) -> dict:
+#: the key of a point's summary that says it failed (its message): its values are NaN in the Dataset
+FAILED = "__failed__"
+
+
+def _describe(values: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
+
+
+def _run_point(lab_name: str, preset: str | None, values: dict, swept: tuple = ()) -> dict:
+    """One point's summary; a point whose run diverges or stops returns ``{FAILED: message}`` (the sweep
+    keeps the others), any other error is raised naming the point (its swept values)."""
     lab = get_lab(lab_name)(preset=preset, **values)
     start = time.perf_counter()
-    ds = lab.run()
+    point = _describe({k: values[k] for k in swept}) if swept else _describe(values)
+    try:
+        ds = lab.run()
+    except SolverDiverged as exc:
+        return {FAILED: str(exc)}
+    except Exception as exc:
+        raise RuntimeError(f"sweep point {point}: {type(exc).__name__}: {exc}") from exc
     out = {"wall_time": time.perf_counter() - start, "nfe": int(ds.nfe[-1]), "steps": int(ds.steps[-1])}
     for key in ds.data_vars:
         if ds[key].dims == ("step",):
@@ -89,6 +109,8 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
 def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed: dict | None = None,
           scheduler: str | None = None, workers: int | None = None) -> xr.Dataset:
     """Run the grid of parameter values as Dask tasks and gather the summary Dataset."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"sweep: workers must be at least 1, got {workers}")
     points = sweep_points(lab_name, grid, preset, fixed)
     try:
         from dask.distributed import Client, LocalCluster
@@ -96,7 +118,10 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
         raise SweepUnavailable("sweeps run on Dask, which is not installed: pip install -e '.[sweep]' "
                                f"(or dask[distributed]) ({exc})") from exc
     if scheduler:
-        client, cluster = Client(scheduler), None
+        try:
+            client, cluster = Client(scheduler), None
+        except (OSError, TimeoutError) as exc:
+            raise ClusterUnavailable(f"sweep: cannot reach the Dask scheduler {scheduler!r} ({exc})") from None
     else:
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -106,7 +131,8 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
     here = logging.getLogger("distributed")
     level = here.level
     try:
-        futures = client.map(_run_point, [lab_name] * len(points), [preset] * len(points), points, pure=False)
+        n = len(points)
+        futures = client.map(_run_point, [lab_name] * n, [preset] * n, points, [tuple(grid)] * n, pure=False)
         results = client.gather(futures)
         if cluster is not None:  # every result is in: the local cluster's shutdown may stay quiet
             client.run(_silence_distributed)
@@ -129,7 +155,9 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
     from explore.core.result import _attr
 
     shape = tuple(len(v) for v in grid.values())
-    keys = list(dict.fromkeys(k for r in results for k in r))
+    failed = [{"point": _describe(dict(zip(grid, combo))), "error": r[FAILED]}
+              for combo, r in zip(itertools.product(*grid.values()), results) if FAILED in r]
+    keys = list(dict.fromkeys(k for r in results for k in r if k != FAILED))
     data = {(f"{k}_final" if k in grid else k):
             (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
             for k in keys}
@@ -137,10 +165,12 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
     cls = get_lab(lab_name)
     ds = cls.flag_categories(xr.Dataset(data, coords=coords))
     lab = cls(preset=preset, **(fixed or {}))
-    swept = set(grid)  # (with the parameters a swept alias stands for: KH's N is nx and nz)
+    swept = set(grid)  # (with the parameters a swept alias stands for: KH's N is nx and nz, unless fixed)
     for name in grid:
         if name in cls.aliases:
-            swept |= set(cls.aliases[name].expand(lab, grid[name][0]))
+            swept |= set(cls.aliases[name].expand(lab, grid[name][0])) - set(fixed or {})
     ds.attrs.update({k: _attr(v) for k, v in lab.values().items() if k not in swept})
-    ds.attrs.update(lab=lab_name, preset=preset or "")
+    ds.attrs.update(lab=lab_name, preset=preset or "", explore_version=explore.__version__)
+    if failed:  # (their values are NaN)
+        ds.attrs["failed_points"] = json.dumps(failed)
     return ds

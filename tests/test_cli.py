@@ -175,3 +175,85 @@ def test_booleans_on_the_command_line():
         assert parse_value(DiffusionLab, "study", text) is value, text
     with pytest.raises(UsageError, match="study"):
         parse_value(DiffusionLab, "study", "maybe")
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch, capsys):
+    """The result is written to a temporary file renamed into place: a write that fails (an old file held
+    open and locked by a notebook truncated it to 0 bytes, and the run was lost) leaves the old file."""
+    out = tmp_path / "run.nc"
+    argv = ["run", "nlse", "-q", "--set", "t_end=0.1", "--set", "N=64", "--set", "n_snapshots=2", "--out", str(out)]
+    assert main(argv) == 0
+    before = out.read_bytes()
+
+    def full_disk(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", full_disk)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "could not write --out" in err and "No space left" in err and "Traceback" not in err
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["run.nc"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nlse", "--out", "out.csv"], "name ending in .nc"),
+    (["run", "nlse", "--out", ""], "'--out' is empty"),
+    (["run", "reaction_diffusion", "--set", "snapshot_file=rd.nc", "--out", "rd.nc"], "is also 'snapshot_file'"),
+    (["sweep", "nlse", "--workers", "0", "--grid", "dt=0.01,0.02"], "--workers: must be at least 1"),
+    (["serve", "--port", "70000"], "a port is 0..65535"),
+])
+def test_more_clear_errors(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # (argparse's own refusals)
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line(monkeypatch, capsys):
+    import importlib
+
+    serve_module = importlib.import_module("explore.ui.serve")  # (the package exports a function of that name)
+
+    def busy(**kwargs):
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(serve_module, "serve", busy)
+    assert main(["serve", "--port", "5999"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve on 127.0.0.1:5999: Address already in use" in err
+
+
+def test_a_progress_line_in_a_log_is_one_line_per_tenth(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "explore.cli", "run", "nlse", "--set", "t_end=0.5", "--set", "N=64",
+                        "--set", "n_snapshots=50"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and "\r" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 11 and lines[-1].startswith("[####################] 100.0%"), r.stderr
+
+
+def test_a_result_file_rebuilds_its_lab(tmp_path):
+    """``Lab.from_attrs(ds.attrs)``: netCDF stores booleans as 0/1 and None as "null"; the file's
+    attributes give back the same lab (what the run used, for every lab)."""
+    from explore.core import lab_classes
+
+    for name, cls in lab_classes().items():
+        lab = cls()
+        for p in cls.parameter_names():  # a boolean flipped and a None where the lab allows one
+            par = cls.param[p]
+            if type(par).__name__ == "Boolean":
+                setattr(lab, p, not getattr(lab, p))
+            elif par.allow_None and getattr(lab, p) is not None and p not in ("backend",):
+                setattr(lab, p, None)
+        from explore.core.result import _attr
+
+        attrs = {k: _attr(v) for k, v in lab.values().items()}
+        path = tmp_path / f"{name}.nc"
+        xr.Dataset(attrs=attrs).to_netcdf(path, engine="h5netcdf")
+        again = cls.from_attrs(xr.load_dataset(path, engine="h5netcdf").attrs)
+        assert again.values() == lab.values(), name

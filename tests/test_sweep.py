@@ -99,6 +99,29 @@ def test_a_summary_named_like_a_swept_parameter_and_the_fixed_parameters(tmp_pat
     # a swept alias (KH's N: nx and nz) leaves out the parameters it stands for
     ds = gather_dataset("kelvin_helmholtz", {"N": [32, 64]}, "basic_shear", [{"nfe": 1.0}, {"nfe": 2.0}])
     assert "nx" not in ds.attrs and "nz" not in ds.attrs and ds.attrs["Re"] == 1000.0
+    # ... unless one of them is fixed (the runs used it: nz = 16 with every N)
+    ds = gather_dataset("kelvin_helmholtz", {"N": [32, 64]}, "basic_shear", [{"nfe": 1.0}, {"nfe": 2.0}],
+                        fixed={"nz": 16})
+    assert "nx" not in ds.attrs and ds.attrs["nz"] == 16 and ds.attrs["explore_version"]
+
+
+def test_a_diverging_point_is_named_and_the_others_are_kept(capsys):
+    """A point whose run diverges has NaN values and is listed with its message; the sweep keeps the
+    others (a divergence lost the whole sweep, with a message that named no point)."""
+    import json
+
+    from explore.sweep import FAILED, _run_point, gather_dataset
+
+    fixed = {"t_end": 1.0, "N": 512, "integrator": "rk4"}
+    good = _run_point("nlse", None, {**fixed, "dt": 0.001}, ("dt",))
+    bad = _run_point("nlse", None, {**fixed, "dt": 0.3}, ("dt",))
+    assert FAILED in bad and "non-finite" in bad[FAILED] and FAILED not in good
+    ds = gather_dataset("nlse", {"dt": [0.001, 0.3]}, None, [good, bad], fixed)
+    assert np.isfinite(float(ds.error.sel(dt=0.001))) and np.isnan(float(ds.error.sel(dt=0.3)))
+    failed = json.loads(ds.attrs["failed_points"])
+    assert failed == [{"point": "dt=0.3", "error": bad[FAILED]}]
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        sweep("nlse", {"dt": [0.01]}, workers=0)
 
 
 def test_points_may_not_share_an_output_file(tmp_path):

@@ -2,7 +2,12 @@
 before any work so that a bad path is refused by the parameter's name instead of failing after a run."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+
+#: what ``--out`` may end with: netCDF-4 (HDF5) files
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
 
 
 def check_input_file(lab_name: str, name: str, path: str) -> None:
@@ -23,3 +28,28 @@ def check_output_file(lab_name: str, name: str, path: str) -> None:
         raise ValueError(f"{lab_name}: the folder of {name!r} = {path!r} does not exist")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise ValueError(f"{lab_name}: {name!r} = {path!r} is not writable")
+
+
+def check_netcdf_name(lab_name: str, name: str, path: str) -> None:
+    """Refuse an empty name or one that does not end like a netCDF file (``out.csv`` got HDF5 in it)."""
+    if not path:
+        raise ValueError(f"{lab_name}: {name!r} is empty; give a file name ending in .nc")
+    if not path.lower().endswith(NETCDF_SUFFIXES):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} is written as netCDF: give it a name ending in "
+                         f"{' or '.join(NETCDF_SUFFIXES[:2])}")
+
+
+def write_netcdf(ds, path: str) -> None:
+    """Write ``ds`` to ``path`` (h5netcdf) through a temporary file in the same folder, renamed into place
+    at the end: a write that fails (the old file held open and locked by another process, a full
+    disk) leaves any file already at ``path`` as it was, instead of truncating it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".explore-", suffix=".nc", dir=folder)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise

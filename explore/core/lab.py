@@ -138,26 +138,59 @@ class Lab(param.Parameterized):
         """Current parameter values (a lab round-trips through ``type(lab)(**lab.values())``)."""
         return {p: getattr(self, p) for p in self.parameter_names()}
 
-    def changed_values(self) -> dict[str, Any]:
-        """Parameters that differ from what ``type(self)()`` has: the defaults with the default preset
-        applied (a snippet or command line lists these, and builds the lab from that same start)."""
-        base = type(self)().values()
+    def changed_values(self, preset: str | None = None) -> dict[str, Any]:
+        """Parameters that differ from what ``type(self)(preset=preset)`` has (without ``preset``: the
+        defaults with the default preset applied). A snippet or command line lists these, and builds the
+        lab from that same start."""
+        base = type(self)(preset=preset).values()
         return {p: v for p, v in self.values().items() if v != base.get(p)}
 
     def to_code(self, preset: str | None = None) -> str:
-        """Python snippet that reproduces this configuration in a notebook."""
-        args = ", ".join(f"{k}={v!r}" for k, v in self.changed_values().items())
+        """Python snippet that reproduces this configuration in a notebook (from ``preset`` when given:
+        ``Lab(preset=..., <what differs from it>)``)."""
+        parts = ([f"preset={preset!r}"] if preset is not None else []) + [
+            f"{k}={v!r}" for k, v in self.changed_values(preset).items()]
         mod = type(self).__module__
         return (
             f"from {mod} import {type(self).__name__}\n"
-            f"lab = {type(self).__name__}({args})\n"
+            f"lab = {type(self).__name__}({', '.join(parts)})\n"
             "result = lab.run()  # xarray.Dataset\n"
         )
 
-    def to_cli(self) -> str:
-        """The equivalent ``explore run`` command line."""
-        sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in self.changed_values().items() if k != "backend")
-        return f"explore run {self.lab_name} {sets} --backend {self.backend} --out {self.lab_name}.nc".replace("  ", " ")
+    def to_cli(self, preset: str | None = None) -> str:
+        """The equivalent ``explore run`` command line (from ``preset`` when given)."""
+        sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in self.changed_values(preset).items()
+                        if k != "backend")
+        start = f" --preset {shlex.quote(preset)}" if preset is not None else ""
+        return (f"explore run {self.lab_name}{start} {sets} --backend {self.backend} "
+                f"--out {self.lab_name}.nc").replace("  ", " ")
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "Lab":
+        """The lab a result file was made with, from its attributes (``ds.attrs``: every parameter, as
+        netCDF stores it: booleans as 0/1, ``None`` as ``"null"``, lists as JSON). Other keys are
+        ignored."""
+        import json
+
+        values = {}
+        for name in cls.parameter_names():
+            if name not in attrs:
+                continue
+            v, p = attrs[name], cls.param[name]
+            if hasattr(v, "item"):  # a numpy scalar
+                v = v.item()
+            if p.allow_None and v == "null":
+                v = None
+            elif isinstance(p, param.Boolean):
+                v = bool(v)
+            elif isinstance(p, param.Integer):
+                v = int(v)
+            elif isinstance(p, param.Number):
+                v = float(v)
+            elif isinstance(p, (param.List, param.Tuple, param.Dict)) and isinstance(v, str):
+                v = json.loads(v)
+            values[name] = v
+        return cls(**values)
 
     # ----------------------------------------------------------------- validation
     def validate(self) -> None:
