@@ -7,7 +7,7 @@ of u and v every 0.1 time units, written to netCDF):
 
   peer     ``rd-spiral CONFIG`` (its CLI: scipy RK45 at rtol 1e-6 / atol 1e-9, full complex FFTs,
            every snapshot held in memory, compressed netCDF at the end)
-  Explore  ``explore run reaction_diffusion --preset P --set snapshot_file=TMP.nc --out TMP.nc``
+  Explore  ``explore run reaction_diffusion --preset P --set snapshot_file=SNAP.nc --out RESULT.nc``
            (ETDRK4 at the preset's dt, real FFTs, snapshots streamed to netCDF as the run goes),
            and for the two non-chaotic presets a second run at a setting whose time error is at
            most the peer's (``EQUAL_ACCURACY``), so the speed-up is also quoted at equal accuracy
