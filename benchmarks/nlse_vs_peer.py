@@ -97,8 +97,9 @@ PRESETS = {
 # cheapest setting whose error vs the exact soliton and Hamiltonian drift are at or below the peer's.
 # All are fixed-step with the stiff k² term treated exactly, so the step is set by accuracy, not
 # stability. The sixth-order split-step (Yoshida's composition of Strang steps) wins where the field
-# stays smooth (soliton); ETDRK4 where the spectrum fills up (collision, modulated soliton, modulation
-# instability: high-order compositions with negative sub-steps lose the Hamiltonian there).
+# stays smooth (soliton); ETDRK4 where the spectrum fills up (collision, modulated soliton: high-order
+# compositions with negative sub-steps lose the Hamiltonian there; modulation instability is dealiased,
+# which split-step refuses: its split-step rows in the sweep are "failed").
 # Mass: split-step keeps it to accumulated round-off (~1e-12 over 10^4 FFT pairs); ETDRK4 drifts
 # 1e-10…1e-6 at these steps. The report marks each criterion separately.
 EXPLORE_CHOICE = {

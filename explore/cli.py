@@ -1,12 +1,14 @@
-"""Command line: ``explore list | run | serve``.
+"""Command line: ``explore list | run | sweep | serve``.
 
     explore list [LAB]                       labs, presets and parameters (with their docs)
     explore run LAB [--preset P] [--set NAME=VALUE ...] [--backend numpy|cupy] [--out FILE.nc]
     explore sweep LAB --grid NAME=V1,V2 [--grid ...] [--preset P] [--set ...] [--scheduler tcp://HOST:PORT]
     explore serve [--address 127.0.0.1] [--port 5006] [--show]
 
-Values given with ``--set`` are parsed by the parameter's type (never evaluated); every error
-names the lab, parameter or value at fault and exits with status 2.
+Values given with ``--set`` are parsed by the parameter's type (never evaluated). Exit status: 2 for
+a bad lab, preset, parameter, value or option (the message names it); 3 for a run that diverges (a
+sweep: when every point does); 1 for a result that cannot be written or a cluster that cannot be
+reached; 130 when interrupted.
 """
 from __future__ import annotations
 

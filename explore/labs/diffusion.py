@@ -128,7 +128,8 @@ class DiffusionLab(Lab):
     study = param.Boolean(default=True, doc="At the end, error vs NFE over several step counts (at the last "
                                              "noise level before the clean one: the sampler's order).")
     compare = param.String(default="", doc="Comma-separated samplers run side by side at the same NFE budget "
-                                           "(last frame: their clouds and errors), e.g. 'ddim,unipc'.")
+                                           "(last frame: their clouds and errors), e.g. 'ddim,unipc'; they take the main "
+                                           "sampler's options where they have them, else their defaults.")
 
     # ------------------------------------------------------------------ validation
     def compared(self) -> list[str]:
@@ -178,8 +179,9 @@ class DiffusionLab(Lab):
         return opts
 
     def options_for(self, name: str) -> dict:
-        """This lab's options as sampler ``name`` takes them (a compared sampler): only the options it
-        has, and the ``order`` capped to the highest it supports."""
+        """The main sampler's options (:meth:`options`) as a compared sampler ``name`` takes them: only
+        those it has (so it gets the lab's ``order``, ``eta`` … only where the main sampler takes them
+        too; otherwise its own defaults), with ``order`` capped to the highest it supports."""
         info = SAMPLERS[name]
         opts = {k: v for k, v in self.options().items() if k in info.options}
         if "order" in opts and info.orders and opts["order"] not in info.orders:

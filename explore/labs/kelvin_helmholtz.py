@@ -33,7 +33,8 @@ pressure changes, by ``2Ωψ``. The ``rotating`` preset adds the force (its curl
 every step) and reports ``coriolis_torque`` (≈ 1e-16) next to ``coriolis_force`` (order Ω) so the run
 shows it. (kh2d-solver instead adds a linear shear to the initial velocity and calls that rotation.)
 
-``double_shear`` is kh2d-solver's case: a jet of light fluid (1.0) between two shear layers in heavier
+``double_shear`` takes kh2d-solver's case (its nominal parameters: the peer's buoyancy ``9.81 Ri (ρ − 1)``
+makes its own effective bulk Ri larger): a jet of light fluid (1.0) between two shear layers in heavier
 fluid (1.5), so its upper interface is heavy over light — statically unstable, with available potential
 energy from the start (``stratification="layered"`` is the stable variant).
 
@@ -68,7 +69,8 @@ CFL_MARGIN = 0.9
 #: a fixed-step integrator that is not exponential (rk4) also steps viscosity and diffusion
 #: explicitly: ``dt max(ν, κ) K²`` stays below this (RK4 is stable on the negative real axis to 2.785)
 EXPLICIT_DIFFUSION_LIMIT = 2.5
-#: a run that would need more steps than this is refused (fixed dt) or stopped (CFL step)
+#: a run that would need more steps than this is refused before it starts when even ``dt`` (at the CFL
+#: margin) cannot reach t_end in time, and stopped when its CFL step shrinks that far during the run
 MAX_STEPS = 5e7
 #: density-histogram bins of the Shannon entropy
 ENTROPY_BINS = 64

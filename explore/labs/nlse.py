@@ -2,7 +2,8 @@ r"""The nonlinear Schrödinger lab: :math:`i\psi_t + \tfrac12\psi_{xx} + |\psi|^
 
 Fourier pseudo-spectral in space; any integrator of the registry in time (adaptive DOP853 as in
 the ``simple-idealized-1d-nlse`` library, or the integrating-factor / ETD / split-step methods that
-treat the stiff ``k^2`` term exactly). Exact solutions (soliton, Akhmediev breather) give the error
+treat the stiff ``k^2`` term exactly; split-step only with ``dealias='none'``: a dealiased nonlinear
+term has no exact flow). Exact solutions (soliton, Akhmediev breather) give the error
 live; mass, momentum and Hamiltonian drifts, entropies of :math:`|\psi|^2` and the two-soliton
 collision shift (against Zakharov–Shabat theory) are reported every frame.
 
@@ -104,7 +105,9 @@ class NLSELab(Lab):
     dealias = param.Selector(default="none", objects=["none", "two_thirds", "half", "filter"],
                              doc="Treatment of the nonlinear term: none; 2/3-rule truncation (Orszag's rule, exact for "
                                  "quadratic products: the cubic |ψ|²ψ keeps some aliasing); ½-rule truncation (none "
-                                 "left for the cubic term); or the exponential filter exp(-36 (|k|/k_c)^36).")
+                                 "left for the cubic term); or the exponential filter exp(-36 (|k|/k_c)^36), applied to "
+                                 "the field and the product (with it, 'energy' is the Hamiltonian the filtered equation "
+                                 "conserves: its quartic term is of the filtered field). Split-step needs 'none'.")
     integrator = param.Selector(default="dop853", objects=list(INTEGRATORS),
                                 doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
@@ -146,7 +149,8 @@ class NLSELab(Lab):
         if self.integrator == "rk4":
             step = fill_step(self.t_end / self.n_snapshots, self.dt)  # (the step taken: see _frames)
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max|k²/2| = {2.8 / rate:.3g} on this grid "
-                    f"(the step was {step:.3g}): reduce 'dt' or use 'ifrk4', 'etdrk4' or 'split_step'.")
+                    f"(the step was {step:.3g}): reduce 'dt' or use 'ifrk4', 'etdrk4'"
+                    + (" or 'split_step'." if self.dealias == "none" else "."))
         if INTEGRATORS[self.integrator].adaptive:
             return ("If the step size underflowed, loosen 'rtol'/'atol' (tolerances near round-off); otherwise "
                     "tighten them, or increase 'N' if the solution is under-resolved.")
