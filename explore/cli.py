@@ -219,7 +219,7 @@ def cmd_sweep(args) -> int:
         _check_out(lab_cls(preset=args.preset, **fixed), args.out)
     try:  # (caught here, not in main(): explore.sweep is imported only by this command)
         ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
-    except ClusterUnavailable as exc:
+    except (ClusterUnavailable, RuntimeError) as exc:  # (a cluster that did not start; a point's error, named)
         print(f"explore: error: {exc}", file=sys.stderr)
         return 1
     print(ds)

@@ -257,3 +257,15 @@ def test_a_result_file_rebuilds_its_lab(tmp_path):
         xr.Dataset(attrs=attrs).to_netcdf(path, engine="h5netcdf")
         again = cls.from_attrs(xr.load_dataset(path, engine="h5netcdf").attrs)
         assert again.values() == lab.values(), name
+
+
+def test_the_result_file_has_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "run.nc"
+    assert main(["run", "nlse", "-q", "--set", "t_end=0.1", "--set", "N=64", "--set", "n_snapshots=1",
+                 "--out", str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
