@@ -10,6 +10,15 @@ import xarray as xr
 from explore.cli import main
 
 
+def _this_checkout() -> dict:
+    """The environment of a child Python that imports this checkout's ``explore`` (not another install)."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
 def test_list_shows_labs_presets_and_parameter_docs(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -34,7 +43,8 @@ def test_run_writes_netcdf(tmp_path, capsys):
 def test_console_script_progress_and_exit_code(tmp_path):
     exe = [sys.executable, "-m", "explore.cli"]
     r = subprocess.run(exe + ["run", "nlse", "--set", "t_end=0.2", "--set", "N=128", "--set", "n_snapshots=3",
-                              "--out", str(tmp_path / "a.nc")], capture_output=True, text=True, timeout=120)
+                              "--out", str(tmp_path / "a.nc")], capture_output=True, text=True, timeout=120,
+                       env=_this_checkout())
     assert r.returncode == 0, r.stderr
     assert "100.0%" in r.stderr  # the progress line
     assert (tmp_path / "a.nc").exists()
@@ -231,7 +241,8 @@ def test_a_port_in_use_is_one_line(monkeypatch, capsys):
 
 def test_a_progress_line_in_a_log_is_one_line_per_tenth(tmp_path):
     r = subprocess.run([sys.executable, "-m", "explore.cli", "run", "nlse", "--set", "t_end=0.5", "--set", "N=64",
-                        "--set", "n_snapshots=50"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                        "--set", "n_snapshots=50"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env=_this_checkout())
     assert r.returncode == 0 and "\r" not in r.stderr
     lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == 11 and lines[-1].startswith("[####################] 100.0%"), r.stderr
@@ -269,3 +280,30 @@ def test_the_result_file_has_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+
+
+def test_out_may_not_be_the_file_the_run_resumes_from(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ck.nc").write_bytes(b"a checkpoint")
+    assert main(["run", "reaction_diffusion", "--set", "resume_from=ck.nc", "--out", "ck.nc"]) == 2
+    assert "is also 'resume_from'" in capsys.readouterr().err
+
+
+def test_a_sweep_whose_every_point_diverges_exits_3(capsys):
+    argv = ["sweep", "nlse", "--grid", "dt=0.3,0.4", "--set", "t_end=1.0", "--set", "N=512", "--set", "integrator=rk4",
+            "--workers", "1"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.count("failed: The run became non-finite") == 2
+
+
+def test_an_overwritten_result_keeps_the_files_mode(tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "run.nc"
+    out.write_bytes(b"old")
+    os.chmod(out, 0o640)
+    assert main(["run", "nlse", "-q", "--set", "t_end=0.1", "--set", "N=64", "--set", "n_snapshots=1",
+                 "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640

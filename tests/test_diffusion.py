@@ -550,6 +550,10 @@ def test_optimal_schedule_uses_the_targets_dimension():
     ds = DiffusionLab(target="image16", schedule="vp_cosine", timesteps="optimal", steps=3, n_samples=20,
                       n_reference=20, study=False, reference_rtol=1e-6).run()
     assert np.isfinite(float(ds.error[-1]))
+    # a guided model is a closure with no dim of its own: the lab passes the target's
+    guided = DiffusionLab(target="ring_conditional", timesteps="optimal", steps=3, n_samples=20, n_reference=20,
+                          study=False, reference_rtol=1e-6).run()
+    assert np.isfinite(float(guided.error[-1]))
 
 
 def test_thresholding_works_in_the_datas_units():
@@ -580,6 +584,9 @@ def test_compared_samplers_get_options_they_take():
     lab = DiffusionLab(sampler="plms_hb", order=4, compare="deis,heun", steps=5, study=False, n_samples=200,
                        n_reference=100)
     assert lab.options_for("deis")["order"] == 3 and lab.options_for("heun") == {}
+    # an option only the multistep DPM-Solvers take reaches a compared one that takes it
+    both = DiffusionLab(sampler="dpmpp_2m", thresholding=True, compare="dpmpp_3m", target="ring8")
+    assert both.options_for("dpmpp_3m")["thresholding"] is True
     ds = lab.run()
     assert np.isfinite(float(ds.error_deis[-1])) and np.isfinite(float(ds.error_heun[-1]))
 

@@ -371,6 +371,12 @@ def test_regimes():
     # new cores are there (the window cannot yet tell it from a break-up), then transient again
     pair = classify([(1.0, 0.3, 6.0)] * 20 + [(1.0, 0.3, 8.0)] * 4 + [(1.0, 0.3, 6.0)] * 10)
     assert pair[20:24] == ["chaotic"] * 4 and "chaotic" not in pair[24:], pair
+    # regular means maxima and minima both agree (three extremes at least); a swing that grows is not damped
+    rising = [0.6, 0.55, 0.40, 0.55] * 8
+    rising = [(1.0, v + (0.03 * (i // 4) if i % 4 == 2 else 0.0), 4.0) for i, v in enumerate(rising)]
+    assert "periodic" not in classify(rising)[20:]
+    growing = list(np.linspace(0.5, 0.6, 6)) + list(np.linspace(0.58, 0.45, 6)) + list(np.linspace(0.48, 0.70, 8))
+    assert classify([(1.0, v, 4.0) for v in growing])[-1] == "chaotic"
     # an exponential approach is steady once what is left of the change is below DECAY_RATIO of the state
     approach = classify([(np.exp(-0.5 * t), 0.3, 4.0) for t in range(40)])
     left = [np.exp(-0.5 * t) / 0.5 for t in range(40)]
@@ -572,7 +578,9 @@ def test_a_killed_run_leaves_a_readable_snapshot_file_that_resume_continues(tmp_
     params = dict(preset="stable_spiral", N=16, L=10.0, frame_dt=1.0, snapshot_file=str(snap), checkpoint_file=str(ck))
     code = ("from explore.labs.reaction_diffusion import ReactionDiffusionLab as R; "
             f"R(t_end=1e5, **{params!r}).run()")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path)
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])  # (this checkout's explore)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (ck.exists() and float(np.load(ck)["t"]) >= 20):
@@ -614,6 +622,10 @@ def test_uniform_solution_from_rest_and_from_tiny_amplitudes():
     b = (float(b[0][0]), float(b[1][0]))
     assert a == pytest.approx(b, rel=1e-13)
     assert math.hypot(*rd.uniform_lambda_omega(400.0, 0.3, 0.2, 1.3)) == pytest.approx(1.0, rel=1e-15)
+    # tiny amplitudes at late times (e^{2t} and 1/A0^2 both beyond floating point): A = A0 e^t until it grows
+    assert math.hypot(*rd.uniform_lambda_omega(350.0, 1e-160, 0.2, 1.3)) == pytest.approx(1e-160 * math.exp(350), rel=1e-12)
+    assert math.hypot(*rd.uniform_lambda_omega(400.0, 1e-200, 0.2, 1.3)) == pytest.approx(1e-200 * math.exp(400), rel=1e-12)
+    assert math.hypot(*rd.uniform_lambda_omega(1000.0, 1.5, 0.0, 1.0)) == pytest.approx(1.0, rel=1e-15)
 
 
 def test_a_frame_interval_longer_than_the_run_is_named():

@@ -331,3 +331,12 @@ def test_fill_step_never_exceeds_the_step_asked_for():
             n = interval / h
             assert h <= dt * (1 + 1e-12) and abs(n - round(n)) < 1e-9, (interval, dt, h)
             assert round(n) == max(1, math.ceil(interval / dt - 1e-9)), (interval, dt, h)
+
+
+def test_the_starting_step_is_positive_whatever_the_tolerances():
+    """Hairer's starting step divides by norms scaled by atol: at 1e-300 they overflow (h0 was 0 or NaN)."""
+    y0 = np.array([1.0, 0.0, 1e-3])
+    stepper = ExplicitRK(DOPRI5, lambda t, y: -y, rtol=1e-300, atol=1e-300)
+    with np.errstate(over="ignore"):  # (the norms overflow, which is the case in point)
+        h = stepper._initial_step(0.0, y0, -y0)
+    assert math.isfinite(h) and h > 0

@@ -825,3 +825,17 @@ def test_links_carry_no_file_names():
                                       "feed": [b"true"], "N": [b"64"]})
     assert fresh.checkpoint_file == "" and fresh.resume_from == "" and fresh.N == 64
     assert len(problems) == 3 and "feed=True ignored: feed is a number" in problems[2]
+
+
+def test_a_snippet_from_a_preset_rebuilds_the_lab_and_inputs_take_hard_limits():
+    from explore.labs.nlse import NLSELab
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+    from explore.ui.view import _typed_inputs
+
+    lab = ReactionDiffusionLab(preset="turbulent_spiral", beta=1.0, t_end=5.0)
+    scope: dict = {}
+    exec(lab.to_code("turbulent_spiral").replace("result = lab.run()", ""), scope)  # noqa: S102 - our own code
+    assert "preset='turbulent_spiral'" in lab.to_code("turbulent_spiral") and scope["lab"].values() == lab.values()
+    assert "--preset turbulent_spiral" in lab.to_cli("turbulent_spiral")
+    t_end = _typed_inputs(NLSELab(), ["t_end"])["t_end"]
+    assert t_end["start"] == 0 and t_end["end"] is None  # (the soft limit, 100, refused t_end = 150)

@@ -154,15 +154,16 @@ def uniform_lambda_omega(t: float, amplitude: float, phase: float, beta: float) 
     """
     if amplitude == 0.0:  # the unstable fixed point w = 0
         return 0.0, 0.0
-    a2 = amplitude * amplitude
-    if t < 300.0 or a2 < 1e-300:  # (A² = A₀² e^{2t} / g, g = 1 + A₀²(e^{2t} − 1): no 1/A₀² to overflow)
-        g = math.log1p(a2 * math.expm1(2.0 * t))  # ln g
-        a = amplitude * math.exp(t - 0.5 * g)
-        theta = phase - 0.5 * beta * g
-    else:  # (e^{2t} would overflow: the c form, c = 1/A₀² − 1 finite)
-        c = 1.0 / a2 - 1.0
-        a = 1.0 / math.sqrt(1.0 + c * math.exp(-2.0 * t))
-        theta = phase - 0.5 * beta * (2.0 * t + math.log1p(c * math.exp(-2.0 * t)) - math.log1p(c))
+    # in logarithms, ln g = ln(A₀² e^{2t} + 1 − A₀²) (then A = A₀ e^t / √g, θ = θ₀ − (β/2) ln g), so that
+    # neither e^{2t} nor 1/A₀² overflows at any t or amplitude
+    la = math.log(amplitude)
+    if amplitude < 1.0:
+        x, y = 2.0 * t + 2.0 * la, math.log1p(-amplitude * amplitude)  # ln g = ln(e^x + e^y)
+        lg = max(x, y) + math.log1p(math.exp(-abs(x - y)))
+    else:
+        lg = 2.0 * t + 2.0 * la + math.log1p(-(1.0 - 1.0 / amplitude**2) * math.exp(-2.0 * t))
+    a = math.exp(la + t - 0.5 * lg)
+    theta = phase - 0.5 * beta * lg
     return a * math.cos(theta), a * math.sin(theta)
 
 
