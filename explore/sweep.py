@@ -13,10 +13,13 @@ the calling script again: call :func:`sweep` from a script under ``if __name__ =
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 import numpy as np
@@ -61,6 +64,22 @@ def _run_point(lab_name: str, preset: str | None, values: dict, swept: tuple = (
             if key not in lab.categorical_diagnostics:  # (the largest code of a category means nothing)
                 out[f"{key}_max"] = float(ds[key].max())
     return out
+
+
+@contextlib.contextmanager
+def _workers_ignore_interrupts():
+    """Start the local cluster's processes with SIGINT ignored (they inherit it): a Ctrl-C in the
+    terminal reaches the whole process group, and each worker printed its own KeyboardInterrupt
+    traceback; the calling process alone handles it and closes the cluster, which stops them. (A
+    Ctrl-C during the second or two the cluster takes to start is ignored.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _silence_distributed() -> None:
@@ -124,12 +143,14 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
             raise ClusterUnavailable(f"sweep: cannot reach the Dask scheduler {scheduler!r} ({exc})") from None
     else:
         try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            with _workers_ignore_interrupts():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
         except RuntimeError as exc:
             raise ClusterUnavailable(_start_failure(exc)) from exc
         client = Client(cluster)
-    here = logging.getLogger("distributed")
-    level = here.level
+    quiet = [logging.getLogger(name) for name in ("distributed", "asyncio")]
+    levels = [log.level for log in quiet]
     try:
         n = len(points)
         futures = client.map(_run_point, [lab_name] * n, [preset] * n, points, [tuple(grid)] * n, pure=False)
@@ -137,11 +158,19 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
         if cluster is not None:  # every result is in: the local cluster's shutdown may stay quiet
             client.run(_silence_distributed)
             _silence_distributed()
+    except KeyboardInterrupt:  # (Ctrl-C: the cluster goes down with its tasks; their cancellations are not news)
+        for log in quiet:
+            log.setLevel(logging.CRITICAL)
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                client.run(_silence_distributed)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-        here.setLevel(level)  # (this process's logging as it was)
+        for log, level in zip(quiet, levels):  # (this process's logging as it was)
+            log.setLevel(level)
     return gather_dataset(lab_name, grid, preset, results, fixed)
 
 

@@ -134,3 +134,43 @@ def test_points_may_not_share_an_output_file(tmp_path):
     points = sweep_points("reaction_diffusion", {"snapshot_file": [str(tmp_path / "a.nc"), str(tmp_path / "b.nc")]},
                           fixed={"N": 16})
     assert len(points) == 2
+
+
+def test_ctrl_c_during_a_sweep_is_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group: the workers now ignore it (they printed their own
+    tracebacks, and the client its cancelled tasks), the sweep stops with one line and status 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    cmd = [sys.executable, "-m", "explore.cli", "sweep", "nlse", "--workers", "2", "--set", "t_end=400",
+           "--set", "integrator=rk4", "--grid", "dt=0.001,0.0005"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": root})
+
+    def group_size() -> int:
+        count = 0
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    count += os.getpgid(int(pid)) == proc.pid
+                except OSError:
+                    pass
+        return count
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and group_size() < 3 and proc.poll() is None:  # (the workers are up)
+            time.sleep(0.2)
+        time.sleep(3.0)  # (their tasks running)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and err.strip() == "explore: interrupted", err
