@@ -188,7 +188,7 @@ def _check_out(lab, path: str) -> None:
     snapshot stream written to the same name was replaced by the summary)."""
     check_output_file(lab.lab_name, "--out", path)
     check_netcdf_name(lab.lab_name, "--out", path)
-    for name in (*lab.output_files, *lab.input_files):
+    for name in lab.file_parameters():
         other = getattr(lab, name)
         if other and os.path.realpath(other) == os.path.realpath(path):
             raise UsageError(f"{lab.lab_name}: --out {path!r} is also '{name}'; give the result another name")

@@ -77,6 +77,11 @@ class Lab(param.Parameterized):
     #: parameters that name files the run reads ('' = none)
     input_files: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def file_parameters(cls) -> tuple[str, ...]:
+        """Every parameter that names a file, written or read (never taken from a link; never ``--out``)."""
+        return (*cls.output_files, *cls.input_files)
+
     backend = param.Selector(
         default="numpy", objects=list(BACKENDS),
         doc="Array library that holds the state: numpy (CPU) or cupy (NVIDIA GPU).",

@@ -53,7 +53,7 @@ def query_of(lab, preset: str | None) -> dict[str, str]:
 
 
 def _file_parameters(lab) -> set[str]:
-    return set(getattr(lab, "output_files", ())) | set(getattr(lab, "input_files", ()))
+    return set(lab.file_parameters())
 
 
 def search_of(lab, preset: str | None) -> str:
