@@ -32,6 +32,7 @@ from explore.numerics.fourier import FourierGrid
 __all__ = [
     "rfft2", "irfft2", "spectral_grid", "LambdaOmegaProblem", "GrayScottProblem",
     "lambda_omega_reaction", "lambda_omega_flow", "gray_scott_reaction", "uniform_lambda_omega",
+    "corotation_rate", "rotate_phase",
     "spiral", "spiral_periodic", "spiral_quartet", "moments", "mutual_information", "winding_numbers",
     "defect_count", "pattern_regions", "radial_spectrum",
 ]
@@ -88,6 +89,7 @@ class _NumpyFields:
         self.out = np.empty((2, n, n))
         self.a = np.empty((n, n))
         self.b = np.empty((n, n))
+        self.c = np.empty((n, n))
         self._phys = np.empty((2, n, n))
         self._half = np.empty((2, n, n // 2 + 1), dtype=np.complex128)
         self._ducc = _ducc_fft2()
@@ -131,16 +133,17 @@ def lambda_omega_reaction(u, v, beta: float):
     return lam * u - om * v, om * u + lam * v
 
 
-def lambda_omega_flow(u, v, beta: float, dt: float):
-    r"""Exact flow over ``dt`` of the λ–ω reaction ``w' = (1 − (1 + iβ)|w|²) w`` (``w = u + iv``).
+def lambda_omega_flow(u, v, beta: float, dt: float, frame_rate: float = 0.0):
+    r"""Exact flow over ``dt`` of the λ–ω reaction ``w' = (1 − (1 + iβ)|w|² + iΩ) w`` (``w = u + iv``;
+    ``Ω = frame_rate``, the turn of a co-rotating frame, see :func:`corotation_rate`).
 
     ``(A²)' = 2A²(1 − A²)`` gives ``A²(t) = A₀² e^{2t} / g``, ``g = 1 + A₀²(e^{2t} − 1)``; the phase
-    turns by ``−β ∫A² = −(β/2) ln g``. Pointwise, for any array namespace.
+    turns by ``Ω dt − β ∫A² = Ω dt − (β/2) ln g``. Pointwise, for any array namespace.
     """
     xp = array_namespace(u)
     g = 1.0 + math.expm1(2.0 * dt) * (u * u + v * v)
     s = math.exp(dt) / xp.sqrt(g)
-    phi = (-0.5 * beta) * xp.log(g)
+    phi = (-0.5 * beta) * xp.log(g) + frame_rate * dt
     c, sn = s * xp.cos(phi), s * xp.sin(phi)
     return u * c - v * sn, u * sn + v * c
 
@@ -167,6 +170,28 @@ def uniform_lambda_omega(t: float, amplitude: float, phase: float, beta: float) 
     return a * math.cos(theta), a * math.sin(theta)
 
 
+def corotation_rate(u, v, beta: float) -> float:
+    r"""The mean angular velocity of the phase of ``w = u + iv``, weighted by ``|w|²``, as a frame rate ``Ω``
+    (``w`` turns at ``−Ω``): ``Ω = β⟨A⁴⟩/⟨A²⟩``.
+
+    For the λ–ω system with ``d1 = d2``, ``Im⟨w, ∂t w⟩ = −β⟨A⁴⟩`` exactly (diffusion and λ(A) add real
+    terms), so a rigidly rotating spiral, ``w = e^{−iω t} W``, turns at exactly ``ω = Ω``: in a frame
+    turning with it, the spiral stands still. 0 for ``w ≡ 0``.
+    """
+    xp = array_namespace(u)
+    a2 = u * u + v * v
+    m2 = float(xp.mean(a2))
+    return float(beta * float(xp.mean(a2 * a2)) / m2) if m2 > 0.0 else 0.0
+
+
+def rotate_phase(w, theta: float):
+    """``e^{iθ}(u + iv)`` for fields stacked ``(2, ...)``: physical fields or their spectra alike (the
+    rotation has real coefficients, so it commutes with the Fourier transform)."""
+    xp = array_namespace(w)
+    c, s = math.cos(theta), math.sin(theta)
+    return xp.stack([c * w[0, ...] - s * w[1, ...], s * w[0, ...] + c * w[1, ...]])
+
+
 class LambdaOmegaProblem:
     """The λ–ω system as a semilinear problem on stacked real-FFT spectra ``(2, N, N//2+1)``.
 
@@ -175,6 +200,14 @@ class LambdaOmegaProblem:
     stays in the nonlinear part on purpose: in the linear part it would also amplify, at rate
     ``1 − d|k|²``, the round-off in the Hermitian-redundant entries of the real-FFT storage, which the
     inverse transform never sees and no nonlinearity saturates (a slow blow-up after ~100 time units).
+
+    ``frame_rate`` ``Ω`` (``d1 = d2`` only): the state is ``z = e^{iΩt} w``, the fields in a frame that
+    turns at ``Ω``. With equal diffusion the equations are unchanged by a constant phase rotation, so
+    ``z`` obeys them too, plus the frame's turn ``iΩz`` (in the nonlinear part): an exact change of
+    variables. Chosen as the pattern's own rotation (:func:`corotation_rate`), it makes a rigidly
+    rotating spiral a fixed point, which the exponential integrators keep exactly (the idea of Beyn &
+    Thümmler's "Freezing solutions of equivariant evolution equations"): only the deviation from rigid
+    rotation is stepped, with a far smaller time error (stable_spiral at Δt = 0.1: 2.4e-5 → 4e-8).
     """
 
     def __init__(self, grid: FourierGrid, d1: float, d2: float, beta: float):
@@ -182,6 +215,22 @@ class LambdaOmegaProblem:
         self.d1, self.d2, self.beta = float(d1), float(d2), float(beta)
         self.linear = _stacked_symbol(grid, self.d1, self.d2)
         self._np = _NumpyFields(self.n) if is_numpy_namespace(grid.xp) else None
+        self._frame_rate = 0.0
+
+    @property
+    def frame_rate(self) -> float:
+        """``Ω``: the rate at which the frame of the state turns (0: the fixed frame)."""
+        return self._frame_rate
+
+    @frame_rate.setter
+    def frame_rate(self, omega: float) -> None:
+        omega = float(omega)
+        if omega != 0.0 and self.d1 != self.d2:
+            raise ValueError(f"frame_rate: a turning frame needs d1 = d2 (the equations are not invariant under a "
+                             f"phase rotation otherwise), got d1 = {self.d1:g}, d2 = {self.d2:g}")
+        if not math.isfinite(omega):
+            raise ValueError(f"frame_rate: must be finite, got {omega!r}")
+        self._frame_rate = omega
 
     def nonlinear(self, t, y):
         if self._np is not None:
@@ -190,11 +239,12 @@ class LambdaOmegaProblem:
         w = irfft2(y, self.n)
         u, v = w[0, ...], w[1, ...]
         m = 1.0 - (u * u + v * v)   # λ(A)
-        bm = self.beta * (1.0 - m)  # −ω(A) = βA²
+        bm = self.beta * (1.0 - m) - self._frame_rate  # −ω(A) − Ω = βA² − Ω
         return rfft2(xp.stack([m * u + bm * v, m * v - bm * u]))
 
     def _nonlinear_numpy(self, y):
-        """The same reaction as ``(1 − A²) u + βA² v = u + A²(βv − u)``, ``v − A²(v + βu)``, in buffers."""
+        """The same reaction as ``(1 − A²) u + βA² v = u + A²(βv − u)``, ``v − A²(v + βu)``, in buffers
+        (and the frame's turn ``(−Ωv, Ωu)``)."""
         import numpy as np
 
         f = self._np
@@ -204,25 +254,50 @@ class LambdaOmegaProblem:
         np.multiply(u, u, out=a2)
         np.multiply(v, v, out=tmp)
         a2 += tmp
-        np.multiply(v, self.beta, out=tmp)
-        tmp -= u
-        tmp *= a2
-        np.add(u, tmp, out=out[0])
-        np.multiply(u, self.beta, out=tmp)
-        tmp += v
-        tmp *= a2
-        np.subtract(v, tmp, out=out[1])
+        if self._frame_rate == 0.0:
+            np.multiply(v, self.beta, out=tmp)
+            tmp -= u
+            tmp *= a2
+            np.add(u, tmp, out=out[0])
+            np.multiply(u, self.beta, out=tmp)
+            tmp += v
+            tmp *= a2
+            np.subtract(v, tmp, out=out[1])
+        else:  # (1 − A²)u + (βA² − Ω)v, (1 − A²)v − (βA² − Ω)u
+            b = f.c
+            np.multiply(a2, self.beta, out=b)
+            b -= self._frame_rate
+            np.subtract(1.0, a2, out=a2)
+            np.multiply(a2, u, out=out[0])
+            np.multiply(b, v, out=tmp)
+            out[0] += tmp
+            np.multiply(a2, v, out=out[1])
+            np.multiply(b, u, out=tmp)
+            out[1] -= tmp
         return f.spectral()
+
+    def fields(self, y):
+        """The physical fields ``(u, v)`` stacked (on NumPy in a buffer, valid until the next evaluation)."""
+        return irfft2(y, self.n) if self._np is None else self._np.physical(y)
 
     def nonlinear_flow(self, y, dt):
         xp = self.grid.xp
         w = irfft2(y, self.n)
-        u, v = lambda_omega_flow(w[0, ...], w[1, ...], self.beta, dt)
+        u, v = lambda_omega_flow(w[0, ...], w[1, ...], self.beta, dt, self._frame_rate)
         return rfft2(xp.stack([u, v]))
 
     def rhs(self, y):
-        """The full right-hand side ``L y + N(y)`` (spectral)."""
+        """The full right-hand side ``L y + N(y)`` (spectral), in the frame of the state."""
         return self.linear * y + self.nonlinear(0.0, y)
+
+    def fixed_frame_rhs(self, y):
+        """``∂t w`` turned into the frame of ``y``: :meth:`rhs` without the frame's turn ``iΩz`` (its norm
+        is that of ``∂t w`` in the fixed frame)."""
+        xp = self.grid.xp
+        f = self.rhs(y)
+        if self._frame_rate == 0.0:
+            return f
+        return f - self._frame_rate * xp.stack([-y[1, ...], y[0, ...]])
 
     def max_linear_rate(self) -> float:
         """``max |L|``: the stiffness an explicit method must resolve."""
@@ -264,6 +339,9 @@ class GrayScottProblem:
 
     def rhs(self, y):
         return self.linear * y + self.nonlinear(0.0, y)
+
+    #: ``∂t w`` (Gray–Scott is stepped in the fixed frame only: it has no phase symmetry)
+    fixed_frame_rhs = rhs
 
     def max_linear_rate(self) -> float:
         return max(self.d1, self.d2) * 2 * max(self.grid.k_nyquist) ** 2 + self.feed + self.kill
