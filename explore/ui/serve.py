@@ -19,7 +19,7 @@ from panel.theme.base import THEMES
 from explore.core.registry import lab_classes
 from explore.ui.gallery import gallery
 from explore.ui.urlstate import apply_query
-from explore.ui.view import LabView
+from explore.ui.view import LabView, report_refused_edits
 
 #: how often the server looks for sessions without a connection, and how long one may stay so before
 #: it is discarded (milliseconds). The lifetime must cover a slow page load: a session is created by
@@ -93,6 +93,7 @@ def lab_page(cls: type, template: bool = True, args: dict | None = None):
 
 
 def _lab_page(cls: type, template: bool = True, args: dict | None = None):
+    report_refused_edits()  # (also for pages served by `panel serve`, not only by `serve` below)
     lab = cls()
     if args is None:
         args = dict(pn.state.session_args) if pn.state.curdoc is not None else {}
@@ -152,6 +153,7 @@ def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs
     # a closed tab's session (its memory) goes within ~30 s; its worker thread stops within ~2 s
     kwargs.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_SESSIONS_MS)
     kwargs.setdefault("unused_session_lifetime_milliseconds", UNUSED_SESSION_LIFETIME_MS)
+    report_refused_edits()
     apps = routes(labs)
     classes = lab_classes()
     kwargs.setdefault("title", {slug: "Explore" if slug == "/" else (classes[slug[1:]].title or slug[1:])

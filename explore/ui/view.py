@@ -18,6 +18,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any
 
@@ -374,6 +375,31 @@ def _guarded(method):
     return wrapper
 
 
+#: the lab view of each served page, by its Bokeh document: Panel reports an error in processing a browser's
+#: edit with nothing but the exception (and the document as ``pn.state.curdoc``)
+_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def report_refused_edits() -> None:
+    """Have Panel hand the errors raised while it applies a browser's edit to the page's own view, which
+    shows them (a value that its parameter refuses: a typed ``dt = 0`` raised in Panel's event handling,
+    was logged on the server only, and the page went on showing a value the lab did not have). Installed
+    once, unless another handler is; errors of pages without a view go to the log, as before."""
+    if pn.config.exception_handler is None:
+        pn.config.exception_handler = _on_refused_edit
+
+
+def _on_refused_edit(exc: BaseException) -> None:
+    doc = pn.state.curdoc
+    view = _VIEWS.get(doc) if doc is not None else None
+    if view is None:
+        import logging
+
+        logging.getLogger("explore.ui").error("error in a page's callback", exc_info=exc)
+        return
+    view._refused_edit(exc)
+
+
 class LabView(pn.viewable.Viewer):
     """Dashboard for any lab: grouped controls with presets, run controls, three live plots, export.
 
@@ -440,6 +466,8 @@ class LabView(pn.viewable.Viewer):
         self.param.watch(self._on_diagnostics_scale, "diagnostics_scale")
         self._in_notebook = pn.state.curdoc is None and _in_notebook()
         self._notebook_css_done = False
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context:
+            _VIEWS[pn.state.curdoc] = self
         if poll or (poll is None and (pn.state.curdoc is not None or self._in_notebook)):
             self.start_polling()
 
@@ -1151,6 +1179,18 @@ class LabView(pn.viewable.Viewer):
         self._tick()
         self._set_status("error")
         self._show_alert(message, "danger")
+
+    def _refused_edit(self, exc: BaseException) -> None:
+        """An edit from the page that raised (a value its parameter refuses): say why, and put every widget
+        back to the lab's value, so the page shows what a run would use."""
+        for pane in self.param_panes.values():
+            for name, widget in pane._widgets.items():
+                if name in self.lab.param and "value" in widget.param:
+                    current = getattr(self.lab, name)
+                    if widget.value is not current and widget.value != current:
+                        widget.value = current
+        kind = "Invalid parameters." if isinstance(exc, ValueError) else f"{type(exc).__name__}:"
+        self._show_alert(f"**{kind}** {exc} The value was not applied.", "danger")
 
     def _clear_alert(self) -> None:
         self.alert.object = ""

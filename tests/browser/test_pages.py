@@ -192,6 +192,42 @@ def test_bad_value_in_link_shows_alert_and_server_serves_on(open_page, name):
     no_errors(other)
 
 
+#: marks the text input of the number widget titled ``title`` (opening its accordion card) with
+#: data-explore-target; returns the widget's value
+NUMBER_INPUT_JS = """async (title) => {
+  const model = [...Bokeh.documents[0].all_models].find(m => /Input$|Spinner$/.test(m.type || '') && m.title === title);
+  if (!model) return null;
+  let view = Bokeh.index.find_one(model);
+  for (let v = view; v != null; v = v.parent) if (v.model && v.model.collapsed === true) v.model.collapsed = false;
+  for (let i = 0; i < 100 && (view = Bokeh.index.find_one(model)) == null; i++) await new Promise(r => setTimeout(r, 50));
+  const el = view.input_el || (view.shadow_el || view.el).querySelector('input');
+  el.setAttribute('data-explore-target', '1');
+  return model.value;
+}"""
+
+
+def test_a_typed_value_that_its_parameter_refuses_is_named_and_undone(open_page):
+    """dt = 0 typed into its input (dt must be > 0) raised while Panel applied the edit: the error went to
+    the server's log only, and the input went on showing a value the lab did not have (a run used the
+    old one). The page now says why, and the input shows the lab's value again."""
+    watched = open_page("/reaction_diffusion?N=32")
+    page = watched.page
+    before = page.evaluate(NUMBER_INPUT_JS, "Dt")
+    assert before == 0.1
+    target = page.locator("[data-explore-target]")
+    target.fill("0")
+    target.press("Enter")
+    page.get_by_text("Invalid parameters").wait_for(timeout=10_000)
+    message = page.get_by_text(re.compile(r"must be greater than 0.*not applied")).inner_text()
+    assert "ReactionDiffusionLab.dt" in message
+    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].find(
+        m => /Input$|Spinner$/.test(m.type || '') && m.title === 'Dt').value === 0.1""", timeout=10_000)
+    assert target.input_value() in ("0.1", "0.10")
+    press(page, "Step")  # the page still runs, with the lab's value
+    wait_samples_change(page, {})
+    no_errors(watched)
+
+
 def test_a_crafted_link_injects_nothing_and_writes_no_file(open_page, tmp_path):
     """Values from a link are text in the page, never markup: an <img onerror> in a value ran its script
     (which could press Run), and a link could name the checkpoint file the run then overwrote. File
