@@ -21,7 +21,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from explore.numerics.exponential import ETDRK4, IntegratingFactorRK
+from explore.numerics.exponential import ETDRK4, AdaptiveLawsonRK, IntegratingFactorRK
 from explore.numerics.rk import DEFAULT_RTOL, ExplicitRK, StepState
 from explore.numerics.splitting import YOSHIDA4, YOSHIDA6, CompositionSplitting, StrangSplitting
 from explore.numerics import tableaux
@@ -189,6 +189,13 @@ def _rk4(problem, *, dt=None, rtol=None, atol=None):
                      description="integrating-factor RK4 (Lawson): linear part exact, fixed dt")
 def _ifrk4(problem, *, dt=None, rtol=None, atol=None):
     return IntegratingFactorRK(RK4, problem, dt)
+
+
+@register_integrator("if_dop853", order=8, adaptive=True,
+                     description="integrating-factor (Lawson) DOP853: linear part exact, adaptive by the embedded "
+                                 "5th/3rd-order estimate (not pinned by stiffness)")
+def _if_dop853(problem, *, dt=None, rtol=None, atol=None):
+    return AdaptiveLawsonRK(tableaux.DOP853, problem, dt=dt, rtol=DEFAULT_RTOL if rtol is None else rtol, atol=atol)
 
 
 @register_integrator("etdrk4", order=4, adaptive=False,
