@@ -345,12 +345,14 @@ class ReactionDiffusionLab(Lab):
 
     def _turn_frame(self, problem, state, w):
         """Set the frame's rate for the next snapshot interval to the pattern's rotation now (``w``: the
-        state's fields); an adaptive stepper's remembered derivative belongs to the old rate."""
+        state's fields). An adaptive stepper's remembered derivative belongs to the old rate: the frame's
+        term is linear in the state, so it is moved to the new rate exactly, with no new evaluation."""
         omega = rd.corotation_rate(w[0, ...], w[1, ...], self.beta)
         if math.isfinite(omega) and omega != problem.frame_rate:  # (a non-finite state stops at the frame)
+            change = omega - problem.frame_rate
             problem.frame_rate = omega
             if state.f is not None:
-                state = dataclasses.replace(state, f=None)
+                state = dataclasses.replace(state, f=state.f + change * problem.turn(state.y))
         return state
 
     def _advance(self, stepper, state, t_target: float, h: float | None):

@@ -293,11 +293,15 @@ class LambdaOmegaProblem:
     def fixed_frame_rhs(self, y):
         """``∂t w`` turned into the frame of ``y``: :meth:`rhs` without the frame's turn ``iΩz`` (its norm
         is that of ``∂t w`` in the fixed frame)."""
-        xp = self.grid.xp
         f = self.rhs(y)
-        if self._frame_rate == 0.0:
-            return f
-        return f - self._frame_rate * xp.stack([-y[1, ...], y[0, ...]])
+        return f if self._frame_rate == 0.0 else f - self._frame_rate * self.turn(y)
+
+    def turn(self, y):
+        """``iz`` for the stacked spectra ``y`` of ``z``'s real and imaginary parts: ``(−v, u)``; the frame's
+        term of the right-hand side is ``Ω`` times it (so a derivative taken at one rate is moved to another
+        by adding ``ΔΩ`` times it, with no new evaluation)."""
+        xp = self.grid.xp
+        return xp.stack([-y[1, ...], y[0, ...]])
 
     def max_linear_rate(self) -> float:
         """``max |L|``: the stiffness an explicit method must resolve."""

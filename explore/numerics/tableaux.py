@@ -195,9 +195,28 @@ def _dopri5() -> ButcherTableau:
     )
 
 
+def _dop853_table():
+    """SciPy's module of DOP853's coefficients. Loaded from its file where possible: importing it as
+    ``scipy.integrate._ivp.dop853_coefficients`` first runs ``scipy.integrate``'s ``__init__``, ~0.35 s
+    (its solvers, quadrature, BVP code) that every run of dop853 / if_dop853 paid for 13 × 12 numbers."""
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.find_spec("scipy")
+    path = pathlib.Path(spec.origin).parent / "integrate" / "_ivp" / "dop853_coefficients.py" if spec else None
+    if path is not None and path.is_file():
+        file_spec = importlib.util.spec_from_file_location("_explore_dop853_coefficients", path)
+        module = importlib.util.module_from_spec(file_spec)
+        file_spec.loader.exec_module(module)
+        return module
+    from scipy.integrate._ivp import dop853_coefficients  # pragma: no cover - another layout
+
+    return dop853_coefficients  # pragma: no cover
+
+
 def _dop853() -> ButcherTableau:
     # The coefficients are data: read once from SciPy's table (the method is ours).
-    from scipy.integrate._ivp import dop853_coefficients as d
+    d = _dop853_table()
 
     s = 12
     return ButcherTableau(
@@ -222,8 +241,7 @@ DOPRI5 = _dopri5()
 
 def __getattr__(name: str):
     """``DOP853`` and ``TABLEAUX`` (all tableaux by name) are made on first use: DOP853's coefficients
-    come from ``scipy.integrate``, whose import costs ~0.35 s that a run of a fixed-step method never
-    needs (PEP 562)."""
+    come from SciPy's table, which a run of a fixed-step method never needs (PEP 562)."""
     if name == "DOP853":
         value = _dop853()
     elif name == "TABLEAUX":
