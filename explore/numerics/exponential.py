@@ -201,9 +201,10 @@ class AdaptiveLawsonRK:
     The exponentials ``E(x) = exp(x dt L)`` and the stage weights ``dt a_ij E(c_i - c_j)`` depend on
     ``dt``; so that few step sizes occur, steps fill the distance ``D`` to ``t_stop`` evenly
     (``dt = D/m``, ``D`` taken at the first step towards that ``t_stop``: a lab's output interval). A
-    rejection multiplies ``m`` by an integer, so whole steps still land on ``t_stop``; the step grows
-    (a new ``m`` for the rest of the way) when the controller allows twice the current one. The
-    operators of the last ``cache_size`` step sizes are kept.
+    rejection multiplies ``m`` by an integer, so whole steps still land on ``t_stop``, and so does a
+    proposal below half the step; the step grows (a new ``m`` for the rest of the way) when the controller
+    allows twice the current one. The operators of the last ``cache_size`` step sizes are kept, as many
+    as ``LAWSON_CACHE_BYTES`` holds.
 
     Parameters
     ----------
@@ -298,8 +299,8 @@ class AdaptiveLawsonRK:
             f0, nfe = self.problem.nonlinear(t, y), nfe + 1
         if self._target != t_stop or state.dt >= 2.0 * self._h or self._left < 1:
             self._fill(t_stop - t, state.dt, t_stop)
-        elif state.dt < self._h:  # the controller asks for less: split the remaining steps evenly
-            self._split(self._h / state.dt)
+        elif state.dt < 0.5 * self._h:  # the controller asks for much less: split the remaining steps
+            self._split(self._h / state.dt)  # (a little less: the step passed at this size, try it again)
         q, rejected_here = self.tableau.error_order, False
         while True:
             h = self._h
