@@ -20,7 +20,8 @@ CASES = [
     ("nlse", dict(preset="two_soliton", integrator="dop853", t_end=2.0, n_snapshots=4)),
     ("nlse", dict(preset="modulation_instability", N=16384, L=400.0, integrator="etdrk4", dt=5e-3,
                   t_end=2.0, n_snapshots=4)),
-    ("reaction_diffusion", dict(preset="stable_spiral", N=128, t_end=5.0)),
+    ("reaction_diffusion", dict(preset="stable_spiral", N=128, t_end=5.0)),  # (the co-rotating frame)
+    ("reaction_diffusion", dict(preset="pattern_decay", integrator="if_dop853", rtol=1e-9, atol=1e-12, t_end=5.0)),
     ("reaction_diffusion", dict(preset="stable_spiral", N=1024, L=160.0, t_end=1.0)),
     ("kelvin_helmholtz", dict(preset="basic_shear", t_end=0.5, n_snapshots=5)),
     ("kelvin_helmholtz", dict(preset="basic_shear", nx=1024, nz=512, t_end=0.1, n_snapshots=2)),
