@@ -4,8 +4,10 @@ Two fields on a periodic square, Fourier pseudo-spectral with real FFTs: the sta
 spectra of ``u`` and ``v`` (shape ``(2, N, N//2+1)``) with the diffusion symbol ``d_i |k|²`` per field,
 so every integrator of the registry applies but the compositions that step backwards in time
 (``split_step4`` / ``split_step6``: diffusion run backwards blows up): adaptive Dormand–Prince (``dopri5``,
-the method of rd-spiral's RK45, or ``dop853``), or IF-RK4 / ETDRK4 / Strang splitting (λ–ω only), which
-treat the stiff diffusion exactly. Each frame reports the moments of ``u``
+the method of rd-spiral's RK45, or ``dop853``; their steps are pinned by diffusion), or IF-RK4 / ETDRK4 /
+Strang splitting (λ–ω only) / the adaptive Lawson DOP853 (``if_dop853``), which treat the stiff diffusion
+exactly. λ–ω with d1 = d2 is stepped in a frame co-rotating with the pattern (``frame``), where a rigidly
+rotating spiral stands still. Each frame reports the moments of ``u``
 and ``v``, their mutual information, the time-derivative norm, the phase-defect (spiral core) count
 by winding number (λ–ω) or the number and area of the pattern's regions (Gray–Scott: spots or
 stripes), an automatic regime classification and the radial (shell-summed) power spectrum.
