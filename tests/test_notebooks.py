@@ -68,6 +68,10 @@ def _check_reaction_diffusion(summary: dict) -> None:
     assert summary["pattern_decay_regime"] == "homogeneous_oscillation"
     # in the frame turning with it a rigid spiral stands still: ETDRK4's time error at Δt = 0.1 falls ~100×
     assert summary["frame_error_t20"]["co-rotating"] < 0.03 * summary["frame_error_t20"]["fixed"]
+    # explicit DOP853's evaluations grow ~N² (stability), Lawson's DOP853's hardly (accuracy)
+    n = {int(k): v for k, v in summary["evaluations_t5"].items()}
+    assert n[64]["dop853"] > 2.5 * n[32]["dop853"] and n[64]["if_dop853"] < 1.5 * n[32]["if_dop853"]
+    assert n[64]["if_dop853"] < 0.5 * n[64]["dop853"]
     assert all(v > 1e-4 for v in summary["gray_scott_v_variance"].values())
 
 
