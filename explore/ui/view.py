@@ -1189,8 +1189,10 @@ class LabView(pn.viewable.Viewer):
                     current = getattr(self.lab, name)
                     if widget.value is not current and widget.value != current:
                         widget.value = current
-        kind = "Invalid parameters." if isinstance(exc, ValueError) else f"{type(exc).__name__}:"
-        self._show_alert(f"**{kind}** {exc} The value was not applied.", "danger")
+        if isinstance(exc, ValueError):
+            self._show_alert(f"**Invalid parameters.** {exc} The value was not applied.", "danger")
+        else:  # (another error in handling the page's event: said as it is)
+            self._show_alert(f"**{type(exc).__name__}:** {exc}", "danger")
 
     def _clear_alert(self) -> None:
         self.alert.object = ""
