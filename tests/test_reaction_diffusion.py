@@ -483,6 +483,23 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
             next(ReactionDiffusionLab(t_end=2.0, resume_from=ck, **{**base, **change}).frames())
 
 
+def test_a_checkpoint_from_before_a_parameter_existed_is_refused_by_name(tmp_path):
+    """A checkpoint written before the lab had 'frame' (its run stepped in the fixed frame) cannot continue
+    a run that may step in another: refused, naming the parameter, not as 'frame (None vs 'auto')'."""
+    import json
+
+    base = dict(preset="stable_spiral", N=16, L=10.0, frame_dt=0.5)
+    ck = tmp_path / "ck.npz"
+    ReactionDiffusionLab(t_end=1.0, checkpoint_file=str(ck), **base).run()
+    entries = dict(np.load(ck))
+    params = json.loads(str(entries["params"]))
+    del params["frame"], entries["frame"]
+    entries["params"] = json.dumps(params)
+    np.savez(tmp_path / "old.npz", **entries)
+    with pytest.raises(ValueError, match="older version of this lab, without 'frame'; run from the start"):
+        next(ReactionDiffusionLab(t_end=2.0, resume_from=str(tmp_path / "old.npz"), **base).frames())
+
+
 def test_code_and_command_line_reproduce_every_preset(tmp_path):
     """The snippet and the command line list what differs from a bare ``ReactionDiffusionLab()`` (the
     default preset applied), so they rebuild the same configuration: for spots they left out

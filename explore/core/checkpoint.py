@@ -59,6 +59,10 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # (EOFError: an empty file)
         raise ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
                          f"({type(exc).__name__}: {exc})") from None
+    absent = [k for k in params if k not in saved]
+    if absent:  # (a parameter the lab has gained since: the run it continues may have used anything)
+        raise ValueError(f"{lab_name}: 'resume_from' = {path!r} was written by an older version of this lab, "
+                         f"without {', '.join(repr(k) for k in absent)}; run from the start")
     diff = [k for k in params if not _same(saved.get(k), params[k])]
     if diff:
         raise ValueError(f"{lab_name}: 'resume_from' was written with different "
