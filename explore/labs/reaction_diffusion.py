@@ -510,9 +510,6 @@ class ReactionDiffusionLab(Lab):
                              "version of this lab (its regime history has another layout); run from the start")
         self._history.extend(tuple(row) for row in history)
         self._max["contrast"] = float(extra["maxima"][0])
-        if "frame" not in extra:
-            raise ValueError(f"{self.lab_name}: 'resume_from' = {self.resume_from!r} was written by an older "
-                             "version of this lab (it has no frame phase); run from the start")
         self._theta, rate = (float(x) for x in extra["frame"])
         if rate != 0.0:
             problem.frame_rate = rate

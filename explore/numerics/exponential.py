@@ -14,8 +14,8 @@ from collections import OrderedDict
 import array_api_compat
 
 from explore.numerics.rk import (
-    ATOL_PER_RTOL, DEFAULT_RTOL, StepController, StepSizeTooSmall, StepState, TooManySteps,
-    as_state_array, check_t_stop, land_on,
+    _EPS, ATOL_PER_RTOL, DEFAULT_RTOL, StepController, StepSizeTooSmall, StepState, TooManySteps,
+    as_state_array, check_t_stop, first_step_guess, land_on, scaled_rms,
 )
 from explore.numerics.tableaux import ButcherTableau
 
@@ -231,6 +231,10 @@ class AdaptiveLawsonRK:
         self.max_steps = int(max_steps)
         self._cache_size = int(cache_size)
         self._cache = DtCache(self._build, size=self._cache_size)
+        nonzero = lambda w: sum(x != 0.0 for x in w)  # noqa: E731
+        #: arrays of the state's size that the operators of one step size take
+        self._arrays_per_step = (1 + nonzero(tableau.c) + sum(nonzero(row) for row in tableau.a) + nonzero(tableau.b)
+                                 + nonzero(tableau.e) + (0 if tableau.e3 is None else nonzero(tableau.e3)))
         self._xp = None
         self._target = None  # the t_stop the current filling was made for, its step and steps left
         self._h = 0.0
@@ -241,7 +245,10 @@ class AdaptiveLawsonRK:
         complex_state = self._xp.isdtype(y.dtype, "complex floating")
         self._L = self._xp.astype(L, self._xp.complex128) if complex_state and not self._xp.isdtype(
             L.dtype, "complex floating") else L
-        self._cache = DtCache(self._build, size=self._cache_size)
+        # as many step sizes as LAWSON_CACHE_BYTES holds (at least the one in use), at most cache_size
+        per_step = self._arrays_per_step * math.prod(self._L.shape) * (
+            16 if self._xp.isdtype(self._L.dtype, "complex floating") else 8)
+        self._cache = DtCache(self._build, size=max(1, min(self._cache_size, LAWSON_CACHE_BYTES // per_step)))
 
     def _build(self, h: float):
         """The operators of the step ``h``: ``E(c_i)``; ``(j, h a_ij E(c_i − c_j))`` for the nonzero ``a_ij``;
@@ -265,13 +272,7 @@ class AdaptiveLawsonRK:
         start = [None if ci == 0.0 else E(ci) for ci in c]
         stages = [terms(tab.a[i][:i], [c[i] - c[j] for j in range(i)]) for i in range(n)]
         e3 = None if tab.e3 is None else terms(tab.e3, ends)
-        ops = start, stages, E(1.0), terms(tab.b, ends), terms(tab.e, ends), e3
-        # as many step sizes as LAWSON_CACHE_BYTES holds (at least the one in use), at most cache_size
-        arrays = 1 + sum(x is not None for x in start) + sum(map(len, stages)) + len(ops[3]) + len(ops[4]) + \
-            (0 if e3 is None else len(e3))
-        per_step = arrays * math.prod(L.shape) * (16 if xp.isdtype(L.dtype, "complex floating") else 8)
-        self._cache._size = max(1, min(self._cache_size, LAWSON_CACHE_BYTES // max(per_step, 1)))
-        return ops
+        return start, stages, E(1.0), terms(tab.b, ends), terms(tab.e, ends), e3
 
     def init(self, t0: float, y0) -> StepState:
         y0 = as_state_array(y0)
@@ -279,11 +280,9 @@ class AdaptiveLawsonRK:
         self._target = None
         f0 = self.problem.nonlinear(float(t0), y0)
         dt = self.dt
-        if dt is None:
-            xp = self._xp
-            scale = self.atol + self.rtol * xp.abs(y0)
-            d0, d1 = (float(xp.sqrt(xp.mean(xp.abs(v / scale) ** 2))) for v in (y0, f0))
-            dt = 0.01 * d0 / d1 if d0 > 1e-5 and d1 > 1e-5 else 1e-6
+        if dt is None:  # (the first guess of Hairer's starting step, with N for the derivative)
+            rms = scaled_rms(y0, self.rtol, self.atol)
+            dt = first_step_guess(rms(y0), rms(f0))
         return StepState(t=float(t0), y=y0, dt=dt, nfe=1, f=f0)
 
     def step(self, state: StepState, t_stop: float) -> StepState:
@@ -304,7 +303,7 @@ class AdaptiveLawsonRK:
         q, rejected_here = self.tableau.error_order, False
         while True:
             h = self._h
-            if h < 10.0 * 2.220446049250313e-16 * max(abs(t), 1.0):
+            if h < 10.0 * _EPS * max(abs(t), 1.0):
                 raise StepSizeTooSmall(
                     f"{self.tableau.name} (Lawson): step size underflowed to dt={h:.3g} at t={t!r}; the solution "
                     "probably blows up, or the tolerances are near round-off: loosen rtol/atol")

@@ -161,6 +161,27 @@ def check_t_stop(t: float, t_stop: float) -> None:
         raise ValueError(f"t_stop={t_stop!r} lies before the current time t={t!r}; steppers go forward")
 
 
+def scaled_rms(y0, rtol: float, atol):
+    """``v -> sqrt(mean(|v| / (atol + rtol |y0|))²)``: the norm of a starting-step estimate (a Python float)."""
+    xp = array_api_compat.array_namespace(y0)
+    scale = atol + rtol * xp.abs(y0)
+    n = math.prod(y0.shape) or 1
+
+    def rms(v) -> float:
+        a = xp.abs(v) / scale
+        return float(xp.sqrt(xp.sum(a * a) / n))
+
+    return rms
+
+
+def first_step_guess(d0: float, d1: float) -> float:
+    """The first guess of Hairer's starting step from the scaled norms of ``y0`` (``d0``) and of its
+    derivative (``d1``): ``0.01 d0 / d1``, or 1e-6 where either is tiny or the ratio is not finite (norms
+    that overflowed: a tolerance near 1e-300)."""
+    h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+    return h0 if h0 > 0 and math.isfinite(h0) else 1e-6
+
+
 def _combine(y, h: float, coeffs, ks):
     """``y + h * sum_j coeffs[j] * ks[j]``, skipping zero coefficients."""
     acc = y
@@ -365,18 +386,9 @@ class ExplicitRK:
 
     def _initial_step(self, t0: float, y0, f0) -> float:
         """Hairer's starting step ("Solving Ordinary Differential Equations I", II.4)."""
-        xp = array_api_compat.array_namespace(y0)
-        scale = self.atol + self.rtol * xp.abs(y0)
-        n = math.prod(y0.shape) or 1
-
-        def rms(v):
-            a = xp.abs(v) / scale
-            return float(xp.sqrt(xp.sum(a * a) / n))
-
+        rms = scaled_rms(y0, self.rtol, self.atol)
         d0, d1 = rms(y0), rms(f0)
-        h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
-        if not (h0 > 0 and math.isfinite(h0)):  # (norms that overflowed: a tolerance near 1e-300)
-            h0 = 1e-6
+        h0 = first_step_guess(d0, d1)
         f1 = self.rhs(t0 + h0, y0 + h0 * f0)
         d2 = rms(f1 - f0) / h0
         p = self.tableau.order

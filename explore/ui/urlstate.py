@@ -45,15 +45,11 @@ def query_of(lab, preset: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if preset is not None:
         out["preset"] = preset
-    files = _file_parameters(lab)
+    files = lab.file_parameters()
     for key, value in lab.values().items():
         if key != "backend" and key not in files and ref.get(key, object()) != value:
             out[key] = _encode(value)
     return out
-
-
-def _file_parameters(lab) -> set[str]:
-    return set(lab.file_parameters())
 
 
 def search_of(lab, preset: str | None) -> str:
@@ -91,7 +87,7 @@ def apply_query(lab, args: dict[str, Any]) -> tuple[str | None, list[str]]:
         except ValueError as exc:
             problems.append(str(exc))
             preset = None
-    files = _file_parameters(lab)
+    files = lab.file_parameters()
     for key, value in values.items():
         if key in files:
             problems.append(f"URL parameter {key} ignored: file names are not taken from links (set it in the page)")
