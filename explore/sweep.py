@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 import explore
-from explore.core import SolverDiverged, get_lab
+from explore.core import RunTooLarge, SolverDiverged, get_lab
 
 
 class SweepUnavailable(ValueError):
@@ -46,14 +46,15 @@ def _describe(values: dict) -> str:
 
 
 def _run_point(lab_name: str, preset: str | None, values: dict, swept: tuple = ()) -> dict:
-    """One point's summary; a point whose run diverges or stops returns ``{FAILED: message}`` (the sweep
-    keeps the others), any other error is raised naming the point (its swept values)."""
+    """One point's summary; a point whose run diverges or stops, or does not fit in its worker's memory,
+    returns ``{FAILED: message}`` (the sweep keeps the others), any other error is raised naming the point
+    (its swept values)."""
     lab = get_lab(lab_name)(preset=preset, **values)
     start = time.perf_counter()
     point = _describe({k: values[k] for k in swept}) if swept else _describe(values)
     try:
         ds = lab.run()
-    except SolverDiverged as exc:
+    except (SolverDiverged, RunTooLarge) as exc:  # (a point too large for its worker: the others are kept)
         return {FAILED: str(exc)}
     except Exception as exc:
         raise RuntimeError(f"sweep point {point}: {type(exc).__name__}: {exc}") from exc
@@ -113,7 +114,7 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
     for combo in itertools.product(*grid.values()):
         values = {**(fixed or {}), **dict(zip(grid, combo))}
         lab = cls(preset=preset, **values)
-        lab.validate()
+        lab.validate(memory=False)  # (whether a point fits is up to the machine it runs on)
         for name in cls.output_files:  # points writing one file would overwrite each other's
             path = getattr(lab, name)
             if path and os.path.realpath(path) in written:

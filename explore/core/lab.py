@@ -17,6 +17,7 @@ import param
 
 from explore.core.backend import BACKENDS, get_namespace, to_host
 from explore.core.frame import Frame
+from explore.core.memory import RunTooLarge, available_bytes, format_bytes
 
 #: a run whose steps so far, continued at their average size, would need more steps than this to reach
 #: its end is stopped (an adaptive run told to go to t = 1e300, or one whose step has collapsed)
@@ -76,6 +77,8 @@ class Lab(param.Parameterized):
     output_files: ClassVar[tuple[str, ...]] = ()
     #: parameters that name files the run reads ('' = none)
     input_files: ClassVar[tuple[str, ...]] = ()
+    #: what to change when a run would not fit in memory (see :meth:`memory_estimate`)
+    memory_hint: ClassVar[str] = "Use a smaller grid."
 
     @classmethod
     def file_parameters(cls) -> tuple[str, ...]:
@@ -198,16 +201,38 @@ class Lab(param.Parameterized):
         return cls(**values)
 
     # ----------------------------------------------------------------- validation
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the parameter for any bad value, before any work is done."""
+    def validate(self, memory: bool = True) -> None:
+        """Raise ``ValueError`` naming the parameter for any bad value, before any work is done; with
+        ``memory``, also :class:`~explore.core.memory.RunTooLarge` for a run that cannot fit (a sweep checks
+        that where each point runs, not where it is planned)."""
         for p in self.parameter_names():
             v = getattr(self, p)
             if isinstance(self.param[p], param.Number) and v is not None and not math.isfinite(v):
                 raise ValueError(f"{self.lab_name}: parameter {p!r} must be a finite number, got {v!r}")
         self.check()
+        if memory:
+            self.check_memory()
 
     def check(self) -> None:
         """Checks of parameter combinations; subclasses raise ``ValueError`` naming the parameter."""
+
+    def memory_estimate(self) -> int | None:
+        """About the most memory (bytes) a run takes on its backend: its state, its own arrays and what
+        the integrator keeps. ``None`` (the default): small, not checked."""
+        return None
+
+    def check_memory(self) -> None:
+        """Refuse, before any work, a run that needs more memory than the backend has free: one that
+        outgrows the machine would otherwise bring the out-of-memory killer to the whole process (the
+        server, with every session in it), not just stop itself."""
+        need = self.memory_estimate()
+        if not need:
+            return
+        have = available_bytes(self.backend)
+        if have is not None and need > have:
+            where = "of GPU memory" if self.backend == "cupy" else "of memory"
+            raise RunTooLarge(f"{self.lab_name}: this run needs about {format_bytes(need)} {where}, more than the "
+                             f"{format_bytes(have)} free. {self.memory_hint}")
 
     # ----------------------------------------------------------------- running
     @property

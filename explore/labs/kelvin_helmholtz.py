@@ -72,6 +72,9 @@ EXPLICIT_DIFFUSION_LIMIT = 2.5
 #: a run that would need more steps than this is refused before it starts when even ``dt`` (at the CFL
 #: margin) cannot reach t_end in time, and stopped when its CFL step shrinks that far during the run
 MAX_STEPS = 5e7
+#: the lab's own arrays (physical fields, transform buffers, diagnostics), in bytes per grid point, with walls
+#: and doubly periodic: measured
+OWN_BYTES_PER_POINT = {"walls": 340, "periodic": 150}
 #: density-histogram bins of the Shannon entropy
 ENTROPY_BINS = 64
 
@@ -121,6 +124,8 @@ class KelvinHelmholtzLab(Lab):
     default_preset = "basic_shear"
     output_files = ("checkpoint_file",)
     input_files = ("resume_from",)
+    memory_hint = ("Use fewer points ('nx', 'nz'), or an integrator that keeps fewer arrays: 'rk4', 'ifrk4' or "
+                   "'etdrk4' (if_dop853 keeps ~86 of the state's size for each step size).")
     groups = {
         "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],
@@ -212,6 +217,19 @@ class KelvinHelmholtzLab(Lab):
     notes = ROTATION_NOTE
 
     # ---------------------------------------------------------------- validation
+    def memory_estimate(self) -> int:
+        """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point) and what the integrator keeps
+        of states that hold the modes the 2/3 rule keeps (with walls, where the transforms allow it), else
+        every mode."""
+        walls = self.boundary == "walls"
+        if walls and (self.backend == "numpy" or self.nz + 1 <= bq.DENSE_MAX):
+            modes = ((2 * self.nz - 1) // 3 + 1) * ((self.nx - 1) // 3 + 1)
+        else:
+            modes = (self.nz + 1 if walls else self.nz) * (self.nx // 2 + 1)
+        state = 16 * 2 * modes
+        own = OWN_BYTES_PER_POINT[self.boundary] * self.nx * self.nz
+        return own + INTEGRATORS[self.integrator].working_bytes(state)
+
     def check(self) -> None:
         name = self.lab_name
         if self.nx % 2:

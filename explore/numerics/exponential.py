@@ -34,7 +34,8 @@ CONTOUR_BELOW = 0.5
 
 
 class DtCache:
-    """Tiny LRU cache of dt-dependent operators, keyed by ``dt``."""
+    """Tiny LRU cache of dt-dependent operators, keyed by ``dt``. When full, the oldest entry goes before a
+    new one is built, so the cache never holds ``size + 1`` entries' arrays at once."""
 
     def __init__(self, build, size: int = CACHE_SIZE):
         self._build = build
@@ -46,10 +47,10 @@ class DtCache:
         if dt in self._data:
             self._data.move_to_end(dt)
             return self._data[dt]
+        while len(self._data) >= self._size:
+            self._data.popitem(last=False)
         value = self._build(dt)
         self._data[dt] = value
-        if len(self._data) > self._size:
-            self._data.popitem(last=False)
         return value
 
     def __len__(self):
@@ -231,24 +232,41 @@ class AdaptiveLawsonRK:
         self.max_steps = int(max_steps)
         self._cache_size = int(cache_size)
         self._cache = DtCache(self._build, size=self._cache_size)
-        nonzero = lambda w: sum(x != 0.0 for x in w)  # noqa: E731
-        #: arrays of the state's size that the operators of one step size take
-        self._arrays_per_step = (1 + nonzero(tableau.c) + sum(nonzero(row) for row in tableau.a) + nonzero(tableau.b)
-                                 + nonzero(tableau.e) + (0 if tableau.e3 is None else nonzero(tableau.e3)))
+        self._arrays_per_step = self.arrays_per_step(tableau)
         self._xp = None
         self._target = None  # the t_stop the current filling was made for, its step and steps left
         self._h = 0.0
         self._left = 0
+
+    @staticmethod
+    def arrays_per_step(tableau: ButcherTableau) -> int:
+        """Arrays of the state's size that the operators of one step size take (DOP853: 86)."""
+        nonzero = lambda w: sum(x != 0.0 for x in w)  # noqa: E731
+        return (1 + nonzero(tableau.c) + sum(nonzero(row) for row in tableau.a) + nonzero(tableau.b)
+                + nonzero(tableau.e) + (0 if tableau.e3 is None else nonzero(tableau.e3)))
+
+    @staticmethod
+    def cached_step_sizes(per_step_bytes: int, cache_size: int = 8) -> int:
+        """How many step sizes' operators are kept: as many as ``LAWSON_CACHE_BYTES`` holds, at least the
+        one in use, at most ``cache_size``."""
+        return max(1, min(cache_size, LAWSON_CACHE_BYTES // max(per_step_bytes, 1)))
+
+    @classmethod
+    def working_bytes(cls, tableau: ButcherTableau, state_bytes: int, cache_size: int = 8) -> int:
+        """Most memory the stepper takes for a (complex) state of ``state_bytes``: the operators of its cached
+        step sizes (a new one is built after the oldest goes), the exponentials a build makes on the way,
+        the stages and their sums (measured: ~30 states besides the stages)."""
+        per_step = cls.arrays_per_step(tableau) * state_bytes
+        return cls.cached_step_sizes(per_step, cache_size) * per_step + (tableau.stages + 30) * state_bytes
 
     def _bind(self, y) -> None:
         self._xp, L = _linear(self.problem, y)
         complex_state = self._xp.isdtype(y.dtype, "complex floating")
         self._L = self._xp.astype(L, self._xp.complex128) if complex_state and not self._xp.isdtype(
             L.dtype, "complex floating") else L
-        # as many step sizes as LAWSON_CACHE_BYTES holds (at least the one in use), at most cache_size
         per_step = self._arrays_per_step * math.prod(self._L.shape) * (
             16 if self._xp.isdtype(self._L.dtype, "complex floating") else 8)
-        self._cache = DtCache(self._build, size=max(1, min(self._cache_size, LAWSON_CACHE_BYTES // per_step)))
+        self._cache = DtCache(self._build, size=self.cached_step_sizes(per_step, self._cache_size))
 
     def _build(self, h: float):
         """The operators of the step ``h``: ``E(c_i)``; ``(j, h a_ij E(c_i − c_j))`` for the nonzero ``a_ij``;

@@ -92,6 +92,11 @@ class IntegratorInfo:
         Whether the method takes sub-steps backwards in time (compositions of order > 2: Sheng and
         Suzuki showed they must). They run a dissipative linear part (diffusion) backwards, which
         amplifies the high wavenumbers: such methods suit conservative problems (the NLSE) only.
+    state_copies : float
+        Arrays of the state's size the stepper takes at its peak (stages, cached operators, the
+        temporaries of building them), measured; what :meth:`working_bytes` scales.
+    memory : callable, optional
+        ``memory(state_bytes) -> bytes`` where a count does not describe it (a cache bounded in bytes).
     """
 
     name: str
@@ -101,10 +106,19 @@ class IntegratorInfo:
     factory: Callable
     requires: tuple[str, ...] = ()
     backward_substeps: bool = False
+    state_copies: float = 10.0
+    memory: Callable[[int], int] | None = None
 
     def supports(self, problem) -> bool:
         """Whether ``problem`` has everything this integrator needs."""
         return all(callable(getattr(problem, r, None)) for r in self.requires)
+
+    def working_bytes(self, state_bytes: int) -> int:
+        """About the most memory the stepper takes for a state of ``state_bytes`` bytes (a lab adds its own
+        arrays to decide whether a run fits before it starts)."""
+        if self.memory is not None:
+            return int(self.memory(int(state_bytes)))
+        return int(self.state_copies * state_bytes)
 
 
 #: All integrators by name, in registration order.
@@ -112,14 +126,16 @@ INTEGRATORS: dict[str, IntegratorInfo] = {}
 
 
 def register_integrator(name: str, *, order: int, adaptive: bool, description: str,
-                        requires: tuple[str, ...] = (), backward_substeps: bool = False):
+                        requires: tuple[str, ...] = (), backward_substeps: bool = False,
+                        state_copies: float = 10.0, memory: Callable[[int], int] | None = None):
     """Decorator registering an integrator factory under ``name`` in :data:`INTEGRATORS`."""
 
     def deco(factory):
         if name in INTEGRATORS:
             raise ValueError(f"integrator {name!r} is already registered")
         INTEGRATORS[name] = IntegratorInfo(name, int(order), bool(adaptive), description,
-                                           factory, tuple(requires), bool(backward_substeps))
+                                           factory, tuple(requires), bool(backward_substeps),
+                                           float(state_copies), memory)
         return factory
 
     return deco
@@ -167,56 +183,59 @@ def _adaptive_rk(tableau, problem, dt, rtol, atol):
                       rtol=DEFAULT_RTOL if rtol is None else rtol, atol=atol)
 
 
-@register_integrator("dop853", order=8, adaptive=True,
+@register_integrator("dop853", order=8, adaptive=True, state_copies=30,
                      description="Dormand–Prince 8(5,3) explicit Runge–Kutta (Hairer), adaptive")
 def _dop853(problem, *, dt=None, rtol=None, atol=None):
     return _adaptive_rk(tableaux.DOP853, problem, dt, rtol, atol)
 
 
-@register_integrator("dopri5", order=5, adaptive=True,
+@register_integrator("dopri5", order=5, adaptive=True, state_copies=18,
                      description="Dormand–Prince 5(4) explicit Runge–Kutta, adaptive")
 def _dopri5(problem, *, dt=None, rtol=None, atol=None):
     return _adaptive_rk(DOPRI5, problem, dt, rtol, atol)
 
 
-@register_integrator("rk4", order=4, adaptive=False,
+@register_integrator("rk4", order=4, adaptive=False, state_copies=9,
                      description="classic 4th-order Runge–Kutta on the full right-hand side, fixed dt")
 def _rk4(problem, *, dt=None, rtol=None, atol=None):
     return ExplicitRK(RK4, rhs_of(problem), dt=dt)
 
 
-@register_integrator("ifrk4", order=4, adaptive=False,
+@register_integrator("ifrk4", order=4, adaptive=False, state_copies=10,
                      description="integrating-factor RK4 (Lawson): linear part exact, fixed dt")
 def _ifrk4(problem, *, dt=None, rtol=None, atol=None):
     return IntegratingFactorRK(RK4, problem, dt)
 
 
 @register_integrator("if_dop853", order=8, adaptive=True,
+                     memory=lambda b: AdaptiveLawsonRK.working_bytes(tableaux.DOP853, b),
                      description="integrating-factor (Lawson) DOP853: linear part exact, adaptive by the embedded "
                                  "5th/3rd-order estimate (not pinned by stiffness)")
 def _if_dop853(problem, *, dt=None, rtol=None, atol=None):
     return AdaptiveLawsonRK(tableaux.DOP853, problem, dt=dt, rtol=DEFAULT_RTOL if rtol is None else rtol, atol=atol)
 
 
-@register_integrator("etdrk4", order=4, adaptive=False,
+@register_integrator("etdrk4", order=4, adaptive=False, state_copies=26,
                      description="exponential time differencing RK4 (Cox–Matthews, Kassam–Trefethen), fixed dt")
 def _etdrk4(problem, *, dt=None, rtol=None, atol=None):
     return ETDRK4(problem, dt)
 
 
-@register_integrator("split_step", order=2, adaptive=False, requires=("nonlinear_flow",),
+@register_integrator("split_step", order=2, adaptive=False, requires=("nonlinear_flow",), state_copies=8,
                      description="Strang split-step: exact linear and nonlinear flows, fixed dt")
 def _split_step(problem, *, dt=None, rtol=None, atol=None):
     return StrangSplitting(problem, dt)
 
 
 @register_integrator("split_step4", order=4, adaptive=False, requires=("nonlinear_flow",), backward_substeps=True,
+                     state_copies=9,
                      description="4th-order split-step: Yoshida's triple jump of Strang steps, fixed dt")
 def _split_step4(problem, *, dt=None, rtol=None, atol=None):
     return CompositionSplitting(problem, dt, YOSHIDA4, order=4)
 
 
 @register_integrator("split_step6", order=6, adaptive=False, requires=("nonlinear_flow",), backward_substeps=True,
+                     state_copies=10,
                      description="6th-order split-step: Yoshida's 7-stage composition of Strang steps, fixed dt")
 def _split_step6(problem, *, dt=None, rtol=None, atol=None):
     return CompositionSplitting(problem, dt, YOSHIDA6, order=6)
