@@ -40,14 +40,18 @@ def check_netcdf_name(lab_name: str, name: str, path: str) -> None:
 
 
 def write_netcdf(ds, path: str) -> None:
-    """Write ``ds`` to ``path`` (h5netcdf) through a temporary file in the same folder, renamed into place
-    at the end: a write that fails (the old file held open and locked by another process, a full
-    disk) leaves any file already at ``path`` as it was, instead of truncating it."""
+    """Write ``ds`` (an ``xarray.Dataset``, or a run's :class:`~explore.core.result.ResultParts`) to ``path``
+    (h5netcdf) through a temporary file in the same folder, renamed into place at the end: a write that
+    fails (the old file held open and locked by another process, a full disk) leaves any file already at
+    ``path`` as it was, instead of truncating it."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".explore-", suffix=".nc", dir=folder)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
+        if hasattr(ds, "write_netcdf"):
+            ds.write_netcdf(tmp)
+        else:
+            ds.to_netcdf(tmp, engine="h5netcdf")
         # the permissions a plain write would give (mkstemp's are owner-only): an old file's, else the umask's
         if os.path.exists(path):
             mode = os.stat(path).st_mode & 0o777

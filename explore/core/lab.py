@@ -6,6 +6,7 @@ drives the same stream to the end and returns the history as an ``xarray.Dataset
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections.abc import Callable, Iterator
@@ -275,16 +276,29 @@ class Lab(param.Parameterized):
                 f"t_end = {t_end:.3g}", f"Shorten 't_end'; if the step has collapsed: {self.divergence_hint}",
                 what="stopped")
 
+    #: whether a headless run keeps the samples of its last frame only (fields: bounded memory however long)
+    last_samples_only: ClassVar[bool] = False
+
     def run(self, callback: Callable[[Frame], None] | None = None):
         """Run to the end headless; return the history as an ``xarray.Dataset`` (see :mod:`explore.core.result`)."""
-        from explore.core.result import frames_to_dataset
+        return self.collect(callback).to_dataset()
 
-        frames = []
+    def collect(self, callback: Callable[[Frame], None] | None = None):
+        """Run to the end headless; return the history as plain arrays, a
+        :class:`~explore.core.result.ResultParts` (what :meth:`run` makes its Dataset of, and what the CLI
+        writes without importing xarray)."""
+        from explore.core.result import frames_to_parts
+
+        frames, last = [], None
         for frame in self.frames():
-            frames.append(frame)
+            if last is not None:
+                frames.append(dataclasses.replace(last, samples={}) if self.last_samples_only else last)
+            last = frame
             if callback is not None:
                 callback(frame)
-        return frames_to_dataset(frames, self, extras=self.result_extras())
+        if last is not None:
+            frames.append(last)
+        return frames_to_parts(frames, self, extras=self.result_extras())
 
     def result_extras(self) -> dict[str, Any]:
         """Extra variables for the result (e.g. the final full-resolution state); empty by default."""
@@ -299,14 +313,18 @@ class Lab(param.Parameterized):
             return None
         return names[int(value)]
 
+    @staticmethod
+    def flag_attributes(names, dtype) -> dict:
+        """The CF ``flag_values`` and ``flag_meanings`` of a categorical diagnostic with codes named ``names``
+        (what makes its codes readable in any netCDF tool)."""
+        return {"flag_values": np.arange(len(names), dtype=dtype), "flag_meanings": " ".join(names)}
+
     @classmethod
     def flag_categories(cls, ds):
-        """Give each categorical diagnostic of the result ``ds`` its CF ``flag_values`` and
-        ``flag_meanings`` (what makes its codes readable in any netCDF tool); returns ``ds``."""
+        """Give each categorical diagnostic of the Dataset ``ds`` its :meth:`flag_attributes`; returns ``ds``."""
         for name, names in cls.categorical_diagnostics.items():
             if name in ds:
-                ds[name].attrs.update(flag_values=np.arange(len(names), dtype=ds[name].dtype),
-                                      flag_meanings=" ".join(names))
+                ds[name].attrs.update(cls.flag_attributes(names, ds[name].dtype))
         return ds
 
 

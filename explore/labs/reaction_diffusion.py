@@ -111,6 +111,7 @@ class ReactionDiffusionLab(Lab):
     default_preset = "stable_spiral"
     output_files = ("snapshot_file", "checkpoint_file")
     input_files = ("resume_from",)
+    last_samples_only = True  # (the result keeps the fields and points of the last frame)
     memory_hint = ("Use a smaller 'N', or an integrator that keeps fewer arrays: 'ifrk4' or 'etdrk4' (if_dop853 "
                    "keeps ~86 of the state's size for each step size).")
     categorical_diagnostics = {"regime": REGIMES}
@@ -527,20 +528,6 @@ class ReactionDiffusionLab(Lab):
         return state, i0
 
     # ------------------------------------------------------------------ result
-    def run(self, callback=None):
-        """Run headless; the result keeps reduced data only (fields and points of the last frame)."""
-        from explore.core.result import frames_to_dataset
-
-        frames, last = [], None
-        for frame in self.frames():
-            if last is not None:
-                frames.append(dataclasses.replace(last, samples={}))
-            last = frame
-            if callback is not None:
-                callback(frame)
-        frames.append(last)
-        return frames_to_dataset(frames, self, extras=self.result_extras())
-
     def result_extras(self) -> dict:
         if self._final is None:
             return {}
