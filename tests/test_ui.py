@@ -195,6 +195,48 @@ def test_preview_shows_the_initial_state_and_run_continues_from_it():
         view.stop()
 
 
+def test_run_after_values_that_cannot_run_together_refuses_instead_of_running_older_ones():
+    """An edit whose values cannot run together starts no preview; Run and Step resumed the preview of the
+    values before it, so the page ran what it no longer showed. They now say why, and run nothing."""
+    view = LabView(toy_lab.ToyDecay(), preview=True)
+    try:
+        view.widgets["a"].value = 2.0
+        assert wait_for(lambda: len(view.frames) == 1, view)  # the preview of a = 2
+        view.widgets["dt"].value = 0.5
+        view.widgets["a"].value = 10.0  # a*dt = 5 > 2: refused by check(), no preview
+        for press in (view.run, view.step):
+            view._clear_alert()
+            press()
+            assert view.status == "error" and "Invalid parameters" in view.alert.object and "'dt'" in view.alert.object
+            time.sleep(0.2)
+            view.drain()
+            assert len(view.frames) == 1 and view._run_values["a"] == 2.0  # (the old preview did not go on)
+        view.widgets["a"].value = 1.0  # fine again: a preview of these values, and Run runs them
+        assert wait_for(lambda: view._run_values["a"] == 1.0 and len(view.frames) == 1, view)
+        view.run()
+        assert wait_for(lambda: view.status == "finished", view) and view._run_values["a"] == 1.0
+    finally:
+        view.stop()
+
+
+def test_the_progress_line_counts_frames_and_its_eta_leaves_out_the_set_up(view):
+    """The ETA is the rate since the first frame shown (10 s of set-up before it made the first estimates
+    ~10x too long); a paused run says so instead of a frozen ETA; the solver's steps are counted apart."""
+    from types import SimpleNamespace
+
+    frame = lambda i, steps: SimpleNamespace(step=i, time=0.1 * i, steps=steps)  # noqa: E731
+    view._set_status("running")
+    view._active_s, view._started_at, view._progress = 10.0, None, 0.1  # 10 s to build, then the first frame
+    view._update_progress(frame(1, 40))
+    assert view.progress_text.object == "frame 1 · t = 0.1 · 40 solver steps · 10%"
+    view._active_s, view._progress = 11.0, 0.2  # one more second: 10 % more
+    view._update_progress(frame(2, 80))
+    assert view.progress_text.object.endswith(" · 20% · ETA 8.0 s")  # (with the set-up: 44.0 s)
+    view._set_status("paused")
+    view._update_progress(frame(2, 80))
+    assert view.progress_text.object.endswith(" · 20% · paused")
+
+
 def test_a_preview_leaves_the_runs_files_alone(tmp_path):
     """A finished run's snapshot file survives the preview of a parameter change (it used to be opened
     for writing again: 31 snapshots became one); Run after the preview writes the new run whole."""
@@ -533,7 +575,7 @@ def test_a_single_frame_shows_its_samples_first_and_its_history_next_tick():
         shown = [fn for fn in doc.ticks if fn.__name__ == "show"]
         assert len(shown) == 1
         shown[0]()
-        assert view.progress_text.object.startswith("step ") and view._pending_history is None
+        assert view.progress_text.object.startswith("frame ") and view._pending_history is None
         shown[0]()  # a second call (or a call after a newer frame) does nothing
     finally:
         view.stop()
@@ -838,4 +880,6 @@ def test_a_snippet_from_a_preset_rebuilds_the_lab_and_inputs_take_hard_limits():
     assert "preset='turbulent_spiral'" in lab.to_code("turbulent_spiral") and scope["lab"].values() == lab.values()
     assert "--preset turbulent_spiral" in lab.to_cli("turbulent_spiral")
     t_end = _typed_inputs(NLSELab(), ["t_end"])["t_end"]
-    assert t_end["start"] == 0 and t_end["end"] is None  # (the soft limit, 100, refused t_end = 150)
+    # no limits in the browser (the soft limit, 100, refused t_end = 150; the hard one, 0, kept a typed -5 in
+    # the box, unsaid): the parameter refuses what it cannot take, and the page says so
+    assert t_end["start"] is None and t_end["end"] is None

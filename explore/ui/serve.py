@@ -106,6 +106,8 @@ def _lab_page(cls: type, template: bool = True, args: dict | None = None):
         alerts.append(f"The link's values cannot run as they are: {exc}. Change it, then press Run.")
     if alerts:
         view._show_alert(" ".join(alerts), "warning")
+    elif pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.onload(view.show_initial_state)  # the page opens on its initial state, not on empty plots
     if pn.state.curdoc is not None and pn.state.location is not None:
         view.sync_location(pn.state.location, rewrite_on_load=bool(problems))
     if not template:

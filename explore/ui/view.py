@@ -116,10 +116,11 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
         fine = step is not None and smallest is not None and smallest < 10 * step
         if p.allow_None or open_range or decades or fine:
             widget = pn.widgets.IntInput if integer else pn.widgets.FloatInput
-            # the parameter's own limits (Panel gives a number input the soft ones, which silently refused
-            # values the lab takes: t_end = 150 in the NLSE lab reverted to the last value at Run)
-            hard_lo, hard_hi = p.bounds or (None, None)
-            spec = {"type": widget, "start": hard_lo, "end": hard_hi}
+            # no limits in the browser: Panel gives a number input the soft ones, which silently refused
+            # values the lab takes (t_end = 150 in the NLSE lab reverted at Run), and even the parameter's
+            # own ones kept a typed -5 in the box while the lab went on with its old value; the parameter
+            # itself refuses what it cannot take, and the page says so and puts the box back
+            spec = {"type": widget, "start": None, "end": None}
             if not integer:  # its arrows change the second significant digit (Panel's step is 0.1)
                 spec["step"] = _input_step(smallest, lo, hi)
             if p.allow_None:
@@ -449,6 +450,7 @@ class LabView(pn.viewable.Viewer):
         self._earlier: deque = deque(maxlen=MAX_EARLIER_RUNS)
         self._started_at: float | None = None
         self._active_s = 0.0
+        self._eta_origin: tuple[float, float] | None = None
         self._progress = 0.0
         self._suppress_param_events = False
         self._poll_cb = None
@@ -715,11 +717,18 @@ class LabView(pn.viewable.Viewer):
         self._worker.start()
         return True
 
+    def _continues(self) -> bool:
+        """Whether Run and Step go on with the worker there is: one that is alive, runs the values the
+        controls show (an edit whose values cannot run together starts no preview, and left the worker of
+        the values before it: Run ran those, silently), and is not a preview without the run's files."""
+        return (self._worker is not None and self._worker.alive and self._run_values == self.lab.values()
+                and not self._preview_without_files())
+
     @_guarded
     def run(self) -> None:
         """Start a run (or resume a paused one)."""
         self._clear_alert()
-        if self._worker is not None and self._worker.alive and not self._preview_without_files():
+        if self._continues():
             self._worker.resume()
         else:
             self._start_worker(running=True, steps=0)
@@ -733,14 +742,15 @@ class LabView(pn.viewable.Viewer):
         """Pause the run; the solver state is kept and Run resumes it."""
         if self._worker is not None and self._worker.alive:
             self._worker.pause()
-            self._tick()
             self._set_status("paused")
+            self._tick()
+            self._update_progress(self._frames[-1] if self._frames else None)
 
     @_guarded
     def step(self) -> None:
         """Advance exactly one frame (starting a paused run if there is none)."""
         self._clear_alert()
-        if self._worker is not None and self._worker.alive and not self._preview_without_files():
+        if self._continues():
             if not self._worker.paused:
                 self._worker.pause()
                 self._tick()
@@ -771,6 +781,7 @@ class LabView(pn.viewable.Viewer):
         self._clear_alert()
         self._update_code()
         self._set_status("idle")
+        self.show_initial_state()
 
     def _clear_run_display(self) -> None:
         """Forget the current run's frames and empty its plots (earlier runs stay overlaid)."""
@@ -779,6 +790,7 @@ class LabView(pn.viewable.Viewer):
         self._update_categories()
         self._unshown = self._pending_history = None
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
+        self._eta_origin: tuple[float, float] | None = None  # (active seconds, progress) at the first frame shown
         self.export.run_available = False
         # the sample plots stay (emptied): the next run's first frame of the same keys and kinds is a
         # cheap data update, not a HoloViews rebuild of every plot (~0.3-0.8 s in the page); plots whose
@@ -1012,13 +1024,23 @@ class LabView(pn.viewable.Viewer):
             self.progress_text.object = "Ready."
             return
         active = self._active_s + (time.monotonic() - self._started_at if self._started_at else 0.0)
-        text = f"step {frame.step} · t = {frame.time:.4g} · {100 * self._progress:.0f}%"
+        # (a frame is a snapshot the page shows; the solver's steps between frames are counted apart)
+        text = (f"frame {frame.step} · t = {frame.time:.4g} · {frame.steps} solver steps · "
+                f"{100 * self._progress:.0f}%")
         if done:
             text += f" · done in {active:.1f} s"
         elif stopped:  # (an error ended the run: no time left to estimate)
             text += " · stopped"
+        elif self.status == "paused":
+            text += " · paused"
         elif 0 < self._progress < 1 and active > 0:
-            text += f" · ETA {active * (1 - self._progress) / self._progress:.1f} s"
+            # the rate since the first frame shown: the set-up before it (building the operators of a large
+            # grid) made the first estimates ~10x too long
+            if self._eta_origin is None:
+                self._eta_origin = (active, self._progress)
+            seconds, start = self._eta_origin
+            if self._progress > start and active > seconds:
+                text += f" · ETA {(active - seconds) * (1 - self._progress) / (self._progress - start):.1f} s"
         self.progress_text.object = text
 
     def _update_categories(self) -> None:
@@ -1095,6 +1117,17 @@ class LabView(pn.viewable.Viewer):
     @property
     def _preview_enabled(self) -> bool:
         return self.preview if self.preview is not None else self._poll_cb is not None
+
+    def show_initial_state(self) -> None:
+        """Draw the current values' initial state (the first frame of a paused run that Run continues), as a
+        parameter change does: on opening a page and after Reset, instead of empty plots. Where the view
+        is not displayed (no preview) nothing happens; an error is shown in the page."""
+        if not self._preview_enabled:
+            return
+        try:
+            self._show_preview()
+        except Exception as exc:  # noqa: BLE001 - reported in the page, like any failed start
+            self._show_error(exc)
 
     def _show_preview(self) -> None:
         """Compute the first frame of the current values in a paused worker: the plots show the new

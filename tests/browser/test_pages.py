@@ -61,7 +61,7 @@ def no_errors(watched) -> None:
 
 def progress_text(page) -> str:
     return page.locator(".markdown").filter(has_text="Ready.").or_(
-        page.locator(".markdown").filter(has_text="step ")).first.inner_text()
+        page.locator(".markdown").filter(has_text="frame ")).first.inner_text()
 
 
 def wait_samples_change(page, before: dict, timeout: float = 20.0) -> dict:
@@ -99,11 +99,13 @@ def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
     cls = lab_classes()[name]
     watched = open_page(f"/{name}?{STREAM_QUERY.get(name, '')}")
     page = watched.page
-    assert samples(page) == {}
+    # the page opens on its initial state (it showed empty plots until a parameter changed)
+    initial = wait_samples_change(page, {})
+    page.get_by_text(re.compile(r"^frame \d+ · t = ")).wait_for(timeout=10_000)
 
-    # Step from idle: one frame, the run waits paused
+    # Step from the initial state: one frame, the run waits paused
     press(page, "Step")
-    first = wait_samples_change(page, {})
+    first = wait_samples_change(page, initial)
     press(page, "Step")
     second = wait_samples_change(page, first)
     page.wait_for_timeout(300)
@@ -138,9 +140,16 @@ def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
     code = page.evaluate("() => navigator.clipboard.readText()")
     assert f"{cls.__name__}(" in code and "lab.run()" in code
 
-    # Reset returns to the preset and empties the run
-    press(page, "Reset")
-    page.get_by_text("Ready.").wait_for(timeout=10_000)
+    # Reset returns to the preset and shows its initial state again
+    paused = samples(page)
+    press(page, "Reset")  # (the preset's values: not the link's, so not the state the page opened on)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and samples(page) in (paused, {}):
+        page.wait_for_timeout(50)
+    reset = samples(page)
+    assert reset not in (paused, {}) and set(initial) <= set(reset)
+    page.wait_for_timeout(500)
+    assert samples(page) == reset  # its initial state, still: nothing runs
     no_errors(watched)
 
 
@@ -223,6 +232,13 @@ def test_a_typed_value_that_its_parameter_refuses_is_named_and_undone(open_page)
     page.wait_for_function("""() => [...Bokeh.documents[0].all_models].find(
         m => /Input$|Spinner$/.test(m.type || '') && m.title === 'Dt').value === 0.1""", timeout=10_000)
     assert target.input_value() in ("0.1", "0.10")
+    # a negative value: the input's own lower limit kept -0.5 in the box while the lab kept 0.1, unsaid
+    target.fill("-0.5")
+    target.press("Enter")
+    page.get_by_text(re.compile(r"not -0\.5.*not applied")).wait_for(timeout=10_000)
+    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].find(
+        m => /Input$|Spinner$/.test(m.type || '') && m.title === 'Dt').value === 0.1""", timeout=10_000)
+    page.wait_for_function("(el) => el.value.startsWith('0.1')", arg=target.element_handle(), timeout=10_000)
     press(page, "Step")  # the page still runs, with the lab's value
     wait_samples_change(page, {})
     no_errors(watched)
@@ -287,7 +303,7 @@ def test_pause_keeps_state_and_a_parameter_change_stops_the_run(open_page):
     handle.press("ArrowRight")
     page.get_by_text("the run was stopped").wait_for(timeout=10_000)
     page.wait_for_function("() => new URLSearchParams(window.location.search).has('a')", timeout=10_000)
-    page.get_by_text(re.compile(r"^step 1 · t = 0.01 ")).wait_for(timeout=10_000)  # the new initial state
+    page.get_by_text(re.compile(r"^frame 1 · t = 0.01 ")).wait_for(timeout=10_000)  # the new initial state
     shown = samples(page)
     page.wait_for_timeout(800)
     assert samples(page) == shown  # nothing streams any more
