@@ -346,3 +346,15 @@ def test_a_cli_run_imports_neither_xarray_nor_dask(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
     assert xr.load_dataset(tmp_path / "r.nc").u_final.shape == (16, 16)
+
+
+def test_a_coordinate_no_variable_holds_is_kept_as_xarray_keeps_it(tmp_path):
+    """(In the file's own ``coordinates`` attribute, as xarray writes it.)"""
+    from explore.core.result import ResultParts
+
+    parts = ResultParts({"step": np.arange(3), "time": ("step", np.arange(3.0))}, {"final": ("x", np.ones(4))}, {"a": 1})
+    parts.write_netcdf(tmp_path / "ours.nc")
+    parts.to_dataset().to_netcdf(tmp_path / "xarray.nc", engine="h5netcdf")
+    ours = xr.load_dataset(tmp_path / "ours.nc", engine="h5netcdf")
+    xr.testing.assert_identical(ours, xr.load_dataset(tmp_path / "xarray.nc", engine="h5netcdf"))
+    assert "time" in ours.coords and "coordinates" not in ours.attrs

@@ -80,6 +80,8 @@ class Lab(param.Parameterized):
     input_files: ClassVar[tuple[str, ...]] = ()
     #: what to change when a run would not fit in memory (see :meth:`memory_estimate`)
     memory_hint: ClassVar[str] = "Use a smaller grid."
+    #: whether a headless run keeps the samples of its last frame only (fields: bounded memory however long)
+    last_samples_only: ClassVar[bool] = False
 
     @classmethod
     def file_parameters(cls) -> tuple[str, ...]:
@@ -275,9 +277,6 @@ class Lab(param.Parameterized):
                 state.t, f"the step size: {steps} steps to reach t = {state.t:.3g}, so ~{projected:.3g} to "
                 f"t_end = {t_end:.3g}", f"Shorten 't_end'; if the step has collapsed: {self.divergence_hint}",
                 what="stopped")
-
-    #: whether a headless run keeps the samples of its last frame only (fields: bounded memory however long)
-    last_samples_only: ClassVar[bool] = False
 
     def run(self, callback: Callable[[Frame], None] | None = None):
         """Run to the end headless; return the history as an ``xarray.Dataset`` (see :mod:`explore.core.result`)."""

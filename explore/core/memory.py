@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+
 class RunTooLarge(ValueError):
     """A run needs more memory than its backend has free (raised before it starts)."""
 

@@ -53,7 +53,8 @@ class ResultParts:
     def write_netcdf(self, path: str) -> None:
         """A netCDF-4 file through h5netcdf, as xarray writes one: every dimension with a size, each coordinate
         that is not a dimension's own named in the ``coordinates`` attribute of the data variables whose
-        dimensions hold its own (CF), and a NaN ``_FillValue`` on floating-point variables."""
+        dimensions hold its own (CF; in the file's own ``coordinates`` attribute if there is none), and a
+        NaN ``_FillValue`` on floating-point variables."""
         import h5netcdf
 
         variables = {**self.coords, **self.data_vars}
@@ -63,6 +64,7 @@ class ResultParts:
                 if sizes.setdefault(dim, size) != size:
                     raise ValueError(f"result: dimension {dim!r} has sizes {sizes[dim]} and {size} ({name!r})")
         auxiliary = [name for name, (dims, _, _) in self.coords.items() if dims != (name,)]
+        attached: set[str] = set()
         with h5netcdf.File(path, "w") as f:
             f.dimensions = sizes
             for name, (dims, values, attrs) in variables.items():
@@ -73,10 +75,12 @@ class ResultParts:
                 extra = {}
                 if name in self.data_vars:
                     held = [c for c in auxiliary if set(self.coords[c][0]) <= set(dims)]
+                    attached.update(held)
                     if held:
                         extra["coordinates"] = " ".join(held)
                 var.attrs.update({**attrs, **extra})
-            f.attrs.update(self.attrs)
+            loose = [c for c in auxiliary if c not in attached]
+            f.attrs.update({**self.attrs, **({"coordinates": " ".join(loose)} if loose else {})})
 
     def last(self, name: str) -> float:
         """The last value of a variable over ``step`` (or of a coordinate: ``time``, ``nfe`` …)."""
