@@ -883,3 +883,15 @@ def test_a_snippet_from_a_preset_rebuilds_the_lab_and_inputs_take_hard_limits():
     # no limits in the browser (the soft limit, 100, refused t_end = 150; the hard one, 0, kept a typed -5 in
     # the box, unsaid): the parameter refuses what it cannot take, and the page says so
     assert t_end["start"] is None and t_end["end"] is None
+
+
+@pytest.mark.parametrize("name, title", [("reaction_diffusion", "Rates and contrast"),
+                                         ("kelvin_helmholtz", "Invariants and budget residuals"),
+                                         ("nlse", "Conservation and error"), ("diffusion", "Convergence")])
+def test_the_convergence_plot_says_what_the_lab_tracks_there(name, title):
+    """RD's 'convergence' quantities are rates and a contrast, KH's are invariants and budget residuals: a plot
+    titled "Convergence" (with no reference solution) misled; a lab with errors against one keeps the name."""
+    from explore.core import get_lab
+
+    view = LabView(get_lab(name)())
+    assert view.convergence_plot.title == title

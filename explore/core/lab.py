@@ -66,6 +66,9 @@ class Lab(param.Parameterized):
     default_preset: ClassVar[str | None] = None
     #: advice shown when a run goes non-finite
     divergence_hint: ClassVar[str] = "Reduce the time step or choose a more stable method."
+    #: what the frames' ``convergence`` quantities are, as the dashboard titles their plot (errors against a
+    #: reference by default; a lab without one names what it tracks there: drifts, residuals, rates)
+    convergence_title: ClassVar[str] = "Convergence"
     #: parameter groups for the controls (name → parameter names); the rest go to "Other"
     groups: ClassVar[dict[str, list[str]]] = {}
     #: other names of parameters (:class:`Alias`) that ``set``, the CLI and sweeps accept, not the controls

@@ -48,6 +48,7 @@ class NLSELab(Lab):
     """Solitons, collisions, breathers and modulation instability of the focusing cubic NLSE."""
 
     lab_name = "nlse"
+    convergence_title = "Conservation and error"
     title = "Nonlinear Schrödinger equation"
     description = (
         "Solitons, collisions, Akhmediev breathers and modulation instability of "

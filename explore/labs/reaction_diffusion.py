@@ -91,6 +91,7 @@ class ReactionDiffusionLab(Lab):
     """λ–ω spiral waves and Gray–Scott patterns, pseudo-spectral, with live statistics and defects."""
 
     lab_name = "reaction_diffusion"
+    convergence_title = "Rates and contrast"
     title = "Reaction–diffusion: spirals and Gray–Scott"
     description = (
         "λ–ω spiral waves (stable rotation, spiral break-up into spatiotemporal chaos, decay to a "

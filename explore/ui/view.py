@@ -532,9 +532,9 @@ class LabView(pn.viewable.Viewer):
         self.convergence_plot = LivePlot(
             # (its legend below it: beside the spectrum, a legend to its right left a third of the plot's
             # half row for the curves)
-            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, ylabel="convergence",
-                                          legend="bottom"),
-            title="Convergence", kind=lambda d: "overlay", name="convergence",
+            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True,
+                                          ylabel=lab.convergence_title.lower(), legend="bottom"),
+            title=lab.convergence_title, kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
             lambda d: convergence_overlay(d["history"], [], scale=d["scale"], ylabel=DIAGNOSTICS_YLABELS[d["scale"]]),
