@@ -886,7 +886,7 @@ def test_a_snippet_from_a_preset_rebuilds_the_lab_and_inputs_take_hard_limits():
 
 
 @pytest.mark.parametrize("name, title", [("reaction_diffusion", "Rates and contrast"),
-                                         ("kelvin_helmholtz", "Invariants and budget residuals"),
+                                         ("kelvin_helmholtz", "Invariants and residuals"),
                                          ("nlse", "Conservation and error"), ("diffusion", "Convergence")])
 def test_the_convergence_plot_says_what_the_lab_tracks_there(name, title):
     """RD's 'convergence' quantities are rates and a contrast, KH's are invariants and budget residuals: a plot

@@ -105,7 +105,7 @@ class KelvinHelmholtzLab(Lab):
     """Kelvin–Helmholtz instability of a stratified shear layer (2-D Boussinesq, spectral)."""
 
     lab_name = "kelvin_helmholtz"
-    convergence_title = "Invariants and budget residuals"
+    convergence_title = "Invariants and residuals"
     title = "Kelvin–Helmholtz instability"
     description = (
         "A stratified shear layer rolls up into Kelvin–Helmholtz billows: 2-D Boussinesq flow, "
