@@ -100,13 +100,15 @@ def _lab_page(cls: type, template: bool = True, args: dict | None = None):
     preset, problems = apply_query(lab, args)
     view = LabView(lab, preset=preset)
     alerts = ["The link could not be applied in full: " + " · ".join(problems)] if problems else []
+    runnable = True
     try:  # values that are each fine but cannot run together (an odd N where the grid must be even)
         lab.validate()
     except Exception as exc:  # noqa: BLE001 - any failed check is reported in the page, never a dead page
         alerts.append(f"The link's values cannot run as they are: {exc}. Change it, then press Run.")
+        runnable = False
     if alerts:
         view._show_alert(" ".join(alerts), "warning")
-    elif pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+    if runnable and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(view.show_initial_state)  # the page opens on its initial state, not on empty plots
     if pn.state.curdoc is not None and pn.state.location is not None:
         view.sync_location(pn.state.location, rewrite_on_load=bool(problems))

@@ -790,7 +790,7 @@ class LabView(pn.viewable.Viewer):
         self._update_categories()
         self._unshown = self._pending_history = None
         self._progress, self._active_s, self._started_at = 0.0, 0.0, None
-        self._eta_origin: tuple[float, float] | None = None  # (active seconds, progress) at the first frame shown
+        self._eta_origin = None  # (active seconds, progress) at the first frame shown
         self.export.run_available = False
         # the sample plots stay (emptied): the next run's first frame of the same keys and kinds is a
         # cheap data update, not a HoloViews rebuild of every plot (~0.3-0.8 s in the page); plots whose
