@@ -105,6 +105,19 @@ def test_the_cache_drops_its_oldest_step_before_it_builds_a_new_one():
     assert held == [0, 1, 1, 1] and len(cache) == 2  # (0.1 was reused; 0.3 replaced 0.2, 0.4 replaced 0.1)
 
 
-def test_available_memory():
-    assert available_bytes("numpy") is None or available_bytes("numpy") > 0
+def test_available_memory_is_the_hosts_less_what_a_container_limit_leaves(tmp_path, monkeypatch):
+    from explore.core import memory
+
+    monkeypatch.delenv("EXPLORE_MEMORY_BYTES", raising=False)
+    host = available_bytes("numpy")
+    assert 0 < host <= memory.os.sysconf("SC_PAGE_SIZE") * memory.os.sysconf("SC_PHYS_PAGES")
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text(f"{host // 2 + 10**6}\n")
+    usage.write_text(f"{10**6}\n")
+    monkeypatch.setattr(memory, "_CGROUP_FILES", ((str(limit), str(usage)),))
+    assert available_bytes("numpy") == host // 2  # (a cgroup v2 limit and use: what is left of it)
+    limit.write_text("max\n")  # no limit
+    assert abs(available_bytes("numpy") - host) < 0.1 * host
+    monkeypatch.setenv("EXPLORE_MEMORY_BYTES", "3e9")
+    assert available_bytes("numpy") == 3_000_000_000 and available_bytes("cupy") == 3_000_000_000
     assert format_bytes(7.2e9) == "7.2 GB" and format_bytes(23.6e9) == "24 GB" and format_bytes(950e6) == "950 MB"

@@ -223,8 +223,8 @@ class KelvinHelmholtzLab(Lab):
         of states that hold the modes the 2/3 rule keeps (with walls, where the transforms allow it), else
         every mode."""
         walls = self.boundary == "walls"
-        if walls and (self.backend == "numpy" or self.nz + 1 <= bq.DENSE_MAX):
-            modes = ((2 * self.nz - 1) // 3 + 1) * ((self.nx - 1) // 3 + 1)
+        if walls and (self.backend == "numpy" or self.nz + 1 <= bq.DENSE_MAX):  # (ChannelGrid's fast or dense z)
+            modes = math.prod(bq.kept_band(self.nx, self.nz))
         else:
             modes = (self.nz + 1 if walls else self.nz) * (self.nx // 2 + 1)
         state = 16 * 2 * modes

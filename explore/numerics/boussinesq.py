@@ -51,6 +51,7 @@ from explore.numerics.fastfft import agrees, ducc_fft
 
 __all__ = [
     "ChannelGrid",
+    "kept_band",
     "BoussinesqProblem",
     "tanh_shear",
     "double_shear",
@@ -84,6 +85,12 @@ DENSE_MAX = 512
 def _where(xp, cond, a: float, b: float):
     """``where`` with two float constants (array-API strict wants arrays there)."""
     return xp.where(cond, xp.asarray(a, dtype=xp.float64), xp.asarray(b, dtype=xp.float64))
+
+
+def kept_band(nx: int, nz: int) -> tuple[int, int]:
+    """``(rows, columns)`` of the modes the 2/3 rule keeps on an ``nx`` × ``nz`` grid with walls: the
+    z-modes ``m < (2 nz - 1)//3 + 1`` and the x-modes ``k < (nx - 1)//3 + 1`` (a compact state's shape)."""
+    return (2 * nz - 1) // 3 + 1, (nx - 1) // 3 + 1
 
 
 class ChannelGrid:
@@ -163,7 +170,7 @@ class ChannelGrid:
         self.dealias = xp.astype(xp.reshape(keep_z, (-1, 1)) & xp.reshape(keep_x, (1, -1)), f64)
         self._odd_rows = xp.reshape(xp.astype((mz > 0) & (mz < nz), f64), (-1, 1)) if walls else None
         #: x-modes kept by the 2/3 rule (columns ``0..n_keep_x-1``); the rest of a dealiased field is zero
-        self.n_keep_x = (nx - 1) // 3 + 1
+        self.n_keep_x = kept_band(nx, nz)[1]
         # Parseval weights of the half spectrum: <f g> = sum(W Re(f^ conj(g^)))
         wx = _where(xp, (xp.arange(nkx) == 0) | (xp.arange(nkx) == nx // 2), 1.0, 2.0)
         if walls:
@@ -379,7 +386,7 @@ class BoussinesqProblem:
         self.budget = None
         self.compact = bool(compact and (grid._scipy or grid._dense_z))
         #: the kept band (rows, columns) of a compact state
-        self.band = ((2 * grid.nz - 1) // 3 + 1, grid.n_keep_x) if grid.walls else None
+        self.band = kept_band(grid.nx, grid.nz) if grid.walls else None
         if self.compact:
             rows, cols = self.band
             self.linear = xp.asarray(self.linear[:, :rows, :cols], copy=True)

@@ -28,6 +28,8 @@ CONTOUR_POINTS = 32
 #: memory the operators of the cached step sizes of :class:`AdaptiveLawsonRK` may take (DOP853: ~86 arrays
 #: of the state's size per step size; 6 MB at the reaction–diffusion lab's 64², 1.4 GB at 1024²)
 LAWSON_CACHE_BYTES = 2**30
+#: the most step sizes whose operators :class:`AdaptiveLawsonRK` keeps (fewer where the bytes above run out)
+LAWSON_CACHE_SIZE = 8
 #: the contour means are used where ``|dt L|`` is below this (the unit circle then stays ≥ 0.5 from 0);
 #: the direct formulas above it (their cancellation there costs < 1e-13)
 CONTOUR_BELOW = 0.5
@@ -220,7 +222,7 @@ class AdaptiveLawsonRK:
     """
 
     def __init__(self, tableau: ButcherTableau, problem, *, dt: float | None = None, rtol: float | None = None,
-                 atol=None, controller: StepController = StepController(), cache_size: int = 8,
+                 atol=None, controller: StepController = StepController(), cache_size: int = LAWSON_CACHE_SIZE,
                  max_steps: int = 10_000_000):
         if tableau.e is None:
             raise ValueError(f"integrator: {tableau.name!r} has no embedded error estimate")
@@ -246,13 +248,13 @@ class AdaptiveLawsonRK:
                 + nonzero(tableau.e) + (0 if tableau.e3 is None else nonzero(tableau.e3)))
 
     @staticmethod
-    def cached_step_sizes(per_step_bytes: int, cache_size: int = 8) -> int:
+    def cached_step_sizes(per_step_bytes: int, cache_size: int = LAWSON_CACHE_SIZE) -> int:
         """How many step sizes' operators are kept: as many as ``LAWSON_CACHE_BYTES`` holds, at least the
         one in use, at most ``cache_size``."""
         return max(1, min(cache_size, LAWSON_CACHE_BYTES // max(per_step_bytes, 1)))
 
     @classmethod
-    def working_bytes(cls, tableau: ButcherTableau, state_bytes: int, cache_size: int = 8) -> int:
+    def working_bytes(cls, tableau: ButcherTableau, state_bytes: int, cache_size: int = LAWSON_CACHE_SIZE) -> int:
         """Most memory the stepper takes for a (complex) state of ``state_bytes``: the operators of its cached
         step sizes (a new one is built after the oldest goes), the exponentials a build makes on the way,
         the stages and their sums (measured: ~30 states besides the stages)."""
