@@ -609,6 +609,25 @@ def test_a_first_frame_on_a_log_axis_gets_a_range_around_its_value(caplog):
     assert any(isinstance(tool, HoverTool) for tool in figure.tools)
 
 
+def test_a_vertical_curve_runs_its_x_up_the_page_and_its_streamed_ranges_follow():
+    """A profile over height (KH's mean density against z) is drawn with z upward; streamed frames
+    keep the axes so: the height's range on the y axis, the values' on the x axis."""
+    z = np.linspace(0.0, 2.0, 33)
+    plot = LivePlot(sample_element, title="profile", name="sample:profile")
+    plot.pane.get_root()  # a document: the second update takes the fast path, as in a page
+    plot.update(Curve(z, np.tanh(z - 1.0), xlabel="z", ylabel="mean density", vertical=True), force=True)
+    plot.update(Curve(z, 5.0 + 0.5 * np.tanh(z - 1.0), xlabel="z", ylabel="mean density", vertical=True),
+                force=True)
+    (element_plot, _), = plot._targets.values()
+    fig = element_plot.handles["plot"]
+    assert fig.yaxis[0].axis_label == "z" and fig.xaxis[0].axis_label == "mean density"
+    assert fig.y_range.start <= 0.0 and fig.y_range.end >= 2.0 and fig.y_range.end < 3.0
+    assert 4.0 < fig.x_range.start < 4.6 and 5.4 < fig.x_range.end < 6.0  # (the second frame's values)
+    assert plot.sent > plot.full_updates  # (streamed, not re-rendered)
+    kh = lab_classes()["kelvin_helmholtz"](nx=32, nz=16, t_end=0.1)
+    assert next(iter(kh.frames())).samples["density_profile"].vertical
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

@@ -15,7 +15,11 @@ MAX_POINTS = 10_000
 
 @dataclass(frozen=True)
 class Curve:
-    """A 1-D curve ``y(x)``; ``logx``/``logy`` say how it is best shown."""
+    """A 1-D curve ``y(x)``; ``logx``/``logy`` say how it is best shown.
+
+    ``vertical``: ``x`` runs up the page and ``y`` across it, as a profile over height is drawn (a
+    mean density against z); the data and their labels stay ``y(x)``.
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -23,6 +27,7 @@ class Curve:
     ylabel: str = "y"
     logx: bool = False
     logy: bool = False
+    vertical: bool = False
 
 
 @dataclass(frozen=True)

@@ -767,7 +767,8 @@ class KelvinHelmholtzLab(Lab):
             samples={
                 "vorticity": Field(x_disp, z_disp, decimate(to_host(zeta)), xlabel="x", ylabel="z", label="vorticity ζ"),
                 "density": Field(x_disp, z_disp, decimate(density_phys), xlabel="x", ylabel="z", label="density ρ"),
-                "density_profile": Curve(self._z_host, self._to_physical_density(profile), xlabel="z", ylabel="mean density"),
+                "density_profile": Curve(self._z_host, self._to_physical_density(profile), xlabel="z", ylabel="mean density",
+                                         vertical=True),
             },
             nfe=state.nfe, steps=state.steps,
         )

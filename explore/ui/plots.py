@@ -92,13 +92,28 @@ def _dims(xlabel: str, ylabel: str) -> tuple[hv.Dimension, hv.Dimension]:
     return hv.Dimension(xlabel), hv.Dimension(ylabel)
 
 
+def _columns(dims, arrays) -> dict:
+    """The Bokeh source columns HoloViews builds for ``dims``: each dimension's name, and for a name
+    that is not an identifier (``mean density``, ``E(k)``) its sanitized twin too (the hover tool's)."""
+    from holoviews.core.util import dimension_sanitizer
+
+    columns = {}
+    for dim, values in zip(dims, arrays):
+        columns[dim.name] = columns[dimension_sanitizer(dim.name)] = values
+    return columns
+
+
 def curve_element(curve: Curve, label: str = "") -> hv.Curve:
-    """An ``hv.Curve`` of ``curve``, on log axes where the curve asks for them."""
+    """An ``hv.Curve`` of ``curve``, on log axes where the curve asks for them (a vertical curve:
+    its x up the page)."""
     kdim, vdim = _dims(curve.xlabel, curve.ylabel)
     x = np.asarray(curve.x, dtype=float)
     y = _positive(curve.y) if curve.logy else np.asarray(curve.y, dtype=float)
     if curve.logx:
         x = _positive(x)
+    if curve.vertical:  # (HoloViews' log options name the screen's axes)
+        return hv.Curve((x, y), kdim, vdim, label=label).opts(
+            invert_axes=True, logx=curve.logy, logy=curve.logx, tools=["hover"])
     return hv.Curve((x, y), kdim, vdim, label=label).opts(logx=curve.logx, logy=curve.logy, tools=["hover"])
 
 
@@ -221,7 +236,7 @@ def kind_of(obj: Any) -> str:
     (a field of another aspect needs another frame)."""
     name = type(obj).__name__
     if isinstance(obj, Curve):
-        return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.logx}|{obj.logy}"
+        return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.logx}|{obj.logy}|{'vertical' if obj.vertical else ''}"
     if isinstance(obj, Points):
         return f"{name}|{obj.xlabel}|{obj.ylabel}|{'equal' if obj.equal_aspect else 'free'}"
     if isinstance(obj, Field):
@@ -669,15 +684,16 @@ class LivePlot:
             if isinstance(obj, Curve):
                 xs = _positive(xs) if obj.logx else xs
                 ys = _positive(ys) if obj.logy else ys
-            cols = [d.name for d in _dims(obj.xlabel, obj.ylabel)]
-            if any(set(plot.handles["source"].data) != set(cols) for plot, _ in targets):
+            columns = _columns(_dims(obj.xlabel, obj.ylabel), (xs, ys))
+            if any(set(plot.handles["source"].data) != set(columns) for plot, _ in targets):
                 return False
+            across, up = (ys, xs) if getattr(obj, "vertical", False) else (xs, ys)  # (on the screen)
             for plot, _ in targets:
-                plot.handles["source"].data = {cols[0]: xs, cols[1]: ys}
+                plot.handles["source"].data = columns
                 if self.follow:
                     logx, logy = _is_log(plot, "x"), _is_log(plot, "y")
-                    self._set_ranges(plot, _padded(_finite_extent(xs, log=logx), logx),
-                                     _padded(_finite_extent(ys, log=logy), logy))
+                    self._set_ranges(plot, _padded(_finite_extent(across, log=logx), logx),
+                                     _padded(_finite_extent(up, log=logy), logy))
             return True
         if isinstance(obj, Field) and self.kind is not None and str(self.kind[0]).endswith("|image"):
             if any(set(plot.handles["source"].data) != {"image", "x", "y", "dw", "dh"} for plot, _ in targets):
