@@ -600,7 +600,7 @@ def test_frames_are_reduced_for_display():
         (dict(profile="double", separation=0.9), "separation"),
         (dict(integrator="split_step"), "integrator"),
         (dict(cfl=0, dt=1e-9), "dt"),
-        (dict(perturbation_mode=100, nx=64), "perturbation_mode"),
+        (dict(perturbation=0.01, perturbation_mode=100, nx=64), "perturbation_mode"),
         (dict(stratification="jet"), "stratification"),
         (dict(atol=0.0), "atol"),
         (dict(resume_from="/"), "resume_from"),

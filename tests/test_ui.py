@@ -628,6 +628,31 @@ def test_a_vertical_curve_runs_its_x_up_the_page_and_its_streamed_ranges_follow(
     assert next(iter(kh.frames())).samples["density_profile"].vertical
 
 
+def test_controls_of_parameters_the_run_ignores_are_greyed_out():
+    """λ–ω greys out Gray–Scott's feed and kill, a fixed-step integrator the tolerances, and the other way
+    round as the choices change; a greyed control that the current values' refusal names is usable."""
+    view = LabView(lab_classes()["reaction_diffusion"](), preview=False)
+    try:
+        w = view.widgets
+        assert w["feed"].disabled and w["kill"].disabled and not w["beta"].disabled
+        assert w["rtol"].disabled and not w["dt"].disabled  # (etdrk4)
+        view.lab.param.update(model="gray_scott", integrator="if_dop853")
+        assert w["beta"].disabled and not w["feed"].disabled
+        assert w["dt"].disabled and w["initial_layer"].disabled and not w["rtol"].disabled
+    finally:
+        view.stop()
+    view = LabView(lab_classes()["kelvin_helmholtz"](), preview=False)
+    try:
+        view.preset.value = "double_shear"  # (stratification 'jet')
+        assert not view.widgets["stratification"].disabled
+        view.lab.profile = "single"  # refused: 'jet' needs the double profile, so its control stays usable
+        assert not view.widgets["stratification"].disabled and view.widgets["separation"].disabled
+        view.lab.stratification = "layered"
+        assert view.widgets["stratification"].disabled
+    finally:
+        view.stop()
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

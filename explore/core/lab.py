@@ -222,6 +222,12 @@ class Lab(param.Parameterized):
     def check(self) -> None:
         """Checks of parameter combinations; subclasses raise ``ValueError`` naming the parameter."""
 
+    def inactive_parameters(self) -> frozenset[str]:
+        """The parameters whose values a run with the current values ignores (a model's coefficients
+        under another model, the tolerances of a fixed-step integrator): the dashboard greys their
+        controls out, so a user does not tune what changes nothing. None by default."""
+        return frozenset()
+
     def memory_estimate(self) -> int | None:
         """About the most memory (bytes) a run takes on its backend: its state, its own arrays and what
         the integrator keeps. ``None`` (the default): small, not checked."""

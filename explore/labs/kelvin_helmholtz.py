@@ -218,6 +218,24 @@ class KelvinHelmholtzLab(Lab):
     notes = ROTATION_NOTE
 
     # ---------------------------------------------------------------- validation
+    def inactive_parameters(self) -> frozenset[str]:
+        """The double profile's ``separation`` (and its ``stratification``) under the single one, the
+        latter doubly periodic too; the mode counts of an absent forcing or perturbation; ``dt`` and
+        ``cfl`` under an adaptive integrator, the tolerances under a fixed-step one."""
+        out = set()
+        if self.profile == "single":
+            out |= {"separation", "stratification"}
+        if self.boundary == "periodic":
+            out.add("stratification")
+        if self.forcing_amplitude == 0:
+            out.add("forcing_modes")
+        if self.perturbation == 0:
+            out.add("perturbation_mode")
+        info = INTEGRATORS.get(self.integrator)
+        if info is not None:
+            out |= {"dt", "cfl"} if info.adaptive else {"rtol", "atol"}
+        return frozenset(out)
+
     def memory_estimate(self) -> int:
         """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point) and what the integrator keeps
         of states that hold the modes the 2/3 rule keeps (with walls, where the transforms allow it), else
@@ -262,7 +280,7 @@ class KelvinHelmholtzLab(Lab):
         if self.profile == "double" and self.separation / 2 + 4 * thick > half:
             raise ValueError(f"{name}: 'separation' {self.separation:g} leaves no room for layers of thickness "
                              f"{thick:g} in Lz = {self.Lz:g}")
-        if 3 * self.perturbation_mode >= self.nx:
+        if self.perturbation > 0 and 3 * self.perturbation_mode >= self.nx:
             raise ValueError(f"{name}: 'perturbation_mode' {self.perturbation_mode} is outside the resolved band of nx = {self.nx}")
         if self.forcing_amplitude > 0 and 3 * self.forcing_modes >= self.nx:
             raise ValueError(f"{name}: 'forcing_modes' {self.forcing_modes} is outside the resolved band of nx = {self.nx}")

@@ -39,6 +39,14 @@ INITIAL_CONDITIONS = {
     "gaussian": "Gaussian A exp(-(x - x0)^2 / 2 w^2) (with noise: modulation instability)",
 }
 
+#: the parameters each initial condition reads (the others are greyed out in the dashboard)
+START_PARAMETERS = {
+    "soliton": ("amplitude", "position", "velocity"),
+    "two_soliton": ("amplitude", "position", "velocity", "amplitude2", "position2", "velocity2"),
+    "akhmediev_breather": ("omega", "peak_time"),
+    "modulated_soliton": ("amplitude", "position", "nu", "modulation"),
+    "gaussian": ("amplitude", "position", "width"),
+}
 
 #: the truncation rules of ``dealias``: the share of the Nyquist wavenumber kept in the nonlinear term
 TRUNCATIONS = {"two_thirds": 2 / 3, "half": 1 / 2}
@@ -123,6 +131,18 @@ class NLSELab(Lab):
     n_snapshots = param.Integer(100, bounds=(1, 100_000), softbounds=(1, 500), doc="Number of frames (snapshots) after t = 0.")
     entropy_q = param.Number(2.0, bounds=(0, 10), inclusive_bounds=(False, True),
                              doc="Order q of the Rényi and Tsallis entropies of |ψ|².")
+
+    def inactive_parameters(self) -> frozenset[str]:
+        """The initial-condition parameters the chosen start does not use (:data:`START_PARAMETERS`),
+        ``seed`` without noise; ``dt`` under an adaptive integrator, the tolerances under a fixed-step one."""
+        used = START_PARAMETERS.get(self.initial, ())
+        out = {p for p in set().union(*START_PARAMETERS.values()) if p not in used}
+        if self.noise == 0:
+            out.add("seed")
+        info = INTEGRATORS.get(self.integrator)
+        if info is not None:
+            out |= {"dt"} if info.adaptive else {"rtol", "atol"}
+        return frozenset(out)
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:

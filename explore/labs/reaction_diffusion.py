@@ -175,6 +175,17 @@ class ReactionDiffusionLab(Lab):
         """``(number of snapshot intervals, snapshots per frame)``."""
         return round(self.t_end / self.snapshot_dt), round(self.frame_dt / self.snapshot_dt)
 
+    def inactive_parameters(self) -> frozenset[str]:
+        """The other model's coefficients; ``arms`` without a spiral start; ``dt`` and ``initial_layer``
+        (fixed steps) under an adaptive integrator, the tolerances under a fixed-step one."""
+        out = {"feed", "kill"} if self.model == "lambda_omega" else {"beta"}
+        if not self.initial.startswith("spiral"):
+            out.add("arms")
+        info = INTEGRATORS.get(self.integrator)
+        if info is not None:
+            out |= {"dt", "initial_layer"} if info.adaptive else {"rtol", "atol"}
+        return frozenset(out)
+
     def memory_estimate(self) -> int:
         """The state ``(2, N, N/2 + 1)`` complex, the lab's own arrays (:data:`OWN_STATES`), the snapshot
         buffer and what the integrator keeps (``N = 4096``: ~10 GB with etdrk4, 7 GB measured; ~37 GB with
@@ -207,11 +218,12 @@ class ReactionDiffusionLab(Lab):
         if every < 1 or abs(every * self.snapshot_dt - self.frame_dt) > 1e-9 * self.frame_dt:
             raise ValueError(f"{name}: 'frame_dt' = {self.frame_dt:g} must be a whole multiple of "
                              f"snapshot_dt = {self.snapshot_dt:g}")
-        layer = round(self.initial_layer / self.snapshot_dt)
-        if abs(layer * self.snapshot_dt - self.initial_layer) > 1e-9 * max(self.initial_layer, self.snapshot_dt):
+        info = INTEGRATORS[self.integrator]
+        layer = round(self.initial_layer / self.snapshot_dt)  # (fixed steps only: adaptive ones ignore it)
+        if not info.adaptive and (abs(layer * self.snapshot_dt - self.initial_layer)
+                                  > 1e-9 * max(self.initial_layer, self.snapshot_dt)):
             raise ValueError(f"{name}: 'initial_layer' = {self.initial_layer:g} must be a whole multiple of "
                              f"snapshot_dt = {self.snapshot_dt:g}")
-        info = INTEGRATORS[self.integrator]
         steps = round(self.t_end / fill_step(self.snapshot_dt, self.dt))
         if not info.adaptive and steps > MAX_RUN_STEPS:
             raise ValueError(f"{name}: dt = {self.dt:g} (at most snapshot_dt = {self.snapshot_dt:g}) needs "

@@ -464,6 +464,8 @@ class LabView(pn.viewable.Viewer):
         self._pending_history: Frame | None = None  # a single frame whose history plots follow next tick
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
+        lab.param.watch(self._grey_out_inactive, lab.parameter_names())
+        self._grey_out_inactive()
         self.param.watch(self._on_follow, "follow_data")
         self.param.watch(self._on_diagnostics_scale, "diagnostics_scale")
         self._in_notebook = pn.state.curdoc is None and _in_notebook()
@@ -562,6 +564,23 @@ class LabView(pn.viewable.Viewer):
         self.code = self.export.code
         self._update_code()
         self._send_convergence()
+
+    def _grey_out_inactive(self, *events) -> None:
+        """Grey out the controls of the parameters the current values make irrelevant
+        (:meth:`Lab.inactive_parameters`: Gray–Scott's feed under λ–ω, a fixed-step integrator's
+        tolerances); a control named by the current values' refusal stays usable, to put it right."""
+        try:
+            inactive = set(self.lab.inactive_parameters())
+            if inactive:
+                try:
+                    self.lab.validate(memory=False)
+                except Exception as exc:  # noqa: BLE001 - any refusal: what it names is not greyed out
+                    inactive -= set(re.findall(r"'(\w+)'", str(exc)))
+        except Exception:  # noqa: BLE001 - a convenience: never break the page for it
+            inactive = set()
+        for name, widget in self.widgets.items():
+            if widget.disabled != (name in inactive):
+                widget.disabled = name in inactive
 
     @property
     def widgets(self) -> dict[str, pn.widgets.Widget]:
