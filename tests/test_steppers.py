@@ -193,6 +193,28 @@ def test_lawson_dop853_keeps_the_operators_of_as_many_steps_as_memory_allows(mon
     np.testing.assert_array_equal(small.y, full.y)
 
 
+def test_lawson_dop853_sums_in_the_interaction_picture_as_term_by_term(monkeypatch):
+    """The stages summed as one matrix-vector product over ``[y, E(-c_j) k_j]`` (NumPy, while
+    ``max(-Re L) dt`` stays below ``INTERACTION_REACH``) give the term-by-term sums' steps and states to
+    round-off; on the stiff modes, steps past the reach are summed term by term within the same run."""
+    from explore.numerics import exponential
+
+    def paths(stepper):
+        return {ops[0] == "interaction" for ops in stepper._cache._data.values()}
+
+    for problem, expected in ((CGL(), {True}), (StiffCGL(), {True, False})):
+        monkeypatch.setattr(exponential, "INTERACTION_REACH", 500.0)
+        stepper = make_integrator("if_dop853", problem, rtol=1e-9, atol=1e-11)
+        fast = _run(stepper, U0, 1.0)
+        assert paths(stepper) == expected
+        monkeypatch.setattr(exponential, "INTERACTION_REACH", -1.0)  # term by term throughout
+        slow_stepper = make_integrator("if_dop853", problem, rtol=1e-9, atol=1e-11)
+        slow = _run(slow_stepper, U0, 1.0)
+        assert paths(slow_stepper) == {False}
+        assert (fast.steps, fast.rejected, fast.nfe) == (slow.steps, slow.rejected, slow.nfe)
+        assert np.max(np.abs(fast.y - slow.y)) <= 1e-13 * np.max(np.abs(slow.y))
+
+
 @pytest.mark.parametrize("name", list(INTEGRATORS))
 def test_array_api_strict_matches_numpy(name):
     xs = array_api_strict

@@ -12,6 +12,7 @@ import math
 from collections import OrderedDict
 
 import array_api_compat
+from array_api_compat import is_numpy_namespace
 
 from explore.numerics.rk import (
     _EPS, ATOL_PER_RTOL, DEFAULT_RTOL, StepController, StepSizeTooSmall, StepState, TooManySteps,
@@ -30,6 +31,10 @@ CONTOUR_POINTS = 32
 LAWSON_CACHE_BYTES = 2**30
 #: the most step sizes whose operators :class:`AdaptiveLawsonRK` keeps (fewer where the bytes above run out)
 LAWSON_CACHE_SIZE = 8
+#: :class:`AdaptiveLawsonRK` sums its stages in the interaction picture (one matrix-vector product a
+#: stage) while ``max(-Re L) dt`` stays below this: its factors ``exp(c dt |L|)`` then stay far from
+#: overflow (e^500 ~ 1e217); above it, term by term with the bounded factors ``exp((c_i - c_j) dt L)``
+INTERACTION_REACH = 500.0
 #: the contour means are used where ``|dt L|`` is below this (the unit circle then stays ≥ 0.5 from 0);
 #: the direct formulas above it (their cancellation there costs < 1e-13)
 CONTOUR_BELOW = 0.5
@@ -209,6 +214,12 @@ class AdaptiveLawsonRK:
     allows twice the current one. The operators of the last ``cache_size`` step sizes are kept, as many
     as ``LAWSON_CACHE_BYTES`` holds.
 
+    On NumPy a stage's sum is one matrix-vector product in the interaction picture (the stages scaled by
+    ``E(-c_j)``, see :meth:`_build_interaction`): ~22 operators a step size instead of ~86, and the
+    reaction–diffusion lab's pattern_decay steps ~20 % faster. Where ``max(-Re L) dt`` exceeds
+    ``INTERACTION_REACH`` (the factors ``E(-c_j)`` would approach overflow) and on other backends the
+    sums are taken term by term.
+
     Parameters
     ----------
     tableau : ButcherTableau
@@ -239,6 +250,8 @@ class AdaptiveLawsonRK:
         self._target = None  # the t_stop the current filling was made for, its step and steps left
         self._h = 0.0
         self._left = 0
+        self._decay = None  # max(-Re L) where the interaction-picture sums apply (see _bind)
+        self._stack = None  # their stack [y, K_0, ..., K_s]
 
     @staticmethod
     def arrays_per_step(tableau: ButcherTableau) -> int:
@@ -257,7 +270,8 @@ class AdaptiveLawsonRK:
     def working_bytes(cls, tableau: ButcherTableau, state_bytes: int, cache_size: int = LAWSON_CACHE_SIZE) -> int:
         """Most memory the stepper takes for a (complex) state of ``state_bytes``: the operators of its cached
         step sizes (a new one is built after the oldest goes), the exponentials a build makes on the way,
-        the stages and their sums (measured: ~30 states besides the stages)."""
+        the stages and their sums (measured: ~30 states besides the stages). Summed term by term, the
+        larger of its two ways: the interaction picture's operators are ~4× fewer."""
         per_step = cls.arrays_per_step(tableau) * state_bytes
         return cls.cached_step_sizes(per_step, cache_size) * per_step + (tableau.stages + 30) * state_bytes
 
@@ -266,11 +280,50 @@ class AdaptiveLawsonRK:
         complex_state = self._xp.isdtype(y.dtype, "complex floating")
         self._L = self._xp.astype(L, self._xp.complex128) if complex_state and not self._xp.isdtype(
             L.dtype, "complex floating") else L
+        # the interaction-picture sums: NumPy, a complex128 state with L of its shape (a real view of
+        # a stack of stages is then one BLAS matrix-vector product away from a stage's sum)
+        self._decay = None
+        if (is_numpy_namespace(self._xp) and y.dtype == self._xp.complex128
+                and tuple(self._L.shape) == tuple(y.shape)):
+            self._decay = float(self._xp.max(-self._xp.real(self._L))) if self._L.size else 0.0
         per_step = self._arrays_per_step * math.prod(self._L.shape) * (
             16 if self._xp.isdtype(self._L.dtype, "complex floating") else 8)
         self._cache = DtCache(self._build, size=self.cached_step_sizes(per_step, self._cache_size))
 
     def _build(self, h: float):
+        """The operators of the step ``h``: :meth:`_build_interaction`'s where they stay finite, else
+        :meth:`_build_terms`'."""
+        if self._decay is not None and self._decay * h <= INTERACTION_REACH:
+            return self._build_interaction(h)
+        return self._build_terms(h)
+
+    def _build_interaction(self, h: float):
+        """The step ``h`` in the interaction picture ``v = E(-θ) u`` (``θ`` the fraction of the step):
+        with ``K_j = E(-c_j) k_j`` every stage is ``U_i = E(c_i) (y + h Σ_j a_ij K_j)`` and the new state
+        and the error ``E(1) (y + h Σ_j b_j K_j)`` and ``E(1) h Σ_j e_j K_j``: sums with scalar weights,
+        one matrix-vector product each over the stack ``[y, K_0, K_1, ...]``. Returns the weight rows
+        (``a`` with a leading 1 for ``y``; ``b``; ``e``, ``e3`` with a leading 0) and the factors ``E(c)``
+        and ``E(-c)`` by node. Rounding matches the term-by-term sums (each term is formed, then scaled
+        back, with a relative error of round-off)."""
+        import numpy as np
+
+        xp, L, tab = self._xp, self._L, self.tableau
+        n, c = tab.stages, tab.c
+        nodes = sorted({float(x) for x in c if x != 0.0} | {1.0})
+        forward = {x: xp.exp((x * h) * L) for x in nodes}
+        backward = {x: xp.exp((-x * h) * L) for x in nodes}
+        rows = [np.array([1.0] + [h * w for w in tab.a[i][:i]]) for i in range(n)]
+        def last(w):  # weights of the rows [y, K_0, ..., K_n] (K_n: of N(u_new), c = 1)
+            if len(w) > n + 1:
+                raise ValueError(f"integrator: {tab.name!r} has {len(w)} weights for {n} stages")
+            return np.array([0.0] + [h * x for x in w] + [0.0] * (n + 1 - len(w)))
+
+        b = last(tab.b)
+        b[0] = 1.0
+        e3 = None if tab.e3 is None else last(tab.e3)
+        return "interaction", rows, b, last(tab.e), e3, forward, backward
+
+    def _build_terms(self, h: float):
         """The operators of the step ``h``: ``E(c_i)``; ``(j, h a_ij E(c_i − c_j))`` for the nonzero ``a_ij``;
         ``E(1)``; and ``(j, h w_j E(1 − c_j))`` for the nonzero weights ``w`` = ``b``, ``e`` (and ``e3``), where
         ``j = stages`` is ``N(u_new)`` (c = 1). (Lists of arrays: summing them one by one is ~1.6× faster
@@ -354,8 +407,55 @@ class AdaptiveLawsonRK:
 
     def _trial(self, t: float, y, h: float, f0):
         """``(u_new, N(u_new), error norm)`` of one trial step (the norm: a Python float, ``<= 1`` accepts)."""
+        operators = self._cache(h)
+        if operators[0] == "interaction":
+            y_new, f_new, err5, err3 = self._trial_interaction(t, y, h, f0, operators)
+            return y_new, f_new, self._error_norm_numpy(y, y_new, err5, err3)
+        y_new, f_new, err5, err3 = self._trial_terms(t, y, h, f0, operators)
+        return y_new, f_new, self._error_norm(y, y_new, err5, err3)
+
+    def _trial_interaction(self, t: float, y, h: float, f0, operators):
+        """The stages of :meth:`_build_interaction`: a stage's sum is one product of its weights with a
+        real view of the stack ``[y, K_0, ...]`` (~5× less memory traffic than term by term)."""
+        _, rows, b, e5, e3, forward, backward = operators
         xp, tab, N = self._xp, self.tableau, self.problem.nonlinear
-        start, stages, e1, b, e5, e3 = self._cache(h)
+        n, shape = tab.stages, y.shape
+        stack = self._stack
+        if stack is None or stack.shape[1:] != shape:
+            stack = self._stack = xp.empty((n + 2, *shape), dtype=xp.complex128)
+        flat = stack.reshape(n + 2, -1).view(xp.float64)
+        stack[0] = y
+        stack[1] = f0
+
+        def summed(weights, m):
+            return (weights[:m] @ flat[:m]).view(xp.complex128).reshape(shape)
+
+        for i in range(1, n):
+            ci = float(tab.c[i])
+            u = summed(rows[i], i + 1)
+            if ci != 0.0:
+                u *= forward[ci]
+            k = N(t + ci * h, u)
+            if ci != 0.0:
+                xp.multiply(backward[ci], k, out=stack[i + 1])
+            else:
+                stack[i + 1] = k
+        y_new = summed(b, n + 1)
+        y_new *= forward[1.0]
+        f_new = N(t + h, y_new)
+        xp.multiply(backward[1.0], f_new, out=stack[n + 1])
+        err5 = summed(e5, n + 2)
+        err5 *= forward[1.0]
+        err3 = None
+        if e3 is not None:
+            err3 = summed(e3, n + 2)
+            err3 *= forward[1.0]
+        return y_new, f_new, err5, err3
+
+    def _trial_terms(self, t: float, y, h: float, f0, operators):
+        """The stages of :meth:`_build_terms`, summed term by term with the factors ``E(c_i - c_j)``."""
+        xp, tab, N = self._xp, self.tableau, self.problem.nonlinear
+        start, stages, e1, b, e5, e3 = operators
 
         def combine(u, terms, ks):  # u + Σ w k_j: a new array, then summed into in place
             fresh = False
@@ -372,18 +472,44 @@ class AdaptiveLawsonRK:
         y_new = combine(e1 * y, b, ks)
         f_new = N(t + h, y_new)
         ks.append(f_new)
+        return y_new, f_new, combine(None, e5, ks), None if e3 is None else combine(None, e3, ks)
+
+    def _error_norm(self, y, y_new, err5, err3) -> float:
+        """The scaled norm of the error estimates (Hairer's 5th/3rd-order one with ``err3``)."""
+        xp = self._xp
         scale = self.atol + self.rtol * xp.maximum(xp.abs(y), xp.abs(y_new))
         size = math.prod(y.shape) or 1
-        err5 = xp.abs(combine(None, e5, ks)) / scale
+        err5 = xp.abs(err5) / scale
         e5sq = xp.sum(err5 * err5)
-        if e3 is None:
+        if err3 is None:
             norm = xp.sqrt(e5sq / size)
         else:  # Hairer's DOP853 estimator: |err5|² / sqrt((|err5|² + 0.01 |err3|²) n)
-            err3 = xp.abs(combine(None, e3, ks)) / scale
+            err3 = xp.abs(err3) / scale
             denom = e5sq + 0.01 * xp.sum(err3 * err3)
             norm = e5sq / xp.sqrt(xp.where(denom > 0, denom, xp.ones_like(denom)) * size)
         # one host sync; 0 * max|u_new| turns an overflowed state into a non-finite norm
-        return y_new, f_new, float(norm + 0.0 * xp.max(xp.abs(y_new)))
+        return float(norm + 0.0 * xp.max(xp.abs(y_new)))
+
+    def _error_norm_numpy(self, y, y_new, err5, err3) -> float:
+        """:meth:`_error_norm` on NumPy in fewer passes: in place, the squares summed by dot products."""
+        import numpy as np
+
+        a_new = np.abs(y_new)
+        scale = np.maximum(np.abs(y), a_new)
+        scale *= self.rtol
+        scale += self.atol
+        size = scale.size or 1
+        a5 = np.abs(err5).ravel()
+        a5 /= scale.ravel()
+        e5sq = float(a5 @ a5)
+        if err3 is None:
+            norm = math.sqrt(e5sq / size)
+        else:  # Hairer's DOP853 estimator, as in _error_norm
+            a3 = np.abs(err3).ravel()
+            a3 /= scale.ravel()
+            denom = e5sq + 0.01 * float(a3 @ a3)
+            norm = e5sq / math.sqrt((denom if denom > 0 else 1.0) * size)
+        return norm + 0.0 * float(a_new.max())  # (non-finite where the state overflowed)
 
 
 class ETDRK4(FixedStepSemilinear):
