@@ -221,14 +221,19 @@ def test_run_after_values_that_cannot_run_together_refuses_instead_of_running_ol
 
 def test_the_progress_line_counts_frames_and_its_eta_leaves_out_the_set_up(view):
     """The ETA is the rate since the first frame shown (10 s of set-up before it made the first estimates
-    ~10x too long); a paused run says so instead of a frozen ETA; the solver's steps are counted apart."""
+    ~10x too long); a paused run says so instead of a frozen ETA; the solver's steps are counted apart.
+    Run says at once that it runs (before any frame: a large grid's set-up takes seconds)."""
     from types import SimpleNamespace
+
+    view._set_status("running")
+    view._update_progress(None)
+    assert view.progress_text.object == "Starting the run…"
 
     frame = lambda i, steps: SimpleNamespace(step=i, time=0.1 * i, steps=steps)  # noqa: E731
     view._set_status("running")
     view._active_s, view._started_at, view._progress = 10.0, None, 0.1  # 10 s to build, then the first frame
     view._update_progress(frame(1, 40))
-    assert view.progress_text.object == "frame 1 · t = 0.1 · 40 solver steps · 10%"
+    assert view.progress_text.object == "frame 1 · t = 0.1 · 40 solver steps · 10% · running"
     view._active_s, view._progress = 11.0, 0.2  # one more second: 10 % more
     view._update_progress(frame(2, 80))
     assert view.progress_text.object.endswith(" · 20% · ETA 8.0 s")  # (with the set-up: 44.0 s)

@@ -754,6 +754,8 @@ class LabView(pn.viewable.Viewer):
         self._previewing = False
         self._started_at = time.monotonic()
         self._set_status("running")
+        # at once, not at the next frame (seconds away on a loaded machine or a large grid)
+        self._update_progress(self._frames[-1] if self._frames else None)
         self._set_poll_rate()
 
     @_guarded
@@ -1040,7 +1042,7 @@ class LabView(pn.viewable.Viewer):
         self.progress_bar.value = int(round(100 * min(max(self._progress, 0.0), 1.0)))
         self._update_categories()
         if frame is None:
-            self.progress_text.object = "Ready."
+            self.progress_text.object = "Starting the run…" if self.status == "running" else "Ready."
             return
         active = self._active_s + (time.monotonic() - self._started_at if self._started_at else 0.0)
         # (a frame is a snapshot the page shows; the solver's steps between frames are counted apart)
@@ -1060,6 +1062,8 @@ class LabView(pn.viewable.Viewer):
             seconds, start = self._eta_origin
             if self._progress > start and active > seconds:
                 text += f" · ETA {(active - seconds) * (1 - self._progress) / (self._progress - start):.1f} s"
+        if self.status == "running" and not (done or stopped) and " · ETA " not in text:
+            text += " · running"  # (until a second frame gives a rate)
         self.progress_text.object = text
 
     def _update_categories(self) -> None:
