@@ -658,6 +658,21 @@ def test_controls_of_parameters_the_run_ignores_are_greyed_out():
         view.stop()
 
 
+def test_sample_plots_are_titled_in_words():
+    labs = lab_classes()
+    assert labs["kelvin_helmholtz"].sample_title("density_profile") == "Density profile"
+    assert labs["reaction_diffusion"].sample_title("phase_portrait") == "Phase portrait"
+    assert labs["reaction_diffusion"].sample_title("u") == "u"  # (a variable's name)
+    assert labs["nlse"].sample_title("abs_psi") == "|ψ(x)|"
+    view = LabView(toy_lab.ToyDecay(), preview=False)
+    try:
+        view.step()
+        assert wait_for(lambda: view.sample_plots, view)
+        assert {p.title for p in view.sample_plots.values()} == {toy_lab.ToyDecay.sample_title(k) for k in view.sample_plots}
+    finally:
+        view.stop()
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

@@ -69,6 +69,9 @@ class Lab(param.Parameterized):
     #: what the frames' ``convergence`` quantities are, as the dashboard titles their plot (errors against a
     #: reference by default; a lab without one names what it tracks there: drifts, residuals, rates)
     convergence_title: ClassVar[str] = "Convergence"
+    #: how the dashboard titles a sample plot, by the sample's key where its plain reading (underscores
+    #: as spaces, capitalised past two letters: "density_profile" → "Density profile") is not right
+    sample_titles: ClassVar[dict[str, str]] = {}
     #: parameter groups for the controls (name → parameter names); the rest go to "Other"
     groups: ClassVar[dict[str, list[str]]] = {}
     #: other names of parameters (:class:`Alias`) that ``set``, the CLI and sweeps accept, not the controls
@@ -221,6 +224,15 @@ class Lab(param.Parameterized):
 
     def check(self) -> None:
         """Checks of parameter combinations; subclasses raise ``ValueError`` naming the parameter."""
+
+    @classmethod
+    def sample_title(cls, key: str) -> str:
+        """The title of the sample plot of ``key`` (:attr:`sample_titles`, else its plain reading; a
+        one- or two-letter key is a variable's name and stays as it is)."""
+        if key in cls.sample_titles:
+            return cls.sample_titles[key]
+        text = key.replace("_", " ")
+        return text[:1].upper() + text[1:] if len(key) > 2 else text
 
     def inactive_parameters(self) -> frozenset[str]:
         """The parameters whose values a run with the current values ignores (a model's coefficients

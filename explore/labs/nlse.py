@@ -80,6 +80,7 @@ class NLSELab(Lab):
         ),
     }
     default_preset = "single_soliton"
+    sample_titles = {"abs_psi": "|ψ(x)|", "waterfall": "|ψ(x, t)|, space–time"}
     groups = {
         "Initial condition": [
             "initial", "amplitude", "position", "velocity", "amplitude2", "position2", "velocity2",

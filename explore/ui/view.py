@@ -1003,7 +1003,8 @@ class LabView(pn.viewable.Viewer):
         for key, sample in frame.samples.items():
             plot = self.sample_plots.get(key)
             if plot is None:
-                plot = self.sample_plots[key] = LivePlot(sample_element, title=key, follow=self.follow_data,
+                plot = self.sample_plots[key] = LivePlot(sample_element, title=self.lab.sample_title(key),
+                                                         follow=self.follow_data,
                                                          name=f"sample:{key}", width=SAMPLE_WIDTH)
                 if self._placeholder in self.samples_area.objects:
                     self.samples_area.objects = []
