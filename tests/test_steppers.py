@@ -215,6 +215,37 @@ def test_lawson_dop853_sums_in_the_interaction_picture_as_term_by_term(monkeypat
         assert np.max(np.abs(fast.y - slow.y)) <= 1e-13 * np.max(np.abs(slow.y))
 
 
+def test_lawson_dop853_spends_fewer_evaluations_on_steps_the_outputs_cut_short():
+    """Outputs every 0.05 cut DOP853's steps short on the slow CGL modes: the economy pair (Lawson DOPRI5,
+    6 evaluations for 12) takes them under the same tolerance, and the error stays at the tolerance's
+    level. An economy step that fails its estimate is taken by DOP853, and so is the rest of the way to
+    that output (one failed try per output interval, not one per step)."""
+    from explore.numerics.exponential import AdaptiveLawsonRK
+    from explore.numerics.tableaux import DOP853, DOPRI5
+
+    problem, T = CGL(), 2.0
+    ref = solve_ivp(rhs_of(problem), (0.0, T), U0, method="DOP853", rtol=1e-13, atol=1e-14).y[:, -1]
+
+    def run(economy, failing=False):
+        stepper = AdaptiveLawsonRK(DOP853, problem, rtol=1e-8, atol=1e-10, economy=DOPRI5 if economy else None)
+        state = stepper.init(0.0, U0)
+        if failing:
+            stepper._economy._trial = lambda t, y, h, f0: (y, f0, 2.0)  # (an estimate that always fails)
+        for i in range(1, 41):
+            while state.t < 0.05 * i:
+                state = stepper.step(state, 0.05 * i)
+        return state, stepper, float(np.max(np.abs(state.y - ref)))
+
+    plain, _, plain_error = run(False)
+    thrifty, stepper, error = run(True)
+    assert thrifty.steps == plain.steps and stepper.economy_steps > thrifty.steps // 2
+    assert thrifty.nfe < 0.75 * plain.nfe, (thrifty.nfe, plain.nfe)
+    assert error <= max(10 * plain_error, 1e-8), (error, plain_error)
+    failed, stepper, error = run(True, failing=True)
+    assert stepper.economy_steps == 0 and failed.steps == plain.steps and error == plain_error
+    assert plain.nfe < failed.nfe <= plain.nfe + 6 * 40  # (at most one failed try of 6 evaluations an output)
+
+
 @pytest.mark.parametrize("name", list(INTEGRATORS))
 def test_array_api_strict_matches_numpy(name):
     xs = array_api_strict

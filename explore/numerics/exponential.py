@@ -35,6 +35,9 @@ LAWSON_CACHE_SIZE = 8
 #: stage) while ``max(-Re L) dt`` stays below this: its factors ``exp(c dt |L|)`` then stay far from
 #: overflow (e^500 ~ 1e217); above it, term by term with the bounded factors ``exp((c_i - c_j) dt L)``
 INTERACTION_REACH = 500.0
+#: :class:`AdaptiveLawsonRK` tries its economy pair on a step whose size is at most this fraction of what
+#: its own controller allows (a step the output times cut short)
+ECONOMY_RATIO = 3.0
 #: the contour means are used where ``|dt L|`` is below this (the unit circle then stays ≥ 0.5 from 0);
 #: the direct formulas above it (their cancellation there costs < 1e-13)
 CONTOUR_BELOW = 0.5
@@ -220,6 +223,13 @@ class AdaptiveLawsonRK:
     ``INTERACTION_REACH`` (the factors ``E(-c_j)`` would approach overflow) and on other backends the
     sums are taken term by term.
 
+    Output times can cut the steps far below what the controller allows (snapshots every 0.1 where
+    DOP853 would step 0.4): so many stages buy accuracy nobody asked for. With an ``economy`` pair
+    (DOPRI5's 6 evaluations for DOP853's 12) such a step, at most ``1 / ECONOMY_RATIO`` of the allowed
+    one, is tried with the cheaper pair under the same tolerance and its own error estimate; the main
+    pair's proposal stands, and if the economy step fails its estimate the main pair takes it, and the
+    rest of the way to that output time. On the interaction-picture path only.
+
     Parameters
     ----------
     tableau : ButcherTableau
@@ -230,11 +240,13 @@ class AdaptiveLawsonRK:
         Initial step proposal (default: ``0.01 ‖u‖/‖N(u)‖`` in the scaled norm).
     rtol, atol : float, optional
         Tolerances (defaults ``DEFAULT_RTOL`` and ``1e-3 rtol``).
+    economy : ButcherTableau, optional
+        A cheaper embedded pair for the steps the output times cut short (above).
     """
 
     def __init__(self, tableau: ButcherTableau, problem, *, dt: float | None = None, rtol: float | None = None,
                  atol=None, controller: StepController = StepController(), cache_size: int = LAWSON_CACHE_SIZE,
-                 max_steps: int = 10_000_000):
+                 max_steps: int = 10_000_000, economy: ButcherTableau | None = None):
         if tableau.e is None:
             raise ValueError(f"integrator: {tableau.name!r} has no embedded error estimate")
         self.tableau, self.problem, self.controller = tableau, problem, controller
@@ -252,6 +264,10 @@ class AdaptiveLawsonRK:
         self._left = 0
         self._decay = None  # max(-Re L) where the interaction-picture sums apply (see _bind)
         self._stack = None  # their stack [y, K_0, ..., K_s]
+        self._economy = None if economy is None else AdaptiveLawsonRK(
+            economy, problem, rtol=self.rtol, atol=self.atol, controller=controller, cache_size=2, max_steps=max_steps)
+        self._economy_off = None  # the t_stop towards which the economy pair failed (not tried again)
+        self.economy_steps = 0  # steps the economy pair took
 
     @staticmethod
     def arrays_per_step(tableau: ButcherTableau) -> int:
@@ -289,6 +305,8 @@ class AdaptiveLawsonRK:
         per_step = self._arrays_per_step * math.prod(self._L.shape) * (
             16 if self._xp.isdtype(self._L.dtype, "complex floating") else 8)
         self._cache = DtCache(self._build, size=self.cached_step_sizes(per_step, self._cache_size))
+        if self._economy is not None:
+            self._economy._bind(y)
 
     def _build(self, h: float):
         """The operators of the step ``h``: :meth:`_build_interaction`'s where they stay finite, else
@@ -317,6 +335,7 @@ class AdaptiveLawsonRK:
             if len(w) > n + 1:
                 raise ValueError(f"integrator: {tab.name!r} has {len(w)} weights for {n} stages")
             return np.array([0.0] + [h * x for x in w] + [0.0] * (n + 1 - len(w)))
+
 
         b = last(tab.b)
         b[0] = 1.0
@@ -380,6 +399,17 @@ class AdaptiveLawsonRK:
                 raise StepSizeTooSmall(
                     f"{self.tableau.name} (Lawson): step size underflowed to dt={h:.3g} at t={t!r}; the solution "
                     "probably blows up, or the tolerances are near round-off: loosen rtol/atol")
+            if (self._economy is not None and not rejected_here and self._economy_off != t_stop
+                    and ECONOMY_RATIO * h <= state.dt and self._decay is not None
+                    and self._decay * h <= INTERACTION_REACH):  # (its few operators: the estimate holds)
+                y_new, f_new, err = self._economy._trial(t, y, h, f0)
+                nfe += self._economy.tableau.stages
+                if math.isfinite(err) and err <= 1.0:  # (the main pair's proposal stands)
+                    self._left -= 1
+                    self.economy_steps += 1
+                    return StepState(t=t_stop if self._left == 0 else t + h, y=y_new, dt=state.dt, nfe=nfe,
+                                     steps=state.steps + 1, rejected=rejected, f=f_new)
+                self._economy_off = t_stop  # the main pair takes this step, and the rest to t_stop
             y_new, f_new, err = self._trial(t, y, h, f0)
             nfe += self.tableau.stages
             if math.isfinite(err) and err <= 1.0:
