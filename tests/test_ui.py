@@ -640,9 +640,10 @@ def test_controls_of_parameters_the_run_ignores_are_greyed_out():
     try:
         w = view.widgets
         assert w["feed"].disabled and w["kill"].disabled and not w["beta"].disabled
+        assert w["feed"].styles.get("opacity") and not w["beta"].styles.get("opacity")  # (dimmed: visibly off)
         assert w["rtol"].disabled and not w["dt"].disabled  # (etdrk4)
         view.lab.param.update(model="gray_scott", integrator="if_dop853")
-        assert w["beta"].disabled and not w["feed"].disabled
+        assert w["beta"].disabled and not w["feed"].disabled and not w["feed"].styles.get("opacity")
         assert w["dt"].disabled and w["initial_layer"].disabled and not w["rtol"].disabled
     finally:
         view.stop()

@@ -579,8 +579,10 @@ class LabView(pn.viewable.Viewer):
         except Exception:  # noqa: BLE001 - a convenience: never break the page for it
             inactive = set()
         for name, widget in self.widgets.items():
-            if widget.disabled != (name in inactive):
-                widget.disabled = name in inactive
+            off = name in inactive
+            if widget.disabled != off:  # (dimmed too: a disabled slider looks like any other)
+                styles = {k: v for k, v in widget.styles.items() if k != "opacity"}
+                widget.param.update(disabled=off, styles={**styles, "opacity": "0.45"} if off else styles)
 
     @property
     def widgets(self) -> dict[str, pn.widgets.Widget]:
