@@ -15,9 +15,9 @@ from explore.core import lab_classes
 CASES = {
     "reaction_diffusion": [
         dict(N=16, L=10.0, t_end=0.2, snapshot_dt=0.1, frame_dt=0.1, integrator=integrator, model=model,
-             initial=initial, noise=0.01)
-        for integrator in ("etdrk4", "dopri5") for model, initial in (("lambda_omega", "spiral"),
-                                                                       ("gray_scott", "pearson"))
+             initial=initial, noise=noise)
+        for integrator in ("etdrk4", "dopri5") for model, initial, noise in (("lambda_omega", "spiral", 0.01),
+                                                                              ("gray_scott", "pearson", 0.0))
     ],
     "kelvin_helmholtz": [
         dict(nx=16, nz=16, t_end=0.02, n_snapshots=2, integrator=integrator, profile=profile,

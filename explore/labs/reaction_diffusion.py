@@ -176,11 +176,14 @@ class ReactionDiffusionLab(Lab):
         return round(self.t_end / self.snapshot_dt), round(self.frame_dt / self.snapshot_dt)
 
     def inactive_parameters(self) -> frozenset[str]:
-        """The other model's coefficients; ``arms`` without a spiral start; ``dt`` and ``initial_layer``
-        (fixed steps) under an adaptive integrator, the tolerances under a fixed-step one."""
+        """The other model's coefficients; ``arms`` without a spiral start, ``seed`` without noise; ``dt``
+        and ``initial_layer`` (fixed steps) under an adaptive integrator, the tolerances under a fixed-step
+        one."""
         out = {"feed", "kill"} if self.model == "lambda_omega" else {"beta"}
         if not self.initial.startswith("spiral"):
             out.add("arms")
+        if self.noise == 0:
+            out.add("seed")
         info = INTEGRATORS.get(self.integrator)
         if info is not None:
             out |= {"dt", "initial_layer"} if info.adaptive else {"rtol", "atol"}
