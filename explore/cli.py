@@ -166,6 +166,9 @@ def cmd_run(args) -> int:
     lab = lab_cls(preset=args.preset, **values)
     if args.out is not None:  # refused now, not after the run
         _check_out(lab, args.out)
+    if not args.quiet:
+        for line in lab.notices():
+            print(f"note: {line}", file=sys.stderr)
     progress = _Progress(sys.stderr, not args.quiet)
     start = time.perf_counter()
     try:  # (plain arrays, written as xarray would: importing xarray and what it probes takes ~1 s)

@@ -51,6 +51,14 @@ def test_console_script_progress_and_exit_code(tmp_path):
     assert (tmp_path / "a.nc").exists()
 
 
+def test_run_notes_a_shortened_step(tmp_path, capsys):
+    """A dt that does not divide the output interval is shortened (whole steps fill it): the run says so."""
+    code = main(["run", "nlse", "--preset", "two_soliton", "--set", "N=128", "--set", "integrator=etdrk4",
+                 "--set", "dt=0.03", "--set", "t_end=0.2", "--set", "n_snapshots=2", "--out", str(tmp_path / "r.nc")])
+    assert code == 0
+    assert "note: Steps of 0.025, not dt = 0.03: whole steps fill each frame interval" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -674,6 +674,23 @@ def test_sample_plots_are_titled_in_words():
         view.stop()
 
 
+def test_a_shortened_step_is_said_beside_the_controls():
+    labs = lab_classes()
+    view = LabView(labs["reaction_diffusion"](), preview=False)
+    try:
+        assert not view.notice.visible  # (stable_spiral: dt = snapshot_dt = 0.1)
+        view.lab.dt = 0.25
+        assert view.notice.visible and "Steps of 0.1, not dt = 0.25" in view.notice.object
+        view.lab.integrator = "if_dop853"  # (adaptive: dt unused)
+        assert not view.notice.visible
+    finally:
+        view.stop()
+    kh = labs["kelvin_helmholtz"](cfl=0.0, dt=0.03, t_end=1.0, n_snapshots=10)
+    assert kh.notices() == ["Steps of 0.025, not dt = 0.03: whole steps fill each frame interval "
+                            "t_end / n_snapshots = 0.1."]
+    assert labs["kelvin_helmholtz"](dt=0.03).notices() == []  # (a CFL step: dt is its cap)
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

@@ -240,6 +240,12 @@ class Lab(param.Parameterized):
         controls out, so a user does not tune what changes nothing. None by default."""
         return frozenset()
 
+    def notices(self) -> list[str]:
+        """What a run with the current values does that the values alone do not say (a ``dt`` shortened
+        so whole steps fill each output interval): one short sentence each, shown beside the controls and
+        by ``explore run``. None by default."""
+        return []
+
     def memory_estimate(self) -> int | None:
         """About the most memory (bytes) a run takes on its backend: its state, its own arrays and what
         the integrator keeps. ``None`` (the default): small, not checked."""

@@ -236,6 +236,18 @@ class KelvinHelmholtzLab(Lab):
             out |= {"dt", "cfl"} if info.adaptive else {"rtol", "atol"}
         return frozenset(out)
 
+    def notices(self) -> list[str]:
+        info = INTEGRATORS.get(self.integrator)
+        if (info is None or info.adaptive or self.cfl > 0 or not self.dt > 0 or not self.t_end > 0
+                or self.n_snapshots < 1):  # (with a CFL step, dt is a cap: its doc says so)
+            return []
+        interval = self.t_end / self.n_snapshots
+        h = fill_step(interval, self.dt)
+        if abs(h - self.dt) <= 1e-12 * self.dt:
+            return []
+        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each frame interval "
+                f"t_end / n_snapshots = {interval:.6g}."]
+
     def memory_estimate(self) -> int:
         """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point) and what the integrator keeps
         of states that hold the modes the 2/3 rule keeps (with walls, where the transforms allow it), else

@@ -145,6 +145,17 @@ class NLSELab(Lab):
             out |= {"dt"} if info.adaptive else {"rtol", "atol"}
         return frozenset(out)
 
+    def notices(self) -> list[str]:
+        info = INTEGRATORS.get(self.integrator)
+        if info is None or info.adaptive or not self.dt > 0 or not self.t_end > 0 or self.n_snapshots < 1:
+            return []
+        interval = self.t_end / self.n_snapshots
+        h = fill_step(interval, self.dt)
+        if abs(h - self.dt) <= 1e-12 * self.dt:
+            return []
+        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each frame interval "
+                f"t_end / n_snapshots = {interval:.6g}."]
+
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
         info = INTEGRATORS[self.integrator]

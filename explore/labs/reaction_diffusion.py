@@ -189,6 +189,15 @@ class ReactionDiffusionLab(Lab):
             out |= {"dt", "initial_layer"} if info.adaptive else {"rtol", "atol"}
         return frozenset(out)
 
+    def notices(self) -> list[str]:
+        info = INTEGRATORS.get(self.integrator)
+        if info is None or info.adaptive or not self.dt > 0 or not self.snapshot_dt > 0:
+            return []
+        h = fill_step(self.snapshot_dt, self.dt)
+        if abs(h - self.dt) <= 1e-12 * self.dt:
+            return []
+        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each snapshot_dt = {self.snapshot_dt:g}."]
+
     def memory_estimate(self) -> int:
         """The state ``(2, N, N/2 + 1)`` complex, the lab's own arrays (:data:`OWN_STATES`), the snapshot
         buffer and what the integrator keeps (``N = 4096``: ~10 GB with etdrk4, 7 GB measured; ~37 GB with

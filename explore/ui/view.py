@@ -465,7 +465,9 @@ class LabView(pn.viewable.Viewer):
         self._build_widgets()
         self._param_watcher = lab.param.watch(self._on_lab_param, lab.parameter_names())
         lab.param.watch(self._grey_out_inactive, lab.parameter_names())
+        lab.param.watch(self._show_notices, lab.parameter_names())
         self._grey_out_inactive()
+        self._show_notices()
         self.param.watch(self._on_follow, "follow_data")
         self.param.watch(self._on_diagnostics_scale, "diagnostics_scale")
         self._in_notebook = pn.state.curdoc is None and _in_notebook()
@@ -506,6 +508,8 @@ class LabView(pn.viewable.Viewer):
         self.category_text = pn.pane.Markdown("", margin=(0, 10), visible=bool(lab.categorical_diagnostics))
         self._update_categories()
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        #: what the current values make a run do that they do not say (Lab.notices: a shortened dt)
+        self.notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
 
         # controls: one pn.Param per group (tooltips come from each parameter's doc)
         names = lab.parameter_names()
@@ -584,6 +588,16 @@ class LabView(pn.viewable.Viewer):
                 styles = {k: v for k, v in widget.styles.items() if k != "opacity"}
                 widget.param.update(disabled=off, styles={**styles, "opacity": "0.45"} if off else styles)
 
+    def _show_notices(self, *events) -> None:
+        """Say beside the controls what the current values make a run do that they do not say
+        (:meth:`Lab.notices`)."""
+        try:
+            text = "\n\n".join(self.lab.notices())
+        except Exception:  # noqa: BLE001 - a convenience: never break the page for it
+            text = ""
+        if self.notice.object != text or self.notice.visible != bool(text):
+            self.notice.param.update(object=text, visible=bool(text))
+
     @property
     def widgets(self) -> dict[str, pn.widgets.Widget]:
         """The widget of each lab parameter, by parameter name."""
@@ -612,7 +626,7 @@ class LabView(pn.viewable.Viewer):
             self._sidebar = pn.Column(
                 pn.pane.Markdown(f"## {lab.title or lab.lab_name}\n{lab.description}"),
                 self.preset, buttons, self.progress_bar, self.progress_text, self.category_text, self.alert,
-                self.controls,
+                self.notice, self.controls,
                 pn.Row(self.follow_toggle, self.clear_button),
                 self.export,
                 width=380,
