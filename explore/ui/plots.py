@@ -689,7 +689,7 @@ class LivePlot:
                 return False
             across, up = (ys, xs) if getattr(obj, "vertical", False) else (xs, ys)  # (on the screen)
             for plot, _ in targets:
-                plot.handles["source"].data = columns
+                plot.handles["source"].data = dict(columns)  # (a dict of its own for each view)
                 if self.follow:
                     logx, logy = _is_log(plot, "x"), _is_log(plot, "y")
                     self._set_ranges(plot, _padded(_finite_extent(across, log=logx), logx),
