@@ -170,9 +170,13 @@ def test_notebook_runs_in_jupyterlab_offline_and_shows_the_live_view(chromium, j
                 clicks, quiet_since = clicks + 1, time.monotonic()
             page.wait_for_timeout(100)
         # streaming: the polls saw the samples change twice, or the page received two different frames
-        assert len(seen) >= 3 or received >= 2, (
-            f"the live view in the notebook did not stream ({len(seen) - 1} updates seen, {received} frames received, "
-            f"{clicks} clicks on Run)")
+        if not (len(seen) >= 3 or received >= 2):
+            screenshot(page, "jupyterlab-nlse-no-stream")
+            shown = page.locator(".jp-OutputArea").last.inner_text()[-1500:]
+            raise AssertionError(
+                f"the live view in the notebook did not stream ({len(seen) - 1} updates seen, {received} frames "
+                f"received, {clicks} clicks on Run; samples {sorted(seen[-1])}; requests refused: {outside[:5]}; "
+                f"page errors: {[e[:200] for e in watched.errors[:2]]}); the view shows:\n{shown}")
         assert seen[-1], "no samples were shown"
         screenshot(page, "jupyterlab-nlse")
         assert outside == [], f"the notebook page reached outside 127.0.0.1: {outside[:5]}"
