@@ -691,6 +691,20 @@ def test_a_shortened_step_is_said_beside_the_controls():
     assert labs["kelvin_helmholtz"](dt=0.03).notices() == []  # (a CFL step: dt is its cap)
 
 
+def test_a_view_selects_the_preset_its_lab_was_built_from():
+    lab = lab_classes()["nlse"](preset="two_soliton", t_end=60.0)
+    view = LabView(lab, preview=False)
+    try:
+        assert view.preset.value == "two_soliton" and view.lab.t_end == 60.0 and view.lab.initial == "two_soliton"
+    finally:
+        view.stop()
+    view = LabView(lab_classes()["nlse"](), preview=False)
+    try:
+        assert view.preset.value == lab_classes()["nlse"].default_preset
+    finally:
+        view.stop()
+
+
 def test_earlier_runs_are_labelled_briefly_and_in_distinct_colours():
     from explore.ui.plots import _colors
     from explore.ui.view import LABEL_PARAMETERS, _diff_label

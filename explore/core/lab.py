@@ -106,6 +106,8 @@ class Lab(param.Parameterized):
         # default preset to apply)
         if preset is None and not params.keys() >= set(self.parameter_names()):
             preset = self.default_preset
+        #: the preset this lab was built from (``None``: from values alone); a view selects it
+        self.built_preset = preset
         if preset is not None:
             self.apply_preset(preset)
         if params:

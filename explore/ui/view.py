@@ -481,7 +481,10 @@ class LabView(pn.viewable.Viewer):
     def _build_widgets(self) -> None:
         lab = self.lab
         presets = list(lab.presets)
-        first = self._initial_preset if self._initial_preset in presets else lab.default_preset
+        # (the view's own preset; else the one the lab was built from: LabView(NLSELab(preset="two_soliton"))
+        # showed the default preset's name over two_soliton's values)
+        first = next((p for p in (self._initial_preset, getattr(lab, "built_preset", None)) if p in presets),
+                     lab.default_preset)
         self.preset = pn.widgets.Select(
             label="Preset", options=presets, value=first if first in presets else
             (presets[0] if presets else None), visible=bool(presets),
