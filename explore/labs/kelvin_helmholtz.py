@@ -57,6 +57,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
+from explore.labs._stepping import ignored_stepping, shortened_step
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
@@ -231,22 +232,13 @@ class KelvinHelmholtzLab(Lab):
             out.add("forcing_modes")
         if self.perturbation == 0:
             out.add("perturbation_mode")
-        info = INTEGRATORS.get(self.integrator)
-        if info is not None:
-            out |= {"dt", "cfl"} if info.adaptive else {"rtol", "atol"}
-        return frozenset(out)
+        return frozenset(out | ignored_stepping(self.integrator, ("dt", "cfl")))
 
     def notices(self) -> list[str]:
-        info = INTEGRATORS.get(self.integrator)
-        if (info is None or info.adaptive or self.cfl > 0 or not self.dt > 0 or not self.t_end > 0
-                or self.n_snapshots < 1):  # (with a CFL step, dt is a cap: its doc says so)
+        if self.cfl > 0 or self.n_snapshots < 1:  # (with a CFL step, dt is a cap: its doc says so)
             return []
-        interval = self.t_end / self.n_snapshots
-        h = fill_step(interval, self.dt)
-        if abs(h - self.dt) <= 1e-12 * self.dt:
-            return []
-        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each frame interval "
-                f"t_end / n_snapshots = {interval:.6g}."]
+        return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
+                              "frame interval t_end / n_snapshots")
 
     def memory_estimate(self) -> int:
         """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point) and what the integrator keeps

@@ -27,6 +27,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
+from explore.labs._stepping import ignored_stepping, shortened_step
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
@@ -140,21 +141,13 @@ class NLSELab(Lab):
         out = {p for p in set().union(*START_PARAMETERS.values()) if p not in used}
         if self.noise == 0:
             out.add("seed")
-        info = INTEGRATORS.get(self.integrator)
-        if info is not None:
-            out |= {"dt"} if info.adaptive else {"rtol", "atol"}
-        return frozenset(out)
+        return frozenset(out | ignored_stepping(self.integrator))
 
     def notices(self) -> list[str]:
-        info = INTEGRATORS.get(self.integrator)
-        if info is None or info.adaptive or not self.dt > 0 or not self.t_end > 0 or self.n_snapshots < 1:
+        if self.n_snapshots < 1:
             return []
-        interval = self.t_end / self.n_snapshots
-        h = fill_step(interval, self.dt)
-        if abs(h - self.dt) <= 1e-12 * self.dt:
-            return []
-        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each frame interval "
-                f"t_end / n_snapshots = {interval:.6g}."]
+        return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
+                              "frame interval t_end / n_snapshots")
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:

@@ -35,6 +35,7 @@ from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
+from explore.labs._stepping import ignored_stepping, shortened_step
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
@@ -184,19 +185,10 @@ class ReactionDiffusionLab(Lab):
             out.add("arms")
         if self.noise == 0:
             out.add("seed")
-        info = INTEGRATORS.get(self.integrator)
-        if info is not None:
-            out |= {"dt", "initial_layer"} if info.adaptive else {"rtol", "atol"}
-        return frozenset(out)
+        return frozenset(out | ignored_stepping(self.integrator, ("dt", "initial_layer")))
 
     def notices(self) -> list[str]:
-        info = INTEGRATORS.get(self.integrator)
-        if info is None or info.adaptive or not self.dt > 0 or not self.snapshot_dt > 0:
-            return []
-        h = fill_step(self.snapshot_dt, self.dt)
-        if abs(h - self.dt) <= 1e-12 * self.dt:
-            return []
-        return [f"Steps of {h:.6g}, not dt = {self.dt:g}: whole steps fill each snapshot_dt = {self.snapshot_dt:g}."]
+        return shortened_step(self.integrator, self.dt, self.snapshot_dt, "snapshot_dt")
 
     def memory_estimate(self) -> int:
         """The state ``(2, N, N/2 + 1)`` complex, the lab's own arrays (:data:`OWN_STATES`), the snapshot

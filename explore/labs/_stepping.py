@@ -1,0 +1,27 @@
+"""What the time-stepping parameters mean for a run, shared by the labs that step with the integrator
+registry: which of them an integrator ignores, and a ``dt`` the run will shorten."""
+from __future__ import annotations
+
+from explore.numerics.integrators import INTEGRATORS
+from explore.numerics.rk import fill_step
+
+
+def ignored_stepping(integrator: str, fixed_step: tuple[str, ...] = ("dt",)) -> set[str]:
+    """The parameters ``integrator`` ignores: the fixed-step ones (``fixed_step``) under an adaptive
+    integrator, ``rtol`` and ``atol`` under a fixed-step one; none for an unknown name (refused elsewhere)."""
+    info = INTEGRATORS.get(integrator)
+    if info is None:
+        return set()
+    return set(fixed_step) if info.adaptive else {"rtol", "atol"}
+
+
+def shortened_step(integrator: str, dt: float, interval: float, what: str) -> list[str]:
+    """A notice where a fixed-step ``integrator`` takes steps shorter than ``dt`` so that whole steps fill
+    each output ``interval`` (``what`` names it); none otherwise."""
+    info = INTEGRATORS.get(integrator)
+    if info is None or info.adaptive or not (dt > 0 and interval > 0):
+        return []
+    h = fill_step(interval, dt)
+    if abs(h - dt) <= 1e-12 * dt:
+        return []
+    return [f"Steps of {h:.6g}, not dt = {dt:g}: whole steps fill each {what} = {interval:.6g}."]
