@@ -31,6 +31,7 @@ from explore.core.frame import Curve, Field, Frame, Points
 from explore.core.lab import Lab, SolverDiverged
 from explore.core.result import frames_to_dataset
 from explore.ui.export import ExportMenu
+from explore.ui.kernel import KernelPoller, guard_comms
 from explore.ui.pacing import PACER
 from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, sample_element
 
@@ -363,15 +364,29 @@ def _strip_heavy(frame: Frame) -> Frame:
     return dataclasses.replace(frame, samples=light, spectrum=spectrum)
 
 
-def _guarded(method):
-    """Run a UI callback; any exception is shown in the alert instead of reaching the server."""
+def _serialized(method):
+    """Run a method holding the view's lock: in a Jupyter kernel its document is changed from two
+    threads (the cell's and the comm's, see ``explore.ui.kernel``); served, the lock is never contended."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        try:
+        with self._ui_lock:
             return method(self, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the page must survive anything
-            self._show_error(exc)
+
+    return wrapper
+
+
+def _guarded(method):
+    """Run a UI callback (holding the view's lock); any exception is shown in the alert instead of
+    reaching the server."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._ui_lock:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the page must survive anything
+                self._show_error(exc)
 
     return wrapper
 
@@ -433,6 +448,7 @@ class LabView(pn.viewable.Viewer):
     )
 
     def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
+        self._ui_lock = threading.RLock()  # (first: every callback takes it)
         super().__init__(**params)
         self.lab = lab
         self._initial_preset = preset
@@ -572,6 +588,7 @@ class LabView(pn.viewable.Viewer):
         self._update_code()
         self._send_convergence()
 
+    @_serialized
     def _grey_out_inactive(self, *events) -> None:
         """Grey out the controls of the parameters the current values make irrelevant
         (:meth:`Lab.inactive_parameters`: Gray–Scott's feed under λ–ω, a fixed-step integrator's
@@ -591,6 +608,7 @@ class LabView(pn.viewable.Viewer):
                 styles = {k: v for k, v in widget.styles.items() if k != "opacity"}
                 widget.param.update(disabled=off, styles={**styles, "opacity": "0.45"} if off else styles)
 
+    @_serialized
     def _show_notices(self, *events) -> None:
         """Say beside the controls what the current values make a run do that they do not say
         (:meth:`Lab.notices`)."""
@@ -645,14 +663,18 @@ class LabView(pn.viewable.Viewer):
 
         The callback runs every ``period_ms`` while a run produces frames and every ``IDLE_PERIOD_MS``
         otherwise (then it only notices a closed page): twenty idle pages cost the server nothing.
-        It is a background callback (no busy indicator, no log line per call).
+        It is a background callback (no busy indicator, no log line per call). In a Jupyter kernel it
+        runs on the thread that handles the view's comm once a message came (``explore.ui.kernel``).
         """
         if self._poll_cb is not None:
             return
         from panel.io.callbacks import PeriodicCallback
 
         self._doc = pn.state.curdoc if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
-        self._poll_cb = PeriodicCallback(callback=self.drain, period=period_ms, background=True, log=False)
+        if self._doc is None and self._in_notebook:
+            self._poll_cb = KernelPoller(self.drain, period_ms)
+        else:
+            self._poll_cb = PeriodicCallback(callback=self.drain, period=period_ms, background=True, log=False)
         self._poll_cb.start()
         self._fast_period = period_ms
         try:
@@ -664,7 +686,26 @@ class LabView(pn.viewable.Viewer):
         """From the worker thread: a single step's frame (Step, a preview) is ready; drain on the
         session's next tick instead of waiting for the periodic callback (the page answers a click or
         a parameter change as soon as the frame exists)."""
-        self._later(self.drain)
+        if isinstance(self._poll_cb, KernelPoller):
+            self._poll_cb.wake()
+        else:
+            self._later(self.drain)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = super()._repr_mimebundle_(include, exclude)
+        self._guard_comms()
+        return bundle
+
+    def _guard_comms(self) -> None:
+        """In a notebook: the browser's messages to this view are applied holding its lock, and the
+        periodic drain moves to the thread that handles them (see ``explore.ui.kernel``)."""
+        if self._layout is not None:
+            guard_comms(self._layout, self._ui_lock, self._follow_comm_thread)
+
+    def _follow_comm_thread(self) -> None:
+        poller = self._poll_cb
+        if isinstance(poller, KernelPoller) and not poller.here:
+            poller.start()
 
     def _later(self, fn, delay_ms: int = 0, doc=None) -> bool:
         """Run ``fn`` on the served session's event loop (its document current): at its next tick, or
@@ -895,6 +936,7 @@ class LabView(pn.viewable.Viewer):
             doc._template_variables.setdefault("dist_url", _notebook_dist_url())
         self._notebook_css_done = bool(docs)
 
+    @_serialized
     def drain(self) -> int:
         """Move every queued frame into the plots; return the number of frames taken.
 
@@ -908,6 +950,7 @@ class LabView(pn.viewable.Viewer):
                 return 0
             if self._in_notebook:
                 self._local_css_in_notebook()
+                self._guard_comms()  # (a layout the view is shown in, displayed after it)
             n = self._drain()
             self._set_poll_rate()
             return n
@@ -1002,6 +1045,7 @@ class LabView(pn.viewable.Viewer):
             self.diagnostics_plot.update({"history": self._diag_rows.arrays(), "scale": self.diagnostics_scale},
                                          force=force)
 
+    @_serialized
     def _on_diagnostics_scale(self, event) -> None:
         """Redraw the Diagnostics plot on its new y axis (during a run the next rows stream onto it)."""
         try:
@@ -1136,6 +1180,7 @@ class LabView(pn.viewable.Viewer):
         self.convergence_plot.update({"history": self._rows.arrays(), "earlier": earlier}, force=force)
 
     # ================================================================= parameters
+    @_serialized
     def _on_lab_param(self, *events) -> None:
         try:
             self._soon("code", self._update_code)
@@ -1188,6 +1233,7 @@ class LabView(pn.viewable.Viewer):
         if event.new is not None:
             self.lab.apply_preset(event.new)
 
+    @_serialized
     def _on_follow(self, event) -> None:
         for plot in (self.convergence_plot, self.diagnostics_plot, self.spectrum_plot, *self.sample_plots.values()):
             plot.set_follow(event.new)

@@ -1,0 +1,149 @@
+"""A view in a Jupyter kernel: which thread may touch its Bokeh document, and when.
+
+ipykernel 7 can handle comm messages on *subshell* threads, each with its own event loop, and
+JupyterLab 4.4+ sends comm messages to one (its ``commsOverSubshells`` setting, default
+``perCommTarget``; until the subshell exists they go to the main shell). A displayed view then has
+two threads: the cell's, where it was built and where its drains ran, and its comm's, where Panel
+applies the browser's messages. A Bokeh document is not thread-safe, and one race froze a notebook's
+plots mid-run: applying any browser message marks every model of the document as known to the
+browser (``Document.apply_json_patch`` flushes its new models as synced), so a message applied
+while a drain on the other thread had attached a new figure but not yet pushed it made the push
+send that figure as a bare reference, and the browser refused the patch and every later one
+("reference <id> isn't known").
+
+The rules, kept by :class:`explore.ui.view.LabView`:
+
+- one lock per view around everything that changes its document: drains, its own callbacks, and
+  Panel's handling of each browser message (:func:`guard_comms` wraps the comm's handler), so a
+  message is applied only between drains, when every change has been pushed;
+- the periodic drain (:class:`KernelPoller`) runs on the thread that handles the view's comm (it
+  moves there at the first message): the dashboard keeps streaming while the main shell runs
+  another cell.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import panel as pn
+
+
+class KernelPoller:
+    """Calls ``fn`` every ``period`` ms on the event loop of the thread that started it; :meth:`start`
+    on another thread moves it there.
+
+    Panel's ``PeriodicCallback`` restarts on the calling thread whenever its period changes and cancels
+    its task from whichever thread stops it (asyncio is not thread-safe); this one changes its period
+    in place and stops its task on the task's own loop.
+    """
+
+    def __init__(self, fn: Callable[[], object], period: int):
+        self.fn = fn
+        self._period = period
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: int | None = None
+        self._task: asyncio.Task | None = None
+        self._nudge: asyncio.Event | None = None
+
+    @property
+    def period(self) -> int:
+        return self._period
+
+    @period.setter
+    def period(self, value: int) -> None:
+        faster = value < self._period
+        self._period = value
+        if faster:
+            self.wake()  # (not after the rest of a long idle wait)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def here(self) -> bool:
+        """Whether the poller runs on the calling thread."""
+        return self.thread == threading.get_ident()
+
+    def start(self) -> bool:
+        """Run on the calling thread's event loop (stopping it where it ran before); ``False`` where the
+        thread runs none (then nothing changes)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self.stop()
+        self.loop, self.thread = loop, threading.get_ident()
+        self._nudge = asyncio.Event()
+        self._task = loop.create_task(self._repeat(self._nudge))
+        return True
+
+    async def _repeat(self, nudge: asyncio.Event) -> None:
+        while True:
+            nudge.clear()
+            self.fn()
+            try:  # the period, or until woken (then the next wait has the period set meanwhile)
+                await asyncio.wait_for(nudge.wait(), self._period / 1000)
+            except asyncio.TimeoutError:
+                pass
+
+    def wake(self) -> None:
+        """Call ``fn`` on the poller's loop as soon as it can (from any thread)."""
+        loop, task, nudge = self.loop, self._task, self._nudge
+        if loop is None:
+            return
+
+        def call():
+            if self._task is task:  # (not after a stop or a move)
+                nudge.set()
+
+        try:
+            loop.call_soon_threadsafe(call)
+        except RuntimeError:  # the loop is closed (the kernel is shutting down)
+            pass
+
+    def stop(self) -> None:
+        """Stop calling ``fn`` (from any thread; the task is cancelled on its own loop)."""
+        loop, task, here = self.loop, self._task, self.here
+        self.loop = self.thread = self._task = None
+        if task is None:
+            return
+        if here:
+            task.cancel()
+            return
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:
+            pass
+
+
+def client_comms(layout: pn.viewable.Viewable) -> list:
+    """The comms on which the browser sends the messages of each notebook display of ``layout`` (its
+    own, or that of a layout it is shown in)."""
+    comms = []
+    for ref in list(getattr(layout, "_models", {})):
+        shown = pn.state._views.get(ref)
+        if shown is None:
+            continue
+        pair = getattr(shown[0], "_comms", {}).get(ref)
+        if pair is not None and pair[1] is not None:
+            comms.append(pair[1])
+    return comms
+
+
+def guard_comms(layout: pn.viewable.Viewable, lock, on_message: Callable[[], object]) -> None:
+    """Wrap the message handler of each comm of ``layout``'s notebook displays (once): it holds
+    ``lock`` while Panel applies the message and calls ``on_message`` first (on the comm's thread)."""
+    for comm in client_comms(layout):
+        handler = getattr(comm, "_on_msg", None)
+        if handler is None or getattr(handler, "explore_guarded", False):
+            continue
+
+        def guarded(msg, _handler=handler):
+            with lock:
+                on_message()
+                return _handler(msg)
+
+        guarded.explore_guarded = True
+        comm._on_msg = guarded
