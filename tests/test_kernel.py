@@ -95,8 +95,13 @@ def test_poller_wake_and_a_shorter_period_call_at_once(loops):
 
 
 def test_poller_outside_an_event_loop_does_not_start():
+    """(In a thread of its own: in the test session's main thread Playwright's loop may be running.)"""
     poller = KernelPoller(lambda: None, period=10)
-    assert not poller.start()
+    started: list[bool] = []
+    thread = threading.Thread(target=lambda: started.append(poller.start()))
+    thread.start()
+    thread.join(10)
+    assert started == [False]
     assert not poller.running
 
 

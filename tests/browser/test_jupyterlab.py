@@ -178,6 +178,25 @@ def test_notebook_runs_in_jupyterlab_offline_and_shows_the_live_view(chromium, j
                 f"received, {clicks} clicks on Run; samples {sorted(seen[-1])}; requests refused: {outside[:5]}; "
                 f"page errors: {[e[:200] for e in watched.errors[:2]]}); the view shows:\n{shown}")
         assert seen[-1], "no samples were shown"
+
+        # the browser's messages while the view drains (JupyterLab applies them on a kernel subshell's
+        # thread): a message applied while a drain had attached a new figure, not yet pushed, made the
+        # browser refuse every later patch and froze the plots. Pause, Step and Run in quick succession
+        # while it streams: it streams on, and no patch is refused (the page-error check below).
+        def click(name):
+            page.locator(".jp-OutputArea button.bk-btn", has_text=name).first.click()
+
+        for name in ("Pause", "Step", "Step", "Run"):
+            click(name)
+            page.wait_for_timeout(150)
+        page.evaluate(RECORD_SAMPLES_JS)  # (count anew)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and page.evaluate("() => window.__sampleStates.size") < 2:
+            page.wait_for_timeout(200)
+        if page.evaluate("() => window.__sampleStates.size") < 2:
+            screenshot(page, "jupyterlab-nlse-no-stream-after-clicks")
+            raise AssertionError(f"after Pause, Step and Run the notebook's view did not stream on; page errors: "
+                                 f"{[e[:200] for e in watched.errors[:2]]}")
         screenshot(page, "jupyterlab-nlse")
         assert outside == [], f"the notebook page reached outside 127.0.0.1: {outside[:5]}"
         page_errors = [e for e in watched.errors if "ERR_FAILED" not in e and "request failed" not in e]
