@@ -94,6 +94,21 @@ def test_poller_wake_and_a_shorter_period_call_at_once(loops):
     assert len(calls) == n
 
 
+def test_poller_goes_on_after_a_failed_call(loops):
+    main, _ = loops
+    calls: list[int] = []
+
+    def fn():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the first call fails")
+
+    poller = KernelPoller(fn, period=10)
+    main.call(poller.start)
+    assert wait_until(lambda: len(calls) >= 3)
+    poller.stop()
+
+
 def test_poller_outside_an_event_loop_does_not_start():
     """(In a thread of its own: in the test session's main thread Playwright's loop may be running.)"""
     poller = KernelPoller(lambda: None, period=10)

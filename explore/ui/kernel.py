@@ -23,6 +23,7 @@ The rules, kept by :class:`explore.ui.view.LabView`:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -82,7 +83,10 @@ class KernelPoller:
     async def _repeat(self, nudge: asyncio.Event) -> None:
         while True:
             nudge.clear()
-            self.fn()
+            try:
+                self.fn()
+            except Exception:  # noqa: BLE001 - one failed call must not end the polling
+                logging.getLogger(__name__).exception("the periodic call failed")
             try:  # the period, or until woken (then the next wait has the period set meanwhile)
                 await asyncio.wait_for(nudge.wait(), self._period / 1000)
             except asyncio.TimeoutError:
