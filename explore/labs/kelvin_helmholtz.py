@@ -235,7 +235,7 @@ class KelvinHelmholtzLab(Lab):
         return frozenset(out | ignored_stepping(self.integrator, ("dt", "cfl")))
 
     def notices(self) -> list[str]:
-        if self.cfl > 0 or self.n_snapshots < 1:  # (with a CFL step, dt is a cap: its doc says so)
+        if self.cfl > 0:  # (with a CFL step, dt is a cap: its doc says so)
             return []
         return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
                               "frame interval t_end / n_snapshots")

@@ -144,8 +144,6 @@ class NLSELab(Lab):
         return frozenset(out | ignored_stepping(self.integrator))
 
     def notices(self) -> list[str]:
-        if self.n_snapshots < 1:
-            return []
         return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
                               "frame interval t_end / n_snapshots")
 

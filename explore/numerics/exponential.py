@@ -263,6 +263,7 @@ class AdaptiveLawsonRK:
         self._h = 0.0
         self._left = 0
         self._decay = None  # max(-Re L) where the interaction-picture sums apply (see _bind)
+        self._norm = self._error_norm  # the error norm of the state's backend (see _bind)
         self._stack = None  # their stack [y, K_0, ..., K_s]
         self._economy = None if economy is None else AdaptiveLawsonRK(
             economy, problem, rtol=self.rtol, atol=self.atol, controller=controller, cache_size=2, max_steps=max_steps)
@@ -298,6 +299,7 @@ class AdaptiveLawsonRK:
             L.dtype, "complex floating") else L
         # the interaction-picture sums: NumPy, a complex128 state with L of its shape (a real view of
         # a stack of stages is then one BLAS matrix-vector product away from a stage's sum)
+        self._norm = self._error_norm_numpy if is_numpy_namespace(self._xp) else self._error_norm
         self._decay = None
         if (is_numpy_namespace(self._xp) and y.dtype == self._xp.complex128
                 and tuple(self._L.shape) == tuple(y.shape)):
@@ -308,12 +310,14 @@ class AdaptiveLawsonRK:
         if self._economy is not None:
             self._economy._bind(y)
 
+    def _interacting(self, h: float) -> bool:
+        """Whether the step ``h`` is summed in the interaction picture (its factors stay finite)."""
+        return self._decay is not None and self._decay * h <= INTERACTION_REACH
+
     def _build(self, h: float):
         """The operators of the step ``h``: :meth:`_build_interaction`'s where they stay finite, else
         :meth:`_build_terms`'."""
-        if self._decay is not None and self._decay * h <= INTERACTION_REACH:
-            return self._build_interaction(h)
-        return self._build_terms(h)
+        return self._build_interaction(h) if self._interacting(h) else self._build_terms(h)
 
     def _build_interaction(self, h: float):
         """The step ``h`` in the interaction picture ``v = E(-θ) u`` (``θ`` the fraction of the step):
@@ -331,11 +335,11 @@ class AdaptiveLawsonRK:
         forward = {x: xp.exp((x * h) * L) for x in nodes}
         backward = {x: xp.exp((-x * h) * L) for x in nodes}
         rows = [np.array([1.0] + [h * w for w in tab.a[i][:i]]) for i in range(n)]
+
         def last(w):  # weights of the rows [y, K_0, ..., K_n] (K_n: of N(u_new), c = 1)
             if len(w) > n + 1:
                 raise ValueError(f"integrator: {tab.name!r} has {len(w)} weights for {n} stages")
             return np.array([0.0] + [h * x for x in w] + [0.0] * (n + 1 - len(w)))
-
 
         b = last(tab.b)
         b[0] = 1.0
@@ -400,8 +404,7 @@ class AdaptiveLawsonRK:
                     f"{self.tableau.name} (Lawson): step size underflowed to dt={h:.3g} at t={t!r}; the solution "
                     "probably blows up, or the tolerances are near round-off: loosen rtol/atol")
             if (self._economy is not None and not rejected_here and self._economy_off != t_stop
-                    and ECONOMY_RATIO * h <= state.dt and self._decay is not None
-                    and self._decay * h <= INTERACTION_REACH):  # (its few operators: the estimate holds)
+                    and ECONOMY_RATIO * h <= state.dt and self._interacting(h)):  # (the estimate holds there)
                 y_new, f_new, err = self._economy._trial(t, y, h, f0)
                 nfe += self._economy.tableau.stages
                 if math.isfinite(err) and err <= 1.0:  # (the main pair's proposal stands)
@@ -440,8 +443,7 @@ class AdaptiveLawsonRK:
         operators = self._cache(h)
         trial = self._trial_interaction if operators[0] == "interaction" else self._trial_terms
         y_new, f_new, err5, err3 = trial(t, y, h, f0, operators)
-        norm = self._error_norm_numpy if is_numpy_namespace(self._xp) else self._error_norm
-        return y_new, f_new, norm(y, y_new, err5, err3)
+        return y_new, f_new, self._norm(y, y_new, err5, err3)
 
     def _trial_interaction(self, t: float, y, h: float, f0, operators):
         """The stages of :meth:`_build_interaction`: a stage's sum is one product of its weights with a

@@ -499,7 +499,7 @@ class LabView(pn.viewable.Viewer):
         presets = list(lab.presets)
         # (the view's own preset; else the one the lab was built from: LabView(NLSELab(preset="two_soliton"))
         # showed the default preset's name over two_soliton's values)
-        first = next((p for p in (self._initial_preset, getattr(lab, "built_preset", None)) if p in presets),
+        first = next((p for p in (self._initial_preset, lab.built_preset) if p in presets),
                      lab.default_preset)
         self.preset = pn.widgets.Select(
             label="Preset", options=presets, value=first if first in presets else
