@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from explore.core import SolverDiverged
+from explore.labs import kelvin_helmholtz as kh_module
 from explore.labs.kelvin_helmholtz import KH_INTEGRATORS, KelvinHelmholtzLab
 from explore.numerics import boussinesq as bq
 from explore.numerics.integrators import INTEGRATORS, make_integrator
@@ -100,7 +101,7 @@ def test_fast_nonlinear_term_equals_the_generic_one(preset):
         y[:, :, 0] = y[:, :, 0].real
         problem.record = True
         n = problem.nonlinear(0.0, y)
-        out.append((n, problem.max_speed, problem.max_rate, problem.budget))
+        out.append((n, problem.max_speed, (problem.max_rate, problem.buoyancy_frequency), problem.budget))
     # the compact state (the dealiased band only) gives the same tendencies on the band
     for path in ("scipy", "dense"):
         grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP, **PATHS[path])
@@ -110,8 +111,12 @@ def test_fast_nonlinear_term_equals_the_generic_one(preset):
         np.testing.assert_array_equal(problem.expand(problem.compress(y)), y)  # y is dealiased
         problem.record = True
         n = problem.expand(problem.nonlinear(0.0, problem.compress(y)))
-        out.append((n, problem.max_speed, problem.max_rate, problem.budget))
+        out.append((n, problem.max_speed, (problem.max_rate, problem.buoyancy_frequency), problem.budget))
     (b, sb, rb, bb) = out.pop(1)
+    # the buoyancy frequency sqrt(Ri max|ρ_z|), from the density gradient on the grid
+    ext = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP, **PATHS["extension"])
+    rho_z = ext.inverse(ext.ikz * y[1], bq.ODD)
+    assert rb[1] > 0 and rb[1] == pytest.approx(np.sqrt(lab.Ri * np.abs(rho_z).max()), rel=1e-14)
     for a, sa, ra, ba in out:
         np.testing.assert_allclose(a, b, atol=1e-13 * np.abs(b).max())
         np.testing.assert_allclose(sa, sb, rtol=1e-14)
@@ -152,7 +157,8 @@ def test_fast_path_falls_back_to_scipy_then_to_the_public_transforms(monkeypatch
 def test_fast_nonlinear_term_reuse_and_lazy_speeds():
     """A repeated evaluation with ``record`` at the state of the previous one (a frame's diagnostics,
     then the next step's first stage) gives that result and budget again, as a copy; any other
-    evaluation computes. The CFL speeds read later are those of the last evaluation."""
+    evaluation computes. The CFL speeds and the buoyancy frequency read later are those of the last
+    evaluation."""
     lab = KelvinHelmholtzLab(preset="basic_shear", nx=64, nz=32)
     y0, um, forcing, psi_f = lab.initial_state()
     grid = bq.ChannelGrid(lab.Lx, lab.Lz, 64, 32, NP)
@@ -168,7 +174,7 @@ def test_fast_nonlinear_term_reuse_and_lazy_speeds():
     def fresh(y, record=True):  # a new problem: nothing to reuse
         ref._fast._memo = None
         ref.record = record
-        return ref.nonlinear(0.0, y), ref.max_speed, ref.max_rate, ref.budget
+        return ref.nonlinear(0.0, y), ref.max_speed, (ref.max_rate, ref.buoyancy_frequency), ref.budget
 
     p.record = True
     n1 = p.nonlinear(0.0, y1)
@@ -180,7 +186,7 @@ def test_fast_nonlinear_term_reuse_and_lazy_speeds():
     assert p.budget == b1 and p.record is False
     n_ref, s_ref, r_ref, b_ref = fresh(y1)
     np.testing.assert_array_equal(n1, n_ref)
-    assert (p.max_speed, p.max_rate, b1) == (s_ref, r_ref, b_ref)
+    assert (p.max_speed, (p.max_rate, p.buoyancy_frequency), b1) == (s_ref, r_ref, b_ref)
     # another state, or an evaluation in between: computed again
     p.record = True
     p.nonlinear(0.0, y2)
@@ -192,8 +198,8 @@ def test_fast_nonlinear_term_reuse_and_lazy_speeds():
     # speeds are those of the last evaluation, however many came before and whenever read
     p.nonlinear(0.0, y2)
     _, s2, r2, _ = fresh(y2, record=False)
-    assert (p.max_speed, p.max_rate) == (s2, r2)
-    assert r2 != r_ref
+    assert (p.max_speed, (p.max_rate, p.buoyancy_frequency)) == (s2, r2)
+    assert r2[0] != r_ref[0] and r2[1] != r_ref[1]
 
 
 def test_rayleigh_solver_reproduces_michalke():
@@ -326,10 +332,11 @@ def test_first_same_as_last_steppers_record_the_budget_at_each_step_start():
     assert float(dp.pe_budget_residual.max()) < 5e-4
 
 
-def test_a_flow_blowing_up_within_a_frame_is_stopped():
-    """Ri = 1e6: the buoyancy oscillation is far too fast for the CFL step, the flow blows up but stays
-    finite while the step keeps being divided (it ran 17 million steps of ~1e-40): the step budget is
-    checked inside the frame interval too."""
+def test_a_flow_blowing_up_within_a_frame_is_stopped(monkeypatch):
+    """Ri = 1e6 with the step's buoyancy bound switched off: the buoyancy oscillation is far too fast for
+    the CFL step, the flow blows up but stays finite while the step keeps being divided (it ran 17
+    million steps of ~1e-40): the step budget is checked inside the frame interval too."""
+    monkeypatch.setattr(kh_module, "BUOYANCY_LIMIT", math.inf)
     with pytest.raises(SolverDiverged, match="stopped .* CFL step"):
         KelvinHelmholtzLab(nx=32, nz=16, t_end=0.5, n_snapshots=2, Ri=1e6).run()
 
@@ -573,6 +580,27 @@ def test_rk4_step_also_resolves_viscosity():
     assert float(abs(rk4.vorticity_final - etd.vorticity_final).max()) < 1e-6 * scale
     assert float(rk4.energy_budget_residual.max()) < 1e-3
 
+
+
+def test_step_resolves_the_buoyancy_frequency():
+    """A strong stratification (Ri = 5000, outside Ri's soft range) makes gravity waves of frequency
+    up to N = sqrt(Ri max|ρ_z|) ≈ 100, faster than the flow's CFL rate: a CFL step alone (hN ≈ 1.7)
+    left the vorticity 16 % off and the energy budget 13 % open. The step keeps dt N ≤ 1 too, and the
+    run agrees with one of 4000 small steps."""
+    base = dict(preset="basic_shear", nx=64, nz=32, t_end=2.0, n_snapshots=20, Ri=5000.0)
+    lab = KelvinHelmholtzLab(**base)
+    ds = lab.run()
+    ref = KelvinHelmholtzLab(**base, cfl=0.0, dt=5e-4).run()
+    assert int(ref.steps[-1]) == 4000
+    scale = float(abs(ref.vorticity_final).max())
+    assert float(abs(ds.vorticity_final - ref.vorticity_final).max()) < 5e-3 * scale
+    assert float(ds.energy_budget_residual.max()) < 1e-3
+    # the steps follow N, not the CFL rate: (4 to 5 times as many as at the preset's Ri)
+    weak = KelvinHelmholtzLab(**{**base, "Ri": 0.25}).run()
+    assert int(ds.steps[-1]) > 3 * int(weak.steps[-1])
+    # a stratification no run could resolve in time is refused with the reason
+    with pytest.raises(SolverDiverged, match="stratification sets this step"):
+        KelvinHelmholtzLab(**{**base, "Ri": 1e14, "t_end": 10.0}).run()
 
 def test_frames_are_reduced_for_display():
     lab = KelvinHelmholtzLab(preset="basic_shear", nx=1024, nz=16, Lz=1.0, shear_thickness=0.08,

@@ -70,6 +70,10 @@ CFL_MARGIN = 0.9
 #: a fixed-step integrator that is not exponential (rk4) also steps viscosity and diffusion
 #: explicitly: ``dt max(ν, κ) K²`` stays below this (RK4 is stable on the negative real axis to 2.785)
 EXPLICIT_DIFFUSION_LIMIT = 2.5
+#: the step also keeps ``dt N`` below this, ``N = sqrt(Ri max|ρ_z|)`` the fastest local gravity wave
+#: (or, statically unstable, overturning rate): those waves carry the flow's energy at every scale, so
+#: the bound is one of accuracy, well inside RK4's stability limit of 2√2 on the imaginary axis
+BUOYANCY_LIMIT = 1.0
 #: a run that would need more steps than this is refused before it starts when even ``dt`` (at the CFL
 #: margin) cannot reach t_end in time, and stopped when its CFL step shrinks that far during the run
 MAX_STEPS = 5e7
@@ -200,8 +204,9 @@ class KelvinHelmholtzLab(Lab):
     cfl = param.Number(1.5, bounds=(0, 2.5), softbounds=(0, 2),
                        doc="CFL cap dt·max(|u|/dx + |w|/dz) of the fixed-step methods (the step is taken "
                            "at 0.83–0.9 of it); 0: constant dt. RK4-type steppers on dealiased spectral "
-                           "advection are stable to about 1.35 (2√2 / (2π/3)) without viscosity; rk4, which "
-                           "steps viscosity explicitly too, also keeps dt·max(ν, κ)·K² below 2.5.")
+                           "advection are stable to about 1.35 (2√2 / (2π/3)) without viscosity. The step also keeps "
+                           "dt·N ≤ 1 for the buoyancy frequency N = sqrt(Ri max|∂ρ/∂z|); rk4, which steps "
+                           "viscosity explicitly too, keeps dt·max(ν, κ)·K² below 2.5.")
     dt = param.Number(0.02, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
                       doc="Largest step of the fixed-step integrators (with cfl = 0: their constant step, "
                           "shortened so whole steps fill each frame interval); the adaptive ones (dop853, "
@@ -407,7 +412,8 @@ class KelvinHelmholtzLab(Lab):
 
     # ---------------------------------------------------------------- time step
     def _cfl_limit(self, problem, t: float) -> float:
-        """The step at which ``dt max(|u|/dx + |w|/dz)`` equals ``cfl`` (never above ``dt``), at time ``t``.
+        """The step at which ``dt max(|u|/dx + |w|/dz)`` equals ``cfl`` (never above ``dt``), at time ``t``,
+        shortened to resolve the buoyancy frequency (``BUOYANCY_LIMIT``) and, under rk4, viscosity.
 
         The rate is the maximum over the grid of the local advective rate, as in the frozen-coefficient
         stability bound of the advection operator (``|λ| ≤ max (|u| k_x,max + |w| k_z,max)``); in the
@@ -424,11 +430,17 @@ class KelvinHelmholtzLab(Lab):
         # (imaginary axis) and diffusion (real axis) share its stability region, hence the sum
         advection = max(rate, 0.0) / self.cfl
         viscous = self._explicit_diffusion_rate / EXPLICIT_DIFFUSION_LIMIT
-        inverse = advection + viscous
+        buoyancy = problem.buoyancy_frequency / BUOYANCY_LIMIT
+        if not math.isfinite(buoyancy):
+            raise SolverDiverged(t, "the density gradient (buoyancy frequency)", self.divergence_hint)
+        inverse = advection + viscous + buoyancy
         limit = self.dt if inverse <= 0 else min(self.dt, 1.0 / inverse)
         left = (self.t_end - t) / (CFL_MARGIN * limit)
         if left > MAX_STEPS:
-            if viscous > advection:  # (rk4 steps viscosity explicitly)
+            if buoyancy > max(advection, viscous):
+                why = (f"The stratification sets this step: gravity waves of frequency up to "
+                       f"{problem.buoyancy_frequency:.3g} need dt ≤ {BUOYANCY_LIMIT:g}/N; reduce 'Ri' or 't_end'.")
+            elif viscous > advection:  # (rk4 steps viscosity explicitly)
                 why = ("Explicit viscosity/diffusion sets this step: use 'etdrk4' or 'ifrk4' (exact viscosity), "
                        "or raise 'Re' or use fewer points.")
             else:

@@ -378,9 +378,9 @@ class BoussinesqProblem:
         self.forcing, self.forcing_streamfunction = forcing, forcing_streamfunction
         self.background_gradient = float(background_gradient)
         self.linear = xp.stack([-self.nu * grid.K2, -self.kappa * grid.K2])
-        # (max|u|, max|w|, max(|u|/dx + |w|/dz)) of the last evaluation, or a callable that computes
-        # them from it on first use (the fast path keeps u and w until its next call)
-        self._speeds = (abs(self.mean_velocity), 0.0, abs(self.mean_velocity) / grid.dx)
+        # (max|u|, max|w|, max(|u|/dx + |w|/dz), Ri max|ρ_z|) of the last evaluation, or a callable that
+        # computes them from it on first use (the fast paths keep their fields until their next call)
+        self._speeds = (abs(self.mean_velocity), 0.0, abs(self.mean_velocity) / grid.dx, 0.0)
         self._pending_speeds = None
         self.record = False
         self.budget = None
@@ -407,6 +407,14 @@ class BoussinesqProblem:
     def max_rate(self) -> float:
         """max over the grid of ``|u|/dx + |w|/dz`` at the last evaluation (the advective CFL rate)."""
         return self._current_speeds()[2]
+
+    @property
+    def buoyancy_frequency(self) -> float:
+        """``sqrt(Ri max|∂ρ/∂z|)`` at the last evaluation, with the background gradient of a doubly
+        periodic box: a bound on the frequency (or, statically unstable, the growth rate) of the local
+        gravity waves, ``ω² = Ri ρ_z k_x²/|k|²`` with frozen coefficients, which an explicit step must
+        resolve whatever the flow's speed."""
+        return math.sqrt(self._current_speeds()[3] + self.Ri * abs(self.background_gradient))
 
     def compress(self, y):
         """The state as this problem steps it (the kept band when ``compact``)."""
@@ -465,7 +473,8 @@ class BoussinesqProblem:
             coriolis = self.coriolis_torque(psi)
             out_zeta = out_zeta + coriolis
         self._speeds = (float(xp.max(xp.abs(u))), float(xp.max(xp.abs(w))),
-                        float(xp.max(xp.abs(u) / g.dx + xp.abs(w) / g.dz)))
+                        float(xp.max(xp.abs(u) / g.dx + xp.abs(w) / g.dz)),
+                        self.Ri * float(xp.max(xp.abs(odd[2, ...]))) if self.Ri else 0.0)
         self._pending_speeds = None
         if self.record:
             self.record = False
@@ -684,6 +693,7 @@ class _R2RNonlinear:
         self.F = np.empty((2, nz + 1, nkx), dtype=np.complex128)
         self.tmp = np.empty((nz + 1, nx))
         self.tmp2 = np.empty((nz - 1, nx))
+        self.tmp3 = np.empty((nz - 1, nx))  # w ρ_z (Ri ρ_z stays in O for the buoyancy frequency)
         self._calls = 0
         self._memo = None  # (call number, state, result, budget) of the last evaluation with record
         self._make_views()
@@ -705,18 +715,20 @@ class _R2RNonlinear:
                       self.F[1, :, :K].view(f64))
 
     def _speeds(self) -> tuple:
-        """``(max|u|, max|w|, max(|u|/dx + |w|/dz))`` of the last evaluation (``w = 0`` on the walls)."""
+        """``(max|u|, max|w|, max(|u|/dx + |w|/dz), Ri max|ρ_z|)`` of the last evaluation (``w`` and
+        ``ρ_z`` vanish on the walls)."""
         import numpy as np
 
         g, nz = self.grid, self.grid.nz
-        u, w = self.E[0], self.O[0]
+        u, w, ri_rho_z = self.E[0], self.O[0], self.O[2]
         au, aw = np.abs(u, out=self.tmp), np.abs(w, out=self.tmp2)
         umax, wmax = float(au.max()), float(aw.max())
         if self.dx_over_dz != 1.0:
             aw *= self.dx_over_dz
         aw += au[1:nz]
         rate = max(float(aw.max()), float(au[0].max()), float(au[nz].max())) / g.dx
-        return umax, wmax, rate
+        n2 = max(float(ri_rho_z.max()), -float(ri_rho_z.min())) if self.Ri else 0.0
+        return umax, wmax, rate, n2
 
     def _even_fields(self, zeta, rho):
         """u, ζ_z, Ri ρ_x on the grid (``self.E``): one batched DCT-I, then real FFTs in x."""
@@ -757,13 +769,12 @@ class _R2RNonlinear:
 
     def _rho_tendency(self):
         """``Ri (u ρ_x + w ρ_z)`` on all rows, to spectral (``self.F[1]``): a real FFT, then a DCT-I of the
-        kept columns. Overwrites ρ_z."""
+        kept columns."""
         import numpy as np
 
         u, rho_x, w, rho_z, Pr, Pr_interior, Fr, fr = self.v_rho
         np.multiply(u, rho_x, out=Pr)
-        np.multiply(w, rho_z, out=rho_z)
-        Pr_interior += rho_z
+        Pr_interior += np.multiply(w, rho_z, out=self.tmp3)
         self._rfft(Pr, Fr)
         self._dct(fr, fr)
 
@@ -785,7 +796,7 @@ class _R2RNonlinear:
         # spectral → mixed (z physical, k_x spectral) → physical
         self._even_fields(zeta, rho)
         self._odd_fields(zeta, rho)
-        # u and w stay as they are until the next call: the CFL speeds are computed from them when read
+        # u, w and Ri ρ_z stay as they are until the next call: the CFL speeds are computed from them when read
         p._pending_speeds = self._speeds
         # minus the tendencies, each to spectral
         self._zeta_tendency()
@@ -880,11 +891,12 @@ class _DenseNonlinear:
         if problem.compact and problem.forcing is not None:
             self.forcing = problem.forcing[:rows, :K]
 
-    def _speeds(self, u, w) -> tuple:
+    def _speeds(self, u, w, rho_z) -> tuple:
         xp, g = self.xp, self.grid
         au, aw = xp.abs(u), xp.abs(w)
-        umax, wmax, rate = _host_floats(xp.stack([xp.max(au), xp.max(aw), xp.max(au / g.dx + aw / g.dz)]))
-        return umax, wmax, rate
+        umax, wmax, rate, rho_z_max = _host_floats(xp.stack([xp.max(au), xp.max(aw), xp.max(au / g.dx + aw / g.dz),
+                                                             xp.max(xp.abs(rho_z))]))
+        return umax, wmax, rate, self.problem.Ri * rho_z_max
 
     def __call__(self, y):
         p, g, xp = self.problem, self.grid, self.xp
@@ -900,7 +912,7 @@ class _DenseNonlinear:
         else:
             P = xp.fft.irfft(mixed, n=g.nx, axis=-1, norm="forward")
         u, w = P[0, ...], P[1, ...]
-        p._pending_speeds = lambda: self._speeds(u, w)
+        p._pending_speeds = lambda: self._speeds(u, w, P[5, ...])
         # u ζ_x + w ζ_z - Ri ρ_x and u ρ_x + w ρ_z: minus the tendencies, in physical space
         T = u * P[2:4, ...] + w * P[4:6, ...]
         if p.Ri:
