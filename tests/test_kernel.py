@@ -12,7 +12,7 @@ import pytest
 
 from explore.labs.nlse import NLSELab
 from explore.ui import view as view_module
-from explore.ui.kernel import KernelPoller, client_comms
+from explore.ui.kernel import ECHO_FILTER_JS, KernelPoller, client_comms, with_echo_filter
 from explore.ui.view import LabView
 
 
@@ -186,3 +186,17 @@ def test_a_drain_waits_for_a_message_being_applied(loops, monkeypatch):
     applier.join(5)
     assert order[:2] == ["message", "drain"]
     view.stop()
+
+
+def test_notebook_display_carries_the_echo_filter_after_its_own_scripts():
+    """A view's notebook HTML ends with the script that keeps Panel's CommManager from sending the
+    kernel's own changes back (the browser test shows what it fixes: Run after Reset)."""
+    view = LabView(NLSELab(preset="single_soliton", t_end=1.0), poll=False)
+    data, _ = view._repr_mimebundle_()
+    html = data["text/html"]
+    embed, echo = html.find("docs_json"), html.rfind(ECHO_FILTER_JS)
+    assert 0 <= embed < echo and html.rstrip().endswith("</script>")
+    assert "event.sync === false" in ECHO_FILTER_JS and "panel.models.comm_manager.CommManager" in ECHO_FILTER_JS
+    # a bundle without HTML (or a dict alone) passes through
+    assert with_echo_filter({"text/plain": "x"}) == {"text/plain": "x"}
+    assert with_echo_filter({"text/html": "<div></div>"})["text/html"].endswith("</script>")

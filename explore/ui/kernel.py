@@ -18,7 +18,11 @@ The rules, kept by :class:`explore.ui.view.LabView`:
   message is applied only between drains, when every change has been pushed;
 - the periodic drain (:class:`KernelPoller`) runs on the thread that handles the view's comm (it
   moves there at the first message): the dashboard keeps streaming while the main shell runs
-  another cell.
+  another cell;
+- the page sends the kernel only its own changes (:data:`ECHO_FILTER_JS`, added to the view's
+  display): Panel's notebook ``CommManager`` also sent back every change the kernel had made, and a
+  late echo naming a model the kernel had since replaced made Bokeh drop the whole message, with a
+  click that travelled in it (Run after Reset did nothing).
 """
 from __future__ import annotations
 
@@ -151,3 +155,38 @@ def guard_comms(layout: pn.viewable.Viewable, lock, on_message: Callable[[], obj
 
         guarded.explore_guarded = True
         comm._on_msg = guarded
+
+
+#: Run by the page with a view's notebook display: Panel's notebook ``CommManager`` (Panel 1.9) sends
+#: the kernel every change of the page's document, including those the kernel's own messages made
+#: (Bokeh marks them ``sync = false``; its server session skips them). Those echoes double the traffic,
+#: hold the manager's queue while the kernel applies them, and can arrive after the kernel has replaced
+#: a model they name: Bokeh then drops the whole message as stale ("previously known reference"),
+#: with any click queued in it. This filter skips them, as Bokeh's own session does.
+ECHO_FILTER_JS = """
+(function install(tries) {
+  const Bokeh = window.Bokeh;
+  const CM = Bokeh && Bokeh.Models && Bokeh.Models.get("panel.models.comm_manager.CommManager");
+  if (CM == null) {  // Bokeh or Panel still loading: try again
+    if (tries > 0) setTimeout(() => install(tries - 1), 100);
+    return;
+  }
+  if (CM.prototype.__explore_echo_filter) return;
+  const changed = CM.prototype._document_changed;
+  CM.prototype._document_changed = function (event) {
+    if (event.sync === false) return;  // a change the kernel made: it has it already
+    return changed.call(this, event);
+  };
+  CM.prototype.__explore_echo_filter = true;
+})(300);
+"""
+
+
+def with_echo_filter(bundle):
+    """``bundle`` (a ``_repr_mimebundle_`` result: data, or (data, metadata)) with
+    :data:`ECHO_FILTER_JS` run after its HTML's own scripts (JupyterLab runs each script of the HTML)."""
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    if isinstance(data, dict) and isinstance(data.get("text/html"), str):
+        data["text/html"] += f'\n<script type="application/javascript">{ECHO_FILTER_JS}</script>'
+    return bundle
+

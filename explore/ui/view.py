@@ -31,7 +31,7 @@ from explore.core.frame import Curve, Field, Frame, Points
 from explore.core.lab import Lab, SolverDiverged
 from explore.core.result import frames_to_dataset
 from explore.ui.export import ExportMenu
-from explore.ui.kernel import KernelPoller, guard_comms
+from explore.ui.kernel import KernelPoller, guard_comms, with_echo_filter
 from explore.ui.pacing import PACER
 from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, sample_element
 
@@ -694,7 +694,7 @@ class LabView(pn.viewable.Viewer):
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = super()._repr_mimebundle_(include, exclude)
         self._guard_comms()
-        return bundle
+        return with_echo_filter(bundle)
 
     def _guard_comms(self) -> None:
         """In a notebook: the browser's messages to this view are applied holding its lock, and the

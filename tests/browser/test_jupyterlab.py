@@ -64,6 +64,29 @@ RECORD_SAMPLES_JS = """() => {
 }"""
 
 
+# Records the kind of every event each Panel CommManager of the page sends the kernel from now on.
+SENT_KINDS_JS = """() => {
+  window.__sentKinds = [];
+  for (const doc of Bokeh.documents) for (const m of doc.all_models) {
+    const comm = m._client_comm;
+    if (m._event_buffer === undefined || !comm || comm.__recorded) continue;
+    const send = comm.send.bind(comm);
+    comm.send = (msg, ...rest) => {
+      for (const e of (msg.content && msg.content.events) || []) window.__sentKinds.push(e.kind + ':' + (e.attr || e.msg_type || ''));
+      return send(msg, ...rest);
+    };
+    comm.__recorded = true;
+  }
+}"""
+
+# The view's status line shows the start of a run (after Reset).
+STATUS_AT_START_JS = """() => {
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (typeof m.text === 'string' && m.text.includes('frame 0 ·')) return true;
+  return false;
+}"""
+
+
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
     """JupyterLab on 127.0.0.1 (no token) over a temporary copy of the notebook; yields its URL."""
@@ -197,6 +220,30 @@ def test_notebook_runs_in_jupyterlab_offline_and_shows_the_live_view(chromium, j
             screenshot(page, "jupyterlab-nlse-no-stream-after-clicks")
             raise AssertionError(f"after Pause, Step and Run the notebook's view did not stream on; page errors: "
                                  f"{[e[:200] for e in watched.errors[:2]]}")
+
+        # Pause, Reset, then one Run: it streams again. Panel's notebook CommManager used to send every
+        # change the kernel made back to it; an echo naming a figure that Reset had replaced made Bokeh
+        # drop the whole message, with the Run click queued in it (explore.ui.kernel.ECHO_FILTER_JS)
+        page.evaluate(SENT_KINDS_JS)
+        click("Pause")
+        page.wait_for_timeout(300)
+        click("Reset")
+        page.wait_for_function(STATUS_AT_START_JS, timeout=60_000)
+        page.wait_for_timeout(1000)  # (the reset's patches settle: the echoes came in this time)
+        page.evaluate(RECORD_SAMPLES_JS)
+        click("Run")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and page.evaluate("() => window.__sampleStates.size") < 2:
+            page.wait_for_timeout(200)
+        sent = page.evaluate("() => window.__sentKinds")
+        if page.evaluate("() => window.__sampleStates.size") < 2:
+            screenshot(page, "jupyterlab-nlse-no-stream-after-reset")
+            raise AssertionError(f"after Reset, one click on Run did not stream; the page sent {sorted(set(sent))}")
+        # the page sent the kernel only what happened in the page (clicks, sizes), none of the kernel's
+        # own changes (streamed columns, new figures, data)
+        echoes = sorted({k for k in sent if k.split(":")[0] in ("ColumnsStreamed", "ColumnDataChanged")
+                         or k in ("ModelChanged:data", "ModelChanged:children", "ModelChanged:text")})
+        assert "MessageSent:bokeh_event" in sent and not echoes, sorted(set(sent))
         screenshot(page, "jupyterlab-nlse")
         assert outside == [], f"the notebook page reached outside 127.0.0.1: {outside[:5]}"
         page_errors = [e for e in watched.errors if "ERR_FAILED" not in e and "request failed" not in e]
