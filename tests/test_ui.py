@@ -788,6 +788,18 @@ def test_fields_and_equal_aspect_points_get_a_frame_of_their_datas_aspect():
     assert "frame_width" not in sample_element(Points(x, x)).opts.get("plot").kwargs
 
 
+def test_a_wide_field_is_drawn_wider_not_smaller():
+    """The frame's shorter side is ASPECT_SHORT_SIDE whatever the aspect, within ASPECT_BOX: a square
+    field is as before, a 2:1 channel (Kelvin–Helmholtz) takes the box's width instead of being held
+    to a square's width at half its height, a tall field the box's height."""
+    from explore.ui.plots import ASPECT_BOX, ASPECT_SHORT_SIDE, aspect_frame
+
+    assert aspect_frame(1.0, 1.0) == (ASPECT_SHORT_SIDE, ASPECT_SHORT_SIDE, True)
+    assert aspect_frame(2.0, 1.0) == (ASPECT_BOX[0], ASPECT_BOX[0] // 2, True)
+    assert aspect_frame(1.5, 1.0) == (round(1.5 * ASPECT_SHORT_SIDE), ASPECT_SHORT_SIDE, True)
+    assert aspect_frame(1.0, 2.0) == (ASPECT_BOX[1] // 2, ASPECT_BOX[1], True)
+
+
 def test_a_field_too_elongated_for_equal_axes_is_a_stretched_strip():
     """A 1000 × 1.33 domain at equal axes would be a line; its frame's thin side is held at MIN_FRAME_SIDE
     and the image stretched to fill it (equal axes would widen the y range ~50× and leave a line)."""

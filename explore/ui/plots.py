@@ -25,12 +25,14 @@ from explore.core.frame import Curve, Field, Points
 PLOT_HEIGHT = 280
 SMALL_PLOT_HEIGHT = 200
 #: a sample drawn at its data's aspect (a field, a point cloud asking for equal axes) has a fixed frame
-#: (its data area, pixels): the largest of the data's aspect inside this (width, height) box. A fixed
-#: frame keeps the aspect exact (the column's width in the browser is not known here; a frame that
-#: stretched with it would need its height set from the browser). With its axis, colour bar and toolbar
-#: (~200 px) the plot is about as wide as the other samples' 420-pixel panes: two fields side by side in
-#: the main column of a 1400-pixel-wide window
-ASPECT_BOX = (230, 240)
+#: (its data area, pixels): the largest of the data's aspect inside this (width, height) box whose
+#: shorter side is at most ``ASPECT_SHORT_SIDE``. A fixed frame keeps the aspect exact (the column's
+#: width in the browser is not known here; a frame that stretched with it would need its height set
+#: from the browser). With its axis, colour bar and toolbar (~160 px) a square field's plot is about as
+#: wide as the other samples' 420-pixel panes (two side by side in the main column of a 1400-pixel-wide
+#: window); a wide one (a 2:1 channel) takes the box's width, one a row there, two in a wider window
+ASPECT_BOX = (400, 240)
+ASPECT_SHORT_SIDE = 230
 #: no side of such a frame is drawn thinner than this: a field of more extreme aspect is stretched to it
 #: (a readable strip matters more there than the exact shape, which equal axes would shrink to a line)
 MIN_FRAME_SIDE = 32
@@ -118,12 +120,13 @@ def curve_element(curve: Curve, label: str = "") -> hv.Curve:
 
 
 def aspect_frame(xspan: float, yspan: float, box: tuple[int, int] = ASPECT_BOX) -> tuple[int, int, bool]:
-    """(width, height) in pixels of the largest frame of aspect ``yspan / xspan`` inside ``box``, and
-    whether it has that aspect (``False``: a side was held at ``MIN_FRAME_SIDE``, the data stretched to
-    it). A degenerate span counts as square."""
+    """(width, height) in pixels of the largest frame of aspect ``yspan / xspan`` inside ``box`` with its
+    shorter side at most ``ASPECT_SHORT_SIDE``, and whether it has that aspect (``False``: a side was
+    held at ``MIN_FRAME_SIDE``, the data stretched to it). A degenerate span counts as square."""
     if not (np.isfinite(xspan) and np.isfinite(yspan) and xspan > 0 and yspan > 0):
         xspan = yspan = 1.0
-    scale = min(box[0] / xspan, box[1] / yspan)  # pixels per data unit
+    # pixels per data unit
+    scale = min(box[0] / xspan, box[1] / yspan, ASPECT_SHORT_SIDE / min(xspan, yspan))
     width, height = round(xspan * scale), round(yspan * scale)
     exact = min(width, height) >= MIN_FRAME_SIDE
     return max(MIN_FRAME_SIDE, width), max(MIN_FRAME_SIDE, height), exact
