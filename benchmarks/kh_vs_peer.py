@@ -73,6 +73,18 @@ def ensure_peer_env() -> None:
     subprocess.run([str(PEER_VENV / "bin" / "python"), "-m", "pip", "install", "-q", PEER_PACKAGE], check=True)
 
 
+def peer_versions() -> str:
+    """The versions of the peer and of the packages its cost depends on, in its environment (its GIF's
+    share of the run moved with matplotlib: a fresh environment can time differently)."""
+    names = ("kh2d-solver", "numpy", "numba", "matplotlib", "pillow", "netCDF4")
+    code = ("import importlib.metadata as m\n"
+            f"for n in {names!r}:\n"
+            "    try: print(n, m.version(n))\n"
+            "    except m.PackageNotFoundError: pass")
+    out = subprocess.run([str(PEER_VENV / "bin" / "python"), "-c", code], capture_output=True, text=True)
+    return ", ".join(out.stdout.split("\n")[:-1]) if out.returncode == 0 else "unknown"
+
+
 def peer_command(args) -> list[str]:
     return shlex.split(args.peer_cmd) if args.peer_cmd else [str(PEER_CLI)]
 
@@ -165,6 +177,7 @@ def main(argv=None) -> int:
         f"# Kelvin–Helmholtz: Explore vs kh2d-solver (load average {os.getloadavg()[0]:.2f}, "
         f"{os.cpu_count()} cores, peer with {cores})",
         "",
+        *([f"Peer environment: {peer_versions()}.", ""] if not (args.explore_only or args.peer_cmd) else []),
         "| preset | grid | t | peer whole (s) | peer CPU (s) | peer RSS (MiB) | peer no GIF (s) | peer no GIF CPU (s) "
         "| Explore backend | Explore whole (s) | Explore CPU (s) | Explore RSS (MiB) | speedup (wall) | speedup (CPU) "
         "| Explore steps | Explore max rms div | Explore mean-density drift | load |",
