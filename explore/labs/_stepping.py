@@ -2,6 +2,8 @@
 registry: which of them an integrator ignores, and a ``dt`` the run will shorten."""
 from __future__ import annotations
 
+import param
+
 from explore.numerics.integrators import INTEGRATORS
 from explore.numerics.rk import fill_step
 
@@ -25,3 +27,15 @@ def shortened_step(integrator: str, dt: float, interval: float, what: str) -> li
     if abs(h - dt) <= 1e-12 * dt:
         return []
     return [f"Steps of {h:.6g}, not dt = {dt:g}: whole steps fill each {what} = {interval:.6g}."]
+
+
+def tolerances(rtol: float, atol: float, rtol_floor: float = 1e-14) -> tuple[param.Number, param.Number]:
+    """The ``rtol`` and ``atol`` parameters of a lab's adaptive integrators, with these defaults (the
+    same meaning and bounds in every lab; ``rtol`` down to ``rtol_floor``)."""
+    return (
+        param.Number(rtol, bounds=(rtol_floor, 1), doc="Relative tolerance of the adaptive integrators."),
+        param.Number(atol, bounds=(1e-20, 1),
+                     doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
+                         "which a purely relative tolerance cannot measure)."),
+    )
+

@@ -57,7 +57,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step
+from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
@@ -211,10 +211,7 @@ class KelvinHelmholtzLab(Lab):
                       doc="Largest step of the fixed-step integrators (with cfl = 0: their constant step, "
                           "shortened so whole steps fill each frame interval); the adaptive ones (dop853, "
                           "dopri5) choose their own from rtol and atol.")
-    rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-9, bounds=(1e-20, 1),
-                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
-                             "which a purely relative tolerance cannot measure).")
+    rtol, atol = tolerances(1e-6, 1e-9)
     t_end = param.Number(10.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 50), doc="Final time.")
     n_snapshots = param.Integer(50, bounds=(1, 100_000), softbounds=(1, 400), doc="Number of frames after t = 0.")
     checkpoint_file = param.String("", doc="File (.npz) overwritten with the full state at every frame ('' = none).")

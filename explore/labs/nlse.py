@@ -27,7 +27,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step
+from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
@@ -124,10 +124,7 @@ class NLSELab(Lab):
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
                       doc="Time step of the fixed-step integrators (shortened so whole steps fill each frame "
                           "interval t_end / n_snapshots).")
-    rtol = param.Number(1e-9, bounds=(1e-15, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-11, bounds=(1e-20, 1),
-                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
-                             "which a purely relative tolerance cannot measure).")
+    rtol, atol = tolerances(1e-9, 1e-11, rtol_floor=1e-15)
     t_end = param.Number(20.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 100),
                          doc="Final time.")
     n_snapshots = param.Integer(100, bounds=(1, 100_000), softbounds=(1, 500), doc="Number of frames (snapshots) after t = 0.")

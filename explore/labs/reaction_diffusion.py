@@ -35,7 +35,7 @@ from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step
+from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
@@ -156,10 +156,7 @@ class ReactionDiffusionLab(Lab):
             "deviation is stepped: a far smaller time error at the same cost. λ–ω with d1 = d2 only (the "
             "equations are then unchanged by a phase rotation); 'auto' takes it there and 'fixed' elsewhere. "
             "Results are always in the fixed frame.")
-    rtol = param.Number(1e-6, bounds=(1e-14, 1), doc="Relative tolerance of the adaptive integrators.")
-    atol = param.Number(1e-9, bounds=(1e-20, 1),
-                         doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
-                             "which a purely relative tolerance cannot measure).")
+    rtol, atol = tolerances(1e-6, 1e-9)
     t_end = param.Number(200.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1, 1000),
                          doc="Final time (a whole number of snapshot_dt).")
     snapshot_dt = param.Number(0.1, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.01, 10),
