@@ -38,4 +38,3 @@ def tolerances(rtol: float, atol: float, rtol_floor: float = 1e-14) -> tuple[par
                      doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
                          "which a purely relative tolerance cannot measure)."),
     )
-

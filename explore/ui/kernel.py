@@ -189,4 +189,3 @@ def with_echo_filter(bundle):
     if isinstance(data, dict) and isinstance(data.get("text/html"), str):
         data["text/html"] += f'\n<script type="application/javascript">{ECHO_FILTER_JS}</script>'
     return bundle
-
