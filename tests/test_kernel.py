@@ -12,7 +12,7 @@ import pytest
 
 from explore.labs.nlse import NLSELab
 from explore.ui import view as view_module
-from explore.ui.kernel import ECHO_FILTER_JS, KernelPoller, client_comms, with_echo_filter
+from explore.ui.kernel import ECHO_FILTER_JS, KernelPoller, client_comms, keep_live_events, live_events, with_echo_filter
 from explore.ui.view import LabView
 
 
@@ -200,3 +200,38 @@ def test_notebook_display_carries_the_echo_filter_after_its_own_scripts():
     # a bundle without HTML (or a dict alone) passes through
     assert with_echo_filter({"text/plain": "x"}) == {"text/plain": "x"}
     assert with_echo_filter({"text/html": "<div></div>"})["text/html"].endswith("</script>")
+
+
+def test_a_click_is_applied_even_when_its_message_names_a_dropped_model():
+    """Bokeh drops a whole patch that refers to a model the document had and dropped; the notebook's
+    CommManager sends a click in one patch with the page's other changes (a size of a figure a drain
+    had just replaced), so the click was lost. A guarded document applies the live events."""
+    from bokeh.core.serialization import Serialized
+    from bokeh.document import Document
+    from bokeh.models import Button, Column, Div
+
+    def setup():
+        doc, button, div = Document(), Button(label="Run"), Div(text="a")
+        clicks = []
+        button.on_event("button_click", lambda event: clicks.append(event))
+        column = Column(button, div)
+        doc.add_root(column)
+        column.children = [button]  # the div is replaced: the document has seen it, and dropped it
+        assert div.id not in doc.models and doc.models.seen(div.id)
+        click = {"kind": "MessageSent", "msg_type": "bokeh_event",
+                 "msg_data": {"type": "event", "name": "button_click",
+                              "values": {"type": "map", "entries": [["model", {"id": button.id}]]}}}
+        stale = {"kind": "ModelChanged", "model": {"id": div.id}, "attr": "text", "new": "b"}
+        return doc, clicks, Serialized({"events": [stale, click]}, [])
+
+    doc, clicks, patch = setup()
+    doc.apply_json_patch(patch)
+    assert clicks == []  # Bokeh alone: the click went with the stale event
+    doc, clicks, patch = setup()
+    keep_live_events(doc)
+    keep_live_events(doc)  # (once)
+    doc.apply_json_patch(patch)
+    assert len(clicks) == 1 and clicks[0].model is not None
+    # a patch that names no dropped model is passed on as it is
+    fresh = Serialized({"events": [patch.content["events"][1], patch.content["events"][1]]}, [])
+    assert live_events(doc, fresh) is fresh

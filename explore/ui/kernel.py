@@ -22,7 +22,8 @@ The rules, kept by :class:`explore.ui.view.LabView`:
 - the page sends the kernel only its own changes (:data:`ECHO_FILTER_JS`, added to the view's
   display): Panel's notebook ``CommManager`` also sent back every change the kernel had made, and a
   late echo naming a model the kernel had since replaced made Bokeh drop the whole message, with a
-  click that travelled in it (Run after Reset did nothing).
+  click that travelled in it (Run after Reset did nothing); and the kernel applies what is still live
+  of a message that names a dropped model (:func:`live_events`), so a click never goes with it.
 """
 from __future__ import annotations
 
@@ -126,24 +127,32 @@ class KernelPoller:
             pass
 
 
-def client_comms(layout: pn.viewable.Viewable) -> list:
-    """The comms on which the browser sends the messages of each notebook display of ``layout`` (its
-    own, or that of a layout it is shown in)."""
-    comms = []
+def _displays(layout: pn.viewable.Viewable) -> list[tuple]:
+    """(comm, document) of each notebook display of ``layout`` (its own, or that of a layout it is
+    shown in): the comm on which the browser sends that display's messages, the document they change."""
+    out = []
     for ref in list(getattr(layout, "_models", {})):
         shown = pn.state._views.get(ref)
         if shown is None:
             continue
         pair = getattr(shown[0], "_comms", {}).get(ref)
         if pair is not None and pair[1] is not None:
-            comms.append(pair[1])
-    return comms
+            out.append((pair[1], shown[2]))
+    return out
+
+
+def client_comms(layout: pn.viewable.Viewable) -> list:
+    """The comms on which the browser sends the messages of each notebook display of ``layout``."""
+    return [comm for comm, _ in _displays(layout)]
 
 
 def guard_comms(layout: pn.viewable.Viewable, lock, on_message: Callable[[], object]) -> None:
     """Wrap the message handler of each comm of ``layout``'s notebook displays (once): it holds
-    ``lock`` while Panel applies the message and calls ``on_message`` first (on the comm's thread)."""
-    for comm in client_comms(layout):
+    ``lock`` while Panel applies the message and calls ``on_message`` first (on the comm's thread).
+    Each display's document applies the live events of a message that also names dropped models
+    (:func:`keep_live_events`)."""
+    for comm, doc in _displays(layout):
+        keep_live_events(doc)
         handler = getattr(comm, "_on_msg", None)
         if handler is None or getattr(handler, "explore_guarded", False):
             continue
@@ -155,6 +164,49 @@ def guard_comms(layout: pn.viewable.Viewable, lock, on_message: Callable[[], obj
 
         guarded.explore_guarded = True
         comm._on_msg = guarded
+
+
+def _names_dropped(doc, value) -> bool:
+    """Whether the JSON ``value`` refers (``{"id": …}``) to a model ``doc`` had and has since dropped."""
+    if isinstance(value, dict):
+        ref = value.get("id")
+        if len(value) == 1 and isinstance(ref, str):
+            return ref not in doc.models and doc.models.seen(ref)
+        return any(_names_dropped(doc, v) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_dropped(doc, v) for v in value)
+    return False
+
+
+def live_events(doc, patch_json):
+    """``patch_json`` (a browser's patch, JSON or ``Serialized``) without its events that name a model
+    ``doc`` has dropped since: Bokeh refuses a whole patch for one such reference ("previously known
+    reference"), and the notebook's CommManager sends a click in one patch with whatever else the page
+    changed meanwhile (a size of a figure that a drain had just replaced, say): the click was lost."""
+    from bokeh.core.serialization import Serialized
+
+    content = patch_json.content if isinstance(patch_json, Serialized) else patch_json
+    events = content.get("events") if isinstance(content, dict) else None
+    if not isinstance(events, list) or len(events) < 2:
+        return patch_json
+    live = [event for event in events if not _names_dropped(doc, event)]
+    if len(live) == len(events):
+        return patch_json
+    content = {**content, "events": live}
+    return Serialized(content, patch_json.buffers) if isinstance(patch_json, Serialized) else content
+
+
+def keep_live_events(doc) -> None:
+    """Make ``doc`` apply browser patches through :func:`live_events` (once)."""
+    if getattr(doc, "_explore_live_events", False):
+        return
+    apply = doc.apply_json_patch
+
+    def apply_live(patch_json, *args, **kwargs):
+        return apply(live_events(doc, patch_json), *args, **kwargs)
+
+    doc.apply_json_patch = apply_live
+    doc._explore_live_events = True
 
 
 #: Run by the page with a view's notebook display: Panel's notebook ``CommManager`` (Panel 1.9) sends
