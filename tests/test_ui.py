@@ -788,6 +788,19 @@ def test_fields_and_equal_aspect_points_get_a_frame_of_their_datas_aspect():
     assert "frame_width" not in sample_element(Points(x, x)).opts.get("plot").kwargs
 
 
+def test_a_lab_chooses_the_y_axis_its_diagnostics_start_on():
+    """Kelvin–Helmholtz's diagnostics span four decades (energies ~1e-3, enstrophy ~10): its
+    Diagnostics plot starts on |value| on a log axis, the toggle showing it; a view's own choice wins;
+    a lab that says nothing starts linear."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.labs.nlse import NLSELab
+
+    kh = LabView(KelvinHelmholtzLab(), poll=False)
+    assert KelvinHelmholtzLab.diagnostics_scale == kh.diagnostics_scale == kh.diagnostics_scale_toggle.value == "abs_log"
+    assert LabView(KelvinHelmholtzLab(), poll=False, diagnostics_scale="linear").diagnostics_scale == "linear"
+    assert LabView(NLSELab(), poll=False).diagnostics_scale == "linear"
+
+
 def test_a_wide_field_is_drawn_wider_not_smaller():
     """The frame's shorter side is ASPECT_SHORT_SIDE whatever the aspect, within ASPECT_BOX: a square
     field is as before, a 2:1 channel (Kelvin–Helmholtz) takes the box's width instead of being held

@@ -88,6 +88,10 @@ class Lab(param.Parameterized):
     memory_hint: ClassVar[str] = "Use a smaller grid."
     #: whether a headless run keeps the samples of its last frame only (fields: bounded memory however long)
     last_samples_only: ClassVar[bool] = False
+    #: the y axis the dashboard's Diagnostics plot starts with (the page can switch it): "linear",
+    #: "abs_log" (magnitudes on a log axis: for diagnostics of very different sizes, which a linear axis
+    #: flattens to the largest) or "normalized" (each curve ÷ its largest |value|)
+    diagnostics_scale: ClassVar[str] = "linear"
 
     @classmethod
     def file_parameters(cls) -> tuple[str, ...]:

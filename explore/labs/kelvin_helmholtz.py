@@ -132,6 +132,8 @@ class KelvinHelmholtzLab(Lab):
     input_files = ("resume_from",)
     memory_hint = ("Use fewer points ('nx', 'nz'), or an integrator that keeps fewer arrays: 'rk4', 'ifrk4' or "
                    "'etdrk4' (if_dop853 keeps ~86 of the state's size for each step size).")
+    # energies ~1e-3, enstrophy ~10, dt ~1e-3, entropy ~3: on a linear axis only the enstrophy shows
+    diagnostics_scale = "abs_log"
     groups = {
         "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],

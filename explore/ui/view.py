@@ -449,7 +449,7 @@ class LabView(pn.viewable.Viewer):
 
     def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
         self._ui_lock = threading.RLock()  # (first: every callback takes it)
-        super().__init__(**params)
+        super().__init__(**{"diagnostics_scale": lab.diagnostics_scale, **params})
         self.lab = lab
         self._initial_preset = preset
         self._initial = dict(lab.values())
