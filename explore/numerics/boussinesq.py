@@ -379,7 +379,7 @@ class BoussinesqProblem:
         self.background_gradient = float(background_gradient)
         self.linear = xp.stack([-self.nu * grid.K2, -self.kappa * grid.K2])
         # (max|u|, max|w|, max(|u|/dx + |w|/dz), Ri max|ρ_z|) of the last evaluation, or a callable that
-        # computes them from it on first use (the fast paths keep their fields until their next call)
+        # computes them from its fields on first use (each path keeps them until its next call)
         self._speeds = (abs(self.mean_velocity), 0.0, abs(self.mean_velocity) / grid.dx, 0.0)
         self._pending_speeds = None
         self.record = False
@@ -472,10 +472,8 @@ class BoussinesqProblem:
         if self.rotation:
             coriolis = self.coriolis_torque(psi)
             out_zeta = out_zeta + coriolis
-        self._speeds = (float(xp.max(xp.abs(u))), float(xp.max(xp.abs(w))),
-                        float(xp.max(xp.abs(u) / g.dx + xp.abs(w) / g.dz)),
-                        self.Ri * float(xp.max(xp.abs(odd[2, ...]))) if self.Ri else 0.0)
-        self._pending_speeds = None
+        rho_z = odd[2, ...]
+        self._pending_speeds = lambda: _field_speeds(g, self.Ri, u, w, rho_z)
         if self.record:
             self.record = False
             self.budget = self._budget(zeta, psi, rho_x, coriolis, rho)
@@ -848,6 +846,16 @@ def _host_floats(v) -> list:
     return [float(x) for x in to_host(v)]
 
 
+def _field_speeds(grid, Ri: float, u, w, rho_z) -> tuple:
+    """``(max|u|, max|w|, max(|u|/dx + |w|/dz), Ri max|ρ_z|)`` of physical fields, in one copy to the
+    host (computed when a stepper reads them: once a step, not at every stage)."""
+    xp = grid.xp
+    au, aw = xp.abs(u), xp.abs(w)
+    umax, wmax, rate, rho_z_max = _host_floats(xp.stack([xp.max(au), xp.max(aw), xp.max(au / grid.dx + aw / grid.dz),
+                                                         xp.max(xp.abs(rho_z))]))
+    return umax, wmax, rate, Ri * rho_z_max
+
+
 class _DenseNonlinear:
     """The nonlinear term of a wall-bounded :class:`BoussinesqProblem` with dense transforms (any backend).
 
@@ -891,13 +899,6 @@ class _DenseNonlinear:
         if problem.compact and problem.forcing is not None:
             self.forcing = problem.forcing[:rows, :K]
 
-    def _speeds(self, u, w, rho_z) -> tuple:
-        xp, g = self.xp, self.grid
-        au, aw = xp.abs(u), xp.abs(w)
-        umax, wmax, rate, rho_z_max = _host_floats(xp.stack([xp.max(au), xp.max(aw), xp.max(au / g.dx + aw / g.dz),
-                                                             xp.max(xp.abs(rho_z))]))
-        return umax, wmax, rate, self.problem.Ri * rho_z_max
-
     def __call__(self, y):
         p, g, xp = self.problem, self.grid, self.xp
         record = p.record
@@ -912,7 +913,7 @@ class _DenseNonlinear:
         else:
             P = xp.fft.irfft(mixed, n=g.nx, axis=-1, norm="forward")
         u, w = P[0, ...], P[1, ...]
-        p._pending_speeds = lambda: self._speeds(u, w, P[5, ...])
+        p._pending_speeds = lambda: _field_speeds(g, p.Ri, u, w, P[5, ...])
         # u ζ_x + w ζ_z - Ri ρ_x and u ρ_x + w ρ_z: minus the tendencies, in physical space
         T = u * P[2:4, ...] + w * P[4:6, ...]
         if p.Ri:
