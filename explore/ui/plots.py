@@ -505,6 +505,7 @@ class LivePlot:
         self.updates = 0  # objects given to update()
         self.sent = 0  # objects that reached the plot (fast or full)
         self.full_updates = 0  # of which through HoloViews
+        self.builds = 0  # new plots (a new figure: the first frame of a run, a new set of curves)
         self._targets: dict[int, tuple[Any, str]] = {}  # id(plot) -> (HoloViews element plot, element label)
         self._rows_shown = 0
         self._signature = None
@@ -598,6 +599,7 @@ class LivePlot:
         self.dmap = hv.DynamicMap(hv.core.spaces.Callable(self._element, memoize=False), streams=[self.pipe])
         self.pane.object = self.dmap
         self.full_updates += 1
+        self.builds += 1
 
     @staticmethod
     def _signature_of(obj):
