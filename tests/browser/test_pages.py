@@ -351,6 +351,11 @@ def _workers() -> int:
     return sum(t.name.startswith("explore-") and t.is_alive() for t in threading.enumerate())
 
 
+#: seconds for every page of the sessions test to start its run and show it
+SESSIONS_WAIT_S = 240
+HAS_SAMPLE_JS = "() => Bokeh.documents.some(d => d.get_model_by_name('sample:u'))"
+
+
 @pytest.mark.parametrize("sessions", [3, 20])
 def test_sessions_keep_their_own_runs_and_closing_stops_workers(chromium, server, sessions):
     """``sessions`` pages at once on one server: each runs with its own parameter, and closing the
@@ -366,20 +371,24 @@ def test_sessions_keep_their_own_runs_and_closing_stops_workers(chromium, server
     try:
         for i in range(sessions):
             page = ctx.new_page()
-            # long runs (~100 s): they must still be running when the last page has been opened
-            page.goto(f"{server}/toy_decay?a={1 + i / 10:g}&delay=0.1&n_frames=1000&t_end=10.0")
+            # long runs (~5 min): they must still be running when the last page has been opened and run
+            page.goto(f"{server}/toy_decay?a={1 + i / 10:g}&delay=0.3&n_frames=1000&t_end=10.0")
             pages.append(page)
         for page in pages:
             run_controls(page, "Run").wait_for(timeout=60_000)
             press(page, "Run")
-        deadline = time.monotonic() + 60
+        # one deadline for all: on a loaded 2-core host 20 pages' first figures take minutes to build
+        deadline = time.monotonic() + SESSIONS_WAIT_S
         while _workers() < baseline + sessions and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _workers() == baseline + sessions
-        for i, page in enumerate(pages):  # each page keeps its own parameter and shows its own run
+        for i, page in enumerate(pages):  # each page keeps its own parameter ...
             assert parse_qs(urlparse(page.url).query)["a"] == [f"{1 + i / 10:g}"]
-            page.wait_for_function("() => Bokeh.documents.some(d => d.get_model_by_name('sample:u'))",
-                                   timeout=60_000)
+        waiting = set(range(sessions))  # ... and shows its own run
+        while waiting and time.monotonic() < deadline:
+            waiting -= {i for i in waiting if pages[i].evaluate(HAS_SAMPLE_JS)}
+            time.sleep(0.5)
+        assert not waiting, f"pages {sorted(waiting)} showed no frame of their runs in {SESSIONS_WAIT_S} s"
     finally:
         ctx.close()
     deadline = time.monotonic() + 8
