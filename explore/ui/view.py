@@ -1262,11 +1262,14 @@ class LabView(pn.viewable.Viewer):
         self.lab.param.watch(lambda *events: self._soon("url", write), self.lab.parameter_names())
         self.preset.param.watch(lambda *events: self._soon("url", write), "value")
         write()
-        if rewrite_on_load and pn.state.curdoc is not None and pn.state.curdoc.session_context:
+        if rewrite_on_load:
             # the browser reports its address once the page has loaded, which undoes the write above: a
             # link's ignored values stayed in the address bar until a control changed (a valid link is
-            # left as it was typed)
-            pn.state.onload(write)
+            # left as it was typed). The report may come after the load event (a loaded host), so each
+            # report is answered, not only the load
+            location.param.watch(lambda *events: self._soon("url", write), "search")
+            if pn.state.curdoc is not None and pn.state.curdoc.session_context:
+                pn.state.onload(write)
 
     def _soon(self, key: str, fn) -> None:
         """Call ``fn`` ``SECONDARY_DELAY_MS`` from now in a served page (the latest call per ``key``
