@@ -12,7 +12,7 @@ import pytest
 
 from explore.labs.nlse import NLSELab
 from explore.ui import view as view_module
-from explore.ui.kernel import ECHO_FILTER_JS, KernelPoller, client_comms, keep_live_events, live_events, with_echo_filter
+from explore.ui.kernel import ECHO_FILTER_JS, KernelPoller, displays, keep_live_events, live_events, with_echo_filter
 from explore.ui.view import LabView
 
 
@@ -139,7 +139,7 @@ def test_view_in_a_kernel_drains_on_its_comms_thread_and_applies_messages_holdin
         view = main.call(build)
         assert isinstance(view._poll_cb, KernelPoller)
         assert wait_until(lambda: "main-shell" in drains)
-        comms = client_comms(view._layout)
+        comms = [comm for comm, _ in displays(view._layout)]
         assert len(comms) == 1
 
         comm = comms[0]

@@ -127,7 +127,7 @@ class KernelPoller:
             pass
 
 
-def _displays(layout: pn.viewable.Viewable) -> list[tuple]:
+def displays(layout: pn.viewable.Viewable) -> list[tuple]:
     """(comm, document) of each notebook display of ``layout`` (its own, or that of a layout it is
     shown in): the comm on which the browser sends that display's messages, the document they change."""
     out = []
@@ -141,17 +141,12 @@ def _displays(layout: pn.viewable.Viewable) -> list[tuple]:
     return out
 
 
-def client_comms(layout: pn.viewable.Viewable) -> list:
-    """The comms on which the browser sends the messages of each notebook display of ``layout``."""
-    return [comm for comm, _ in _displays(layout)]
-
-
 def guard_comms(layout: pn.viewable.Viewable, lock, on_message: Callable[[], object]) -> None:
     """Wrap the message handler of each comm of ``layout``'s notebook displays (once): it holds
     ``lock`` while Panel applies the message and calls ``on_message`` first (on the comm's thread).
     Each display's document applies the live events of a message that also names dropped models
     (:func:`keep_live_events`)."""
-    for comm, doc in _displays(layout):
+    for comm, doc in displays(layout):
         keep_live_events(doc)
         handler = getattr(comm, "_on_msg", None)
         if handler is None or getattr(handler, "explore_guarded", False):
