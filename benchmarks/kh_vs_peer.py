@@ -24,6 +24,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/kh_vs_peer.py                           # all four presets
     .venv/bin/python benchmarks/kh_vs_peer.py --presets basic_shear     # one
     .venv/bin/python benchmarks/kh_vs_peer.py --explore-only            # skip the peer
+    .venv/bin/python benchmarks/kh_vs_peer.py --presets forced --explore-set forcing_amplitude=0   # the peer's physics
     python3 benchmarks/kh_vs_peer.py --backends numpy,cupy --warm \
         --peer-cmd 'python3 -m kh2d_solver.cli' --explore-python python3   # a GPU host, packages importable
 """
@@ -103,7 +104,7 @@ def run_peer(preset: str, tmp: Path, args, gif: bool = True, t_final: float | No
 def run_explore(preset: str, tmp: Path, args, backend: str = "numpy", t_end: float | None = None) -> dict:
     out = tmp / f"explore_{preset}_{backend}.nc"
     python = args.explore_python or str(EXPLORE_PY)
-    sets = ["--set", f"n_snapshots={N_SNAPSHOTS}"]
+    sets = ["--set", f"n_snapshots={N_SNAPSHOTS}", *(a for kv in args.explore_set for a in ("--set", kv))]
     if t_end is not None:  # a warm-up: CuPy compiles (and caches on disk) its kernels
         sets = ["--set", "n_snapshots=2", "--set", f"t_end={t_end}"]
     env_cmd = [python, "-m", "explore.cli", "run", "kelvin_helmholtz", "--preset", preset, *sets,
@@ -132,6 +133,9 @@ def main(argv=None) -> int:
     ap.add_argument("--peer-cores", default="1", help="the peer's --cores (default 1; 'all': its default, every core)")
     ap.add_argument("--peer-cmd", help="command that runs the peer's CLI (default: the venv's kh2d-simulate; "
                                        "e.g. 'python3 -m kh2d_solver.cli' where it is importable)")
+    ap.add_argument("--explore-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra parameter of Explore's runs (repeatable), e.g. forcing_amplitude=0 to time "
+                         "the forced grid without the body force the peer does not apply")
     ap.add_argument("--explore-python", help="Python that runs Explore (default: .venv/bin/python)")
     ap.add_argument("--warm", action="store_true",
                     help="first run each program once on a short time, untimed (Numba's and CuPy's kernel caches)")
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
         f"# Kelvin–Helmholtz: Explore vs kh2d-solver (load average {os.getloadavg()[0]:.2f}, "
         f"{os.cpu_count()} cores, peer with {cores})",
         "",
+        *([f"Explore's runs also set: {', '.join(args.explore_set)}.", ""] if args.explore_set else []),
         *([f"Peer environment: {peer_versions()}.", ""] if not (args.explore_only or args.peer_cmd) else []),
         "| preset | grid | t | peer whole (s) | peer CPU (s) | peer RSS (MiB) | peer no GIF (s) | peer no GIF CPU (s) "
         "| Explore backend | Explore whole (s) | Explore CPU (s) | Explore RSS (MiB) | speedup (wall) | speedup (CPU) "
