@@ -936,6 +936,9 @@ def test_diagnostics_y_scale_switches_mid_run_and_after_it():
         renderers = {label: p.handles["glyph_renderer"] for p, label in plot._targets.values()}
         assert renderers["big"] is not hidden and not renderers["big"].visible and renderers["mean"].visible
         assert fig.legend[0].click_policy == "hide"
+        # its legend entry stays (greyed), so a click brings the curve back
+        entries = {item.label["value"]: item.renderers for item in fig.legend[0].items}
+        assert set(entries) == {"mean", "big"} and renderers["big"] in entries["big"]
         view.diagnostics_scale = "linear"
         for label, drawn in _drawn(plot).items():
             np.testing.assert_allclose(drawn, history[label])

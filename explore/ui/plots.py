@@ -536,6 +536,9 @@ class LivePlot:
         renderer = plot.handles.get("glyph_renderer")
         if renderer is not None and element.label and element.label in self._hidden:
             renderer.visible = False  # hidden from the legend before a rebuild: stays hidden
+            # and keeps its (greyed) legend entry, to be clicked back: HoloViews leaves out the entry of
+            # a curve whose renderers are all invisible unless tagged so
+            renderer.tags = [*renderer.tags, "hv_legend"]
         figure = plot.handles.get("plot")
         if figure is not None and hasattr(figure, "output_backend"):
             figure.output_backend = OUTPUT_BACKEND
