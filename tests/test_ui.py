@@ -946,6 +946,83 @@ def test_diagnostics_y_scale_switches_mid_run_and_after_it():
         view.stop()
 
 
+class ToyGroups(ToyShapes):
+    """ToyShapes with two groups of diagnostics, one naming a diagnostic the lab never reports."""
+
+    diagnostic_groups = {"size": ("big",), "both": ("big", "mean", "absent")}
+
+
+def test_the_diagnostics_plot_shows_one_group_at_a_time():
+    """A lab's diagnostic groups: switching to one mid-run redraws the plot with that group's curves
+    only (in the group's order, each in its colour of "all"; a name the run does not report is left
+    out) and the following rows still stream; "all" brings every curve back, the categorical one still not a curve. A lab without
+    groups shows no such buttons, and a group it lacks is refused."""
+    from explore.labs.nlse import NLSELab
+
+    view = LabView(ToyGroups(delay=0.02, n_frames=100), preview=False)
+    plot = view.diagnostics_plot
+    assert list(view.diagnostics_group_toggle.options) == ["all", "size", "both"]
+    try:
+        view.__panel__().get_root()
+        view.run()
+        assert wait_for(lambda: len(view.frames) >= 10, view)
+        assert set(_drawn(plot)) == {"mean", "big"}
+        colours = {label: p.handles["glyph"].line_color for p, label in plot._targets.values()}
+        full = plot.full_updates
+        view.diagnostics_shown = "size"
+        assert plot.full_updates == full + 1 and view.status == "running"
+        assert set(_drawn(plot)) == {"big"}
+        p, _ = next(iter(plot._targets.values()))
+        assert p.handles["glyph"].line_color == colours["big"] != colours["mean"]  # (its colour in "all")
+        assert wait_for(lambda: view.status == "finished", view)
+        assert plot.full_updates == full + 1  # the rest streamed
+        history = view._diag_rows.arrays()
+        np.testing.assert_allclose(_drawn(plot)["big"], history["big"])
+        assert len(history["big"]) == len(view.frames) == 100
+        view.diagnostics_shown = "both"
+        assert list(plot.data["history"]) == ["time", "big", "mean"]
+        assert set(_drawn(plot)) == {"big", "mean"}
+        view.diagnostics_shown = "all"
+        assert set(_drawn(plot)) == {"mean", "big"} and "phase" not in plot.data["history"]
+    finally:
+        view.stop()
+    plain = LabView(NLSELab(), poll=False)
+    assert plain.param.diagnostics_shown.objects == ["all"]
+    assert plain.diagnostics_group_toggle not in plain.diagnostics_controls.objects
+    assert view.diagnostics_group_toggle in view.diagnostics_controls.objects
+    with pytest.raises(ValueError, match="diagnostics_shown"):
+        LabView(NLSELab(), poll=False, diagnostics_shown="size")
+
+
+def test_diagnostic_groups_name_what_the_labs_report():
+    """Every name in a lab's diagnostic groups is a diagnostic some run of it reports (no typo leaves
+    a group emptier than it says), and Kelvin–Helmholtz's groups hold every diagnostic it reports (its
+    ~19 curves are read group by group): across its presets, a Rayleigh-theory start and a doubly
+    periodic box."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+
+    small = dict(nx=32, nz=16, t_end=0.2, n_snapshots=2)
+    runs = {
+        KelvinHelmholtzLab: [KelvinHelmholtzLab(preset=p, **small) for p in KelvinHelmholtzLab.presets]
+        + [KelvinHelmholtzLab(Ri=0.0, **small), KelvinHelmholtzLab(boundary="periodic", profile="double", **small)],
+        ReactionDiffusionLab: [ReactionDiffusionLab(preset="stable_spiral", N=32, t_end=2.0, frame_dt=1.0,
+                                                    snapshot_dt=0.5),
+                               ReactionDiffusionLab(preset="spots", N=32, t_end=20.0, frame_dt=10.0,
+                                                    snapshot_dt=0.5)],
+    }
+    for cls, labs in runs.items():
+        seen = set()
+        for lab in labs:
+            for frame in lab.frames():
+                seen |= set(frame.diagnostics)
+                if cls is KelvinHelmholtzLab:
+                    grouped = set().union(*cls.diagnostic_groups.values())
+                    assert set(frame.diagnostics) <= grouped, set(frame.diagnostics) - grouped
+        for group, names in cls.diagnostic_groups.items():
+            assert group != "all" and set(names) <= seen, (cls.lab_name, group, set(names) - seen)
+
+
 def test_a_point_cloud_thumbnail_is_dots_and_a_curve_a_line():
     """The gallery card of a lab whose first sample is a point cloud (the diffusion samplers) draws
     dots; joined in sampling order they were a scribble."""

@@ -92,6 +92,10 @@ class Lab(param.Parameterized):
     #: "abs_log" (magnitudes on a log axis: for diagnostics of very different sizes, which a linear axis
     #: flattens to the largest) or "normalized" (each curve ÷ its largest |value|)
     diagnostics_scale: ClassVar[str] = "linear"
+    #: named subsets of the diagnostics, for a lab with many (name → diagnostic names, in legend order):
+    #: the dashboard can show one group alone ("energy", "budget" …) instead of every curve at once. A
+    #: name a run does not report (a rotating run's Coriolis terms) is left out of its plot
+    diagnostic_groups: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @classmethod
     def file_parameters(cls) -> tuple[str, ...]:

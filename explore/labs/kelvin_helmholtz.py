@@ -134,6 +134,15 @@ class KelvinHelmholtzLab(Lab):
                    "'etdrk4' (if_dop853 keeps ~86 of the state's size for each step size).")
     # energies ~1e-3, enstrophy ~10, dt ~1e-3, entropy ~3: on a linear axis only the enstrophy shows
     diagnostics_scale = "abs_log"
+    # ~19 diagnostics in one plot are hard to read: the page can show each of these alone
+    diagnostic_groups = {
+        "energy": ("kinetic_energy", "perturbation_energy", "potential_energy", "available_potential_energy",
+                   "background_potential_energy"),
+        "budget": ("dissipation", "buoyancy_flux", "pe_diffusion", "forcing_power", "coriolis_power"),
+        "mixing": ("mixing_efficiency", "mixed_layer_thickness", "density_entropy", "mean_density"),
+        "growth": ("perturbation_energy", "growth_rate", "theory_growth_rate"),
+        "flow": ("enstrophy", "coriolis_force", "dt"),
+    }
     groups = {
         "Flow": ["profile", "velocity", "shear_thickness", "density_thickness", "separation", "stratification", "rho_top",
                  "rho_bottom", "Re", "Ri", "Pr", "rotation", "forcing_amplitude", "forcing_modes"],

@@ -117,6 +117,10 @@ class ReactionDiffusionLab(Lab):
     memory_hint = ("Use a smaller 'N', or an integrator that keeps fewer arrays: 'ifrk4' or 'etdrk4' (if_dop853 "
                    "keeps ~86 of the state's size for each step size).")
     categorical_diagnostics = {"regime": REGIMES}
+    diagnostic_groups = {
+        "moments": ("u_mean", "u_variance", "u_kurtosis", "v_mean", "v_variance", "v_kurtosis"),
+        "pattern": ("defects", "net_charge", "pattern_regions", "pattern_area", "mutual_information"),
+    }
     groups = {
         "Model": ["model", "d1", "d2", "beta", "feed", "kill"],
         "Initial condition": ["initial", "arms", "noise", "seed"],

@@ -289,7 +289,7 @@ def _scaled(y: np.ndarray, scale: str, divisor: float = 1.0) -> np.ndarray:
 
 def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], logy: bool = True,
                         xlabel: str = "time", ylabel: str = "value", scale: str | None = None,
-                        legend: str = "right") -> hv.Overlay:
+                        legend: str = "right", order: list[str] | None = None) -> hv.Overlay:
     """All quantities of ``history`` (``'time'`` + one array per quantity) as curves vs time.
 
     ``earlier`` holds earlier runs, each ``{'label': str, 'history': {...}}``. A quantity has one
@@ -297,7 +297,9 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
     own dash and one legend entry naming its differing parameters (so the legend grows by runs, not
     by runs × quantities). ``scale`` (one of ``Y_SCALES``; default ``"log"`` if ``logy`` else
     ``"linear"``) says how the y axis shows them. ``legend``: ``"right"`` of the plot, or ``"bottom"``
-    (below it, two columns: a plot that shares its row keeps its width for the curves).
+    (below it, two columns: a plot that shares its row keeps its width for the curves). ``order``: the
+    names whose positions pick the colours (all the quantities, when ``history`` holds some of them:
+    a quantity keeps its colour whichever of them are drawn).
     """
     scale = scale or ("log" if logy else "linear")
     if scale not in Y_SCALES:
@@ -310,7 +312,8 @@ def convergence_overlay(history: dict[str, np.ndarray], earlier: list[dict], log
 
     names = list(dict.fromkeys(k for h in [history, *(r["history"] for r in earlier)] for k in h if k != "time"))
     palette = _colors()
-    color = {k: palette[i % len(palette)] for i, k in enumerate(names)}
+    ranked = list(dict.fromkeys([*(order or []), *names]))
+    color = {k: palette[i % len(palette)] for i, k in enumerate(ranked)}
     curves, drawn = [], []
     for i, run in enumerate(earlier):
         h = run["history"]

@@ -441,6 +441,11 @@ class LabView(pn.viewable.Viewer):
             "(abs_log), or each curve divided by its largest |value| (normalized), so that a large "
             "diagnostic does not flatten the others.",
     )
+    diagnostics_shown = param.Selector(
+        default="all", objects=["all"],
+        doc="Which diagnostics the Diagnostics plot shows: all of them, or one of the lab's groups "
+            "(Lab.diagnostic_groups: its energies, its budget …), each read more easily alone.",
+    )
     preview = param.Boolean(
         default=None, allow_None=True,
         doc="Show the initial state (the run's first frame) as soon as a parameter changes "
@@ -449,7 +454,10 @@ class LabView(pn.viewable.Viewer):
 
     def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
         self._ui_lock = threading.RLock()  # (first: every callback takes it)
+        shown = params.pop("diagnostics_shown", "all")
         super().__init__(**{"diagnostics_scale": lab.diagnostics_scale, **params})
+        self.param.diagnostics_shown.objects = ["all", *lab.diagnostic_groups]  # (this view's own copy)
+        self.diagnostics_shown = shown
         self.lab = lab
         self._initial_preset = preset
         self._initial = dict(lab.values())
@@ -485,7 +493,7 @@ class LabView(pn.viewable.Viewer):
         self._grey_out_inactive()
         self._show_notices()
         self.param.watch(self._on_follow, "follow_data")
-        self.param.watch(self._on_diagnostics_scale, "diagnostics_scale")
+        self.param.watch(self._on_diagnostics_scale, ["diagnostics_scale", "diagnostics_shown"])
         self._in_notebook = pn.state.curdoc is None and _in_notebook()
         self._notebook_css_done = False
         if pn.state.curdoc is not None and pn.state.curdoc.session_context:
@@ -562,12 +570,20 @@ class LabView(pn.viewable.Viewer):
             title=lab.convergence_title, kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
-            lambda d: convergence_overlay(d["history"], [], scale=d["scale"], ylabel=DIAGNOSTICS_YLABELS[d["scale"]]),
+            lambda d: convergence_overlay(d["history"], [], scale=d["scale"], ylabel=DIAGNOSTICS_YLABELS[d["scale"]],
+                                          order=d.get("order")),
             title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay", name="diagnostics",
         )
         self.diagnostics_scale_toggle = pn.widgets.RadioButtonGroup.from_param(
             self.param.diagnostics_scale, options=DIAGNOSTICS_SCALES, name="", margin=(5, 10), align="center",
         )
+        self.diagnostics_group_toggle = pn.widgets.RadioButtonGroup.from_param(
+            self.param.diagnostics_shown, name="", margin=(5, 10), align="center",
+        )
+        self.diagnostics_controls = pn.Row(
+            pn.pane.HTML("Diagnostics y axis:", margin=(0, 0, 0, 10), align="center"), self.diagnostics_scale_toggle,
+            *([pn.pane.HTML("Show:", margin=(0, 0, 0, 20), align="center"), self.diagnostics_group_toggle]
+              if lab.diagnostic_groups else []))
         self.spectrum_plot = LivePlot(sample_element, title="Spectrum", name="spectrum")
         self.sample_plots: dict[str, LivePlot] = {}
         self.samples_area = pn.FlexBox(sizing_mode="stretch_width")
@@ -576,8 +592,7 @@ class LabView(pn.viewable.Viewer):
         self._new_run_samples = False
         self._main = pn.Column(
             pn.Row(self.convergence_plot.pane, self.spectrum_plot.pane, sizing_mode="stretch_width"),
-            pn.Row(pn.pane.HTML("Diagnostics y axis:", margin=(0, 0, 0, 10), align="center"),
-                   self.diagnostics_scale_toggle),
+            self.diagnostics_controls,
             self.diagnostics_plot.pane,
             pn.pane.Markdown("### Samples"),
             self.samples_area,
@@ -1050,12 +1065,21 @@ class LabView(pn.viewable.Viewer):
 
     def _send_diagnostics(self, force: bool = True) -> None:
         if self._diag_rows.any_values():
-            self.diagnostics_plot.update({"history": self._diag_rows.arrays(), "scale": self.diagnostics_scale},
-                                         force=force)
+            self.diagnostics_plot.update({"history": self._shown_diagnostics(), "scale": self.diagnostics_scale,
+                                          "order": list(self._diag_rows.cols)}, force=force)
+
+    def _shown_diagnostics(self) -> dict[str, np.ndarray]:
+        """The plotted history: every diagnostic, or those of the group shown (in the group's order)."""
+        history = self._diag_rows.arrays()
+        group = self.lab.diagnostic_groups.get(self.diagnostics_shown)
+        if group is None:
+            return history
+        return {"time": history["time"], **{k: history[k] for k in group if k in history}}
 
     @_serialized
     def _on_diagnostics_scale(self, event) -> None:
-        """Redraw the Diagnostics plot on its new y axis (during a run the next rows stream onto it)."""
+        """Redraw the Diagnostics plot on its new y axis, or with the group of diagnostics chosen
+        (during a run the next rows stream onto it)."""
         try:
             if self.diagnostics_plot.data is not None:  # (a cleared plot gets the new axis with its next row)
                 self._send_diagnostics()

@@ -469,11 +469,27 @@ def _diagnostics(page) -> dict:
     return page.evaluate(DIAGNOSTICS_JS)
 
 
+# the curves of the Diagnostics figure on screen (a replaced figure's models stay in the document)
+SHOWN_DIAGNOSTICS_JS = """() => { const out = new Set();
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.renderers && m.title && m.title.text === 'Diagnostics' && Bokeh.index.find_one(m) != null)
+      for (const r of m.renderers) { const name = r.data_source && r.data_source.name;
+        if (name && name.startsWith('diagnostics:')) out.add(name.slice(12)); }
+  return [...out].sort(); }"""
+
+# the legend entries of the Diagnostics figure on screen
+SHOWN_LEGEND_JS = """() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.renderers && m.title && m.title.text === 'Diagnostics' && Bokeh.index.find_one(m) != null)
+      for (const side of [m.right, m.left, m.above, m.below, m.center])
+        for (const l of side) if (l.items) return l.items.map(i => i.label.value);
+  return null; }"""
+
+
 def test_regime_is_named_and_the_diagnostics_y_axis_can_be_switched(open_page):
     """Reaction–diffusion (pattern decay): the regime is read by name as it changes and is not a curve;
     the Diagnostics y axis switches to each curve ÷ its largest |value| while the run streams (the rows
     keep coming, every curve peaks at 1) and to |value| on a log axis after it; a curve hidden from the
-    legend stays hidden across the switch."""
+    legend stays hidden across the switch; the "moments" group shows those curves alone."""
     watched = open_page("/reaction_diffusion?preset=pattern_decay&t_end=300")
     page = watched.page
     press(page, "Run")
@@ -511,7 +527,21 @@ def test_regime_is_named_and_the_diagnostics_y_axis_can_be_switched(open_page):
     hidden = page.evaluate("""() => { for (const doc of Bokeh.documents) for (const m of doc.all_models)
         if (m.data_source && m.data_source.name === 'diagnostics:u_kurtosis') return m.visible; }""")
     assert hidden is False
+    assert "u_kurtosis" in page.evaluate(SHOWN_LEGEND_JS)  # (greyed: a click brings it back)
     screenshot(page, "reaction_diffusion-diagnostics-log")
+
+    # one group of diagnostics alone, then all again
+    assert page.evaluate(SHOWN_DIAGNOSTICS_JS) == sorted(k for k in logged if k != "__scale__")
+    page.get_by_role("button", name="moments").click()
+    moments = sorted(["u_mean", "u_variance", "u_kurtosis", "v_mean", "v_variance", "v_kurtosis"])
+    page.wait_for_function(f"() => ({SHOWN_DIAGNOSTICS_JS})().join() === {','.join(moments)!r}", timeout=10_000)
+    assert _diagnostics(page)["v_mean"]["rows"] == 301
+    assert page.evaluate(SHOWN_LEGEND_JS) == ["u_mean", "u_variance", "u_kurtosis", "v_mean", "v_variance",
+                                              "v_kurtosis"]
+    page.mouse.move(0, 0)  # (no tooltip over the controls)
+    screenshot(page, "reaction_diffusion-diagnostics-moments")
+    page.get_by_role("button", name="all", exact=True).click()
+    page.wait_for_function(f"() => ({SHOWN_DIAGNOSTICS_JS})().includes('mutual_information')", timeout=10_000)
     no_errors(watched)
 
 
