@@ -53,6 +53,8 @@ SAMPLE_WIDTH = 420
 #: the choices of the Diagnostics plot's y axis (label → scale, see ``explore.ui.plots.Y_SCALES``) and
 #: the axis label of each: one large diagnostic (a kurtosis of ~900) flattens the others on a linear axis
 DIAGNOSTICS_SCALES = {"linear": "linear", "log |value|": "abs_log", "÷ max |value|": "normalized"}
+#: the choice of a button group filled, the others outlined (the default grey marks it too faintly to read)
+TOGGLE_STYLE = dict(color="primary", variant="outline")
 DIAGNOSTICS_YLABELS = {"linear": "diagnostics", "abs_log": "|diagnostics|", "normalized": "diagnostics / max |·|"}
 #: how long the worker waits on a full queue / a paused state before re-checking for stop (seconds)
 _POLL_S = 0.05
@@ -576,9 +578,10 @@ class LabView(pn.viewable.Viewer):
         )
         self.diagnostics_scale_toggle = pn.widgets.RadioButtonGroup.from_param(
             self.param.diagnostics_scale, options=DIAGNOSTICS_SCALES, name="", margin=(5, 10), align="center",
+            **TOGGLE_STYLE,
         )
         self.diagnostics_group_toggle = pn.widgets.RadioButtonGroup.from_param(
-            self.param.diagnostics_shown, name="", margin=(5, 10), align="center",
+            self.param.diagnostics_shown, name="", margin=(5, 10), align="center", **TOGGLE_STYLE,
         )
         self.diagnostics_controls = pn.Row(
             pn.pane.HTML("Diagnostics y axis:", margin=(0, 0, 0, 10), align="center"), self.diagnostics_scale_toggle,
