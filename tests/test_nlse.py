@@ -317,6 +317,30 @@ def test_frames_and_result_shapes():
     assert ds.attrs["N"] == 256 and ds.attrs["lab"] == "nlse" and ds.attrs["integrator"] == "dop853"
 
 
+def test_a_long_run_keeps_its_waterfall_bounded(monkeypatch):
+    """A run of many frames: the waterfall shows at most MAX_PIXELS rows (a stride ending at the newest
+    frame, in time order), and a headless run keeps the fields of its last frame only (every frame held
+    the waterfall of all earlier ones: memory grew with the square of ``n_snapshots``; 4000 frames of
+    N = 512 were killed for memory)."""
+    import explore.core.result as result
+    from explore.core.frame import MAX_PIXELS
+
+    kept = []
+    make = result.frames_to_parts
+    monkeypatch.setattr(result, "frames_to_parts", lambda frames, *a, **k: kept.append(frames) or make(frames, *a, **k))
+    n = 2 * MAX_PIXELS + 100
+    ds = NLSELab(N=32, t_end=0.5, n_snapshots=n, integrator="etdrk4", dt=0.5 / n).run()
+    frames = kept[0]
+    assert len(frames) == n + 1
+    assert all("waterfall" not in f.samples and "abs_psi" in f.samples for f in frames[:-1])
+    shown = frames[-1].samples["waterfall"]
+    assert shown.values.shape == (len(shown.y), 32) and MAX_PIXELS // 2 < len(shown.y) <= MAX_PIXELS
+    assert shown.y[-1] == ds.time.values[-1] and np.all(np.diff(shown.y) > 0)
+    rows = np.searchsorted(ds.time.values, shown.y)
+    np.testing.assert_array_equal(ds.time.values[rows], shown.y)
+    np.testing.assert_array_equal(ds.abs_psi.values[rows], shown.values)  # the rows are the frames' |ψ|
+
+
 def test_netcdf_round_trip(tmp_path):
     import xarray as xr
 

@@ -5,6 +5,7 @@ inside the lab (and on the device for CuPy).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,18 @@ class Frame:
     samples: dict[str, Sample] = field(default_factory=dict)
     nfe: int = 0
     steps: int = 0
+
+
+def light_frame(frame: Frame) -> Frame:
+    """``frame`` without its fields and point clouds. A history keeps these of its last frame only (a
+    result stores the last one; curves become series over the frames), so the frames before it are
+    kept light: a lab whose field grows with the run (NLSE's space–time waterfall) would otherwise
+    hold memory growing with the square of the frame count."""
+    light = {k: s for k, s in frame.samples.items() if isinstance(s, Curve)}
+    spectrum = frame.spectrum if isinstance(frame.spectrum, Curve) else None
+    if len(light) == len(frame.samples) and spectrum is frame.spectrum:
+        return frame
+    return dataclasses.replace(frame, samples=light, spectrum=spectrum)
 
 
 def decimate(a: np.ndarray, limit: int = MAX_PIXELS, axes: tuple[int, ...] | None = None) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import param
 
 from explore.core.backend import BACKENDS, get_namespace, to_host
-from explore.core.frame import Frame
+from explore.core.frame import Frame, light_frame
 from explore.core.memory import RunTooLarge, available_bytes, format_bytes
 
 #: a run whose steps so far, continued at their average size, would need more steps than this to reach
@@ -328,7 +328,7 @@ class Lab(param.Parameterized):
         frames, last = [], None
         for frame in self.frames():
             if last is not None:
-                frames.append(dataclasses.replace(last, samples={}) if self.last_samples_only else last)
+                frames.append(dataclasses.replace(last, samples={}) if self.last_samples_only else light_frame(last))
             last = frame
             if callback is not None:
                 callback(frame)

@@ -22,7 +22,7 @@ import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
-from explore.core.frame import decimate
+from explore.core.frame import MAX_PIXELS, decimate
 from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
@@ -51,6 +51,29 @@ START_PARAMETERS = {
 
 #: the truncation rules of ``dealias``: the share of the Nyquist wavenumber kept in the nonlinear term
 TRUNCATIONS = {"two_thirds": 2 / 3, "half": 1 / 2}
+
+
+class _Rows:
+    """The waterfall's rows ``|ψ(x, t_i)|``, kept in a buffer that doubles when full (appending is O(1),
+    not a copy of every row so far), shown on at most ``MAX_PIXELS`` rows, the newest among them."""
+
+    def __init__(self):
+        self.n, self.t, self.rows = 0, np.empty(0), None
+
+    def append(self, t: float, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add the row at time ``t``; return the rows to show and their times (a stride ending at the newest)."""
+        if self.rows is None or self.n == len(self.t):
+            size = max(64, 2 * self.n)
+            times, rows = np.empty(size), np.empty((size, row.size))
+            if self.rows is not None:
+                times[:self.n], rows[:self.n] = self.t[:self.n], self.rows[:self.n]
+            self.t, self.rows = times, rows
+        self.t[self.n], self.rows[self.n] = t, row
+        self.n += 1
+        stride = -(-self.n // MAX_PIXELS)
+        shown = slice((self.n - 1) % stride, self.n, stride)
+        return self.t[shown].copy(), self.rows[shown].copy()
+
 
 @register_lab
 class NLSELab(Lab):
@@ -236,8 +259,7 @@ class NLSELab(Lab):
         k_host = to_host(grid.k[0])
         self._k_order = np.argsort(k_host)  # spectrum shown with k ascending
         self._k_display = decimate(k_host[self._k_order])
-        self._waterfall: list[np.ndarray] = []
-        self._times: list[float] = []
+        self._waterfall = _Rows()
         self._invariants0 = None
         self._final = None
         eps = 1e-12 * max(1.0, self.t_end)
@@ -296,16 +318,14 @@ class NLSELab(Lab):
         x_disp = decimate(self._x_host)
         abs_disp = np.sqrt(decimate(density_host))
         power = to_host(xp.real(state.y * xp.conj(state.y))) * grid.dx[0] * self.L
-        self._waterfall.append(abs_disp)
-        self._times.append(t)
+        times, rows = self._waterfall.append(t, abs_disp)
         return Frame(
             step=i, time=t, progress=i / self.n_snapshots,
             convergence=convergence, diagnostics=diagnostics,
             spectrum=Curve(self._k_display, decimate(power[self._k_order]), xlabel="k", ylabel="|ψ(k)|²", logy=True),
             samples={
                 "abs_psi": Curve(x_disp, abs_disp, xlabel="x", ylabel="|ψ|"),
-                "waterfall": Field(x_disp, np.array(self._times), np.array(self._waterfall),
-                                   xlabel="x", ylabel="t", label="|ψ(x, t)|", equal_aspect=False),
+                "waterfall": Field(x_disp, times, rows, xlabel="x", ylabel="t", label="|ψ(x, t)|", equal_aspect=False),
             },
             nfe=state.nfe, steps=state.steps,
         )

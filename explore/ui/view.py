@@ -9,7 +9,6 @@ Errors (bad parameters, diverging runs) are shown in an alert; they never reach 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import html
 import math
@@ -27,7 +26,7 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
-from explore.core.frame import Curve, Field, Frame, Points
+from explore.core.frame import Frame, light_frame
 from explore.core.lab import Lab, SolverDiverged
 from explore.core.result import frames_to_dataset
 from explore.ui.export import ExportMenu
@@ -355,15 +354,6 @@ def _diff_label(values: dict, reference: dict) -> str:
     if len(diff) > LABEL_PARAMETERS:
         diff = diff[:LABEL_PARAMETERS] + [f"+{len(diff) - LABEL_PARAMETERS} more"]
     return ", ".join(diff)
-
-
-def _strip_heavy(frame: Frame) -> Frame:
-    """A frame without its fields and point clouds (only the last frame's are exported)."""
-    light = {k: s for k, s in frame.samples.items() if isinstance(s, Curve)}
-    spectrum = frame.spectrum if isinstance(frame.spectrum, Curve) else None
-    if len(light) == len(frame.samples) and spectrum is frame.spectrum:
-        return frame
-    return dataclasses.replace(frame, samples=light, spectrum=spectrum)
 
 
 def _serialized(method):
@@ -987,7 +977,7 @@ class LabView(pn.viewable.Viewer):
                 break
             if kind == _FRAME:
                 if self._frames:
-                    self._frames[-1] = _strip_heavy(self._frames[-1])
+                    self._frames[-1] = light_frame(self._frames[-1])
                 self._frames.append(payload)
                 self._rows.append(payload.time, payload.convergence)
                 self._append_diagnostics(payload)
