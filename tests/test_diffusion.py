@@ -410,6 +410,9 @@ def test_bad_targets_and_names_raise_clear_errors():
     (dict(sampler="ghvb", momentum=0.0), "momentum"),
     (dict(sampler="ghvb", momentum=-0.2), "momentum"),
     (dict(sampler="ddim", thresholding=True), "thresholding"),
+    # a Beta step law so skewed that two time points coincide: refused up front, not mid-run
+    (dict(preset="flow", steps=10, timesteps="beta", beta_a=0.05, beta_b=10, study=False), "'beta_a'.*'beta_b'"),
+    (dict(schedule="edm", steps=4, timesteps="beta", beta_a=0.05, beta_b=3, study=True), "'beta_a'.*16 steps"),
 ])
 def test_lab_bad_input_names_the_parameter(values, word):
     with pytest.raises(ValueError, match=word):

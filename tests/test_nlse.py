@@ -377,6 +377,11 @@ def test_every_preset_runs(preset):
         (dict(initial="akhmediev_breather", omega=0.5, L=50.0), "L"),
         (dict(integrator="rk4", dt=1e-12), "dt"),
         (dict(nonsense=1), "nonsense"),
+        # an initial condition with no mass on the grid (the drifts are relative to it): was a ZeroDivisionError
+        (dict(amplitude=1e8, N=64), "'amplitude'"),
+        (dict(amplitude=1e-300, N=64), "'amplitude'"),
+        (dict(preset="modulated_soliton", amplitude=1e-200, N=64), "'amplitude'"),
+        (dict(L=1e-160, N=64), "'L'.*overflow"),  # (was an OverflowError in the divergence hint)
     ],
 )
 def test_bad_input_names_the_parameter(params, name):

@@ -621,6 +621,16 @@ def test_a_step_that_blows_up_stops_with_a_message():
     lab = ReactionDiffusionLab(preset="pattern_decay", integrator="rk4", dt=0.1, t_end=5.0)
     with pytest.raises(SolverDiverged, match=r"non-finite at t = .*etdrk4"):
         lab.run()
+    # without diffusion the reaction alone limits RK4's step (the hint divided by a zero rate)
+    lab = ReactionDiffusionLab(preset="stable_spiral", N=16, L=10.0, t_end=5.0, snapshot_dt=1.0, frame_dt=1.0,
+                               initial_layer=0, d1=0, d2=0, integrator="rk4", dt=0.1, beta=50)
+    with pytest.raises(SolverDiverged, match="reaction limits it"):
+        lab.run()
+    # a start too large for |w|² in the co-rotating frame (a ValueError of the frame rate's setter)
+    lab = ReactionDiffusionLab(preset="stable_spiral", N=16, L=10.0, t_end=1.0, snapshot_dt=0.1, frame_dt=0.5,
+                               noise=1e100)
+    with pytest.raises(SolverDiverged, match="t = 0 .*reduce 'noise'"):
+        lab.run()
 
 
 def test_numpy_fast_path_transforms_with_ducc0_or_numpy_alike(monkeypatch):

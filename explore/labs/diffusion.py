@@ -153,6 +153,14 @@ class DiffusionLab(Lab):
             raise ValueError("diffusion: the 'optimal' step schedule is searched for 'steps' <= 24")
         if "beta" in info.defaults and not 0.0 < self.momentum <= 1.0:
             raise ValueError(f"diffusion: 'momentum' must be in (0, 1] for {self.sampler}, got {self.momentum}")
+        if self.timesteps == "beta":  # a skewed Beta law can put two time points on one float
+            schedule = make_schedule(self.schedule)
+            for count in sorted({self.steps, *(self._study_counts() if self.study else ())}):
+                ts = step_times("beta", schedule, count, a=self.beta_a, b=self.beta_b)
+                if np.any(np.diff(ts) >= 0):
+                    raise ValueError(f"diffusion: 'beta_a' = {self.beta_a:g} and 'beta_b' = {self.beta_b:g} crowd "
+                                     f"{count} steps of the '{self.schedule}' schedule onto coinciding time points; "
+                                     "choose values nearer 1 (or fewer steps)")
 
     # ------------------------------------------------------------------ set-up
     def model(self):
@@ -385,18 +393,23 @@ class DiffusionLab(Lab):
         host = to_host(out[:MAX_POINTS])
         return Points(host[:, 0], host[:, 1], xlabel="x1", ylabel="x2", equal_aspect=True), err
 
-    def _study(self, model, x0_host, xp) -> Curve:
-        """Error vs NFE over step counts around ``steps`` (same endpoints, one reference).
-
-        Measured at the last noise level sigma_min > 0, without the final denoising step: that jump
-        x = alpha x0_hat has an error ~ sigma_min^2 whatever the step count, a floor under which the
-        study's slope (the sampler's order) would flatten."""
+    def _study_counts(self) -> list[int]:
+        """The step counts of the error-vs-NFE study: a quarter of ``steps`` to four times it."""
         counts = sorted({max(1, self.steps // 4), max(1, self.steps // 2), self.steps, 2 * self.steps,
                          4 * self.steps})
         if self.schedule == "vp_discrete":
             counts = [c for c in counts if c <= 250]
         if self.timesteps == "optimal":
             counts = [c for c in counts if c <= 24]
+        return counts
+
+    def _study(self, model, x0_host, xp) -> Curve:
+        """Error vs NFE over step counts around ``steps`` (same endpoints, one reference).
+
+        Measured at the last noise level sigma_min > 0, without the final denoising step: that jump
+        x = alpha x0_hat has an error ~ sigma_min^2 whatever the step count, a floor under which the
+        study's slope (the sampler's order) would flatten."""
+        counts = self._study_counts()
         x0 = xp.asarray(x0_host)
         lv_end = self.noise_levels(counts[0], model, denoise=False)
         ref, _ = pf_ode(model, x0, lv_end.at(0), [lv_end.at(lv_end.steps)], rtol=self.reference_rtol,

@@ -170,6 +170,9 @@ class NLSELab(Lab):
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
         info = INTEGRATORS[self.integrator]
+        k_max = math.pi * self.N / self.L
+        if not math.isfinite(k_max * k_max):  # (the dispersion's symbol k²/2)
+            raise ValueError(f"nlse: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
         if not info.adaptive and self.t_end / self.dt > 5e7:
             raise ValueError(f"nlse: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps to reach t_end; increase 'dt'")
         if self.initial == "akhmediev_breather":
@@ -246,8 +249,13 @@ class NLSELab(Lab):
         problem = eq.NLSEProblem(grid, self._projector(grid))
         # the Hamiltonian the run conserves: with the filter, its quartic term is of the filtered field
         self._filter = problem.projector if self.dealias == "filter" else None
-        psi0 = self.initial_state(grid)
+        with np.errstate(over="ignore"):  # (a narrow soliton's cosh overflows to inf: its envelope is then 0)
+            psi0 = self.initial_state(grid)
         self.ensure_finite(psi0, 0.0, "the initial condition ψ(x, 0)")
+        if not float(xp.sum(xp.real(psi0 * xp.conj(psi0)))) > 0:  # (the drifts are relative to its mass)
+            raise ValueError(f"nlse: the initial condition vanishes on this grid (|ψ|² underflows at every point: "
+                             f"an amplitude too small, or a soliton far narrower than the grid spacing "
+                             f"L/N = {self.L / self.N:.3g}); change 'amplitude', or 'N' or 'L'")
         u = grid.fft(psi0)
         if self.dealias in TRUNCATIONS:
             u = problem.projector * u  # truncated modes then stay zero

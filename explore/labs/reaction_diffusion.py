@@ -267,7 +267,7 @@ class ReactionDiffusionLab(Lab):
     @property
     def divergence_hint(self) -> str:  # type: ignore[override]
         rate = max(self.d1, self.d2) * 2 * (math.pi * self.N / self.L) ** 2
-        if self.integrator == "rk4":
+        if self.integrator == "rk4" and 0 < rate < math.inf:  # (no diffusion: the reaction limits the step)
             return (f"Explicit RK4 is stable only for dt ≲ 2.8 / max(d)|k|²_max = {2.8 / rate:.3g} on this grid "
                     f"(dt = {self.dt:g}): reduce 'dt' or use 'etdrk4' / 'ifrk4'.")
         if INTEGRATORS[self.integrator].adaptive:
@@ -329,7 +329,12 @@ class ReactionDiffusionLab(Lab):
             w0 = self.initial_state(grid)
             self.ensure_finite(w0, 0.0, "the initial condition")
             if corotating:  # (before init: an adaptive stepper evaluates the derivative there)
-                problem.frame_rate = rd.corotation_rate(w0[0, ...], w0[1, ...], self.beta)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    rate = rd.corotation_rate(w0[0, ...], w0[1, ...], self.beta)
+                if not math.isfinite(rate):  # (|w|⁴ overflows: a start the fixed frame blows up on too)
+                    raise SolverDiverged(0.0, "the co-rotation rate of the initial condition",
+                                         "The initial fields are too large (|u|² + |v|² overflows): reduce 'noise'.")
+                problem.frame_rate = rate
             state, i0 = stepper.init(0.0, rd.rfft2(w0)), 0
         writer = None
         if self.snapshot_file:
