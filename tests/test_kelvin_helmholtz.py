@@ -542,6 +542,28 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert float(KelvinHelmholtzLab(**base, t_end=0.5, n_snapshots=5, resume_from=ck3).run().time[-1]) == 0.5
 
 
+@pytest.mark.parametrize("damage", [
+    dict(drop="integrals"), dict(drop="budget_ref"), dict(budget_ref="not json"), dict(integrals=np.zeros(1)),
+    dict(y=np.zeros((2, 3))), dict(y="text"), dict(t="abc"), dict(y_nan=True),
+])
+def test_a_damaged_checkpoint_is_refused_naming_resume_from(tmp_path, damage):
+    """A checkpoint whose entries were removed or changed (by hand, or by another tool: the lab's own
+    writes are atomic) is refused with a message naming 'resume_from', not a KeyError, an IndexError
+    or a broadcasting error from deep inside the run; a state that is not finite likewise."""
+    base = dict(preset="basic_shear", nx=32, nz=16)
+    ck = tmp_path / "kh.npz"
+    KelvinHelmholtzLab(**base, t_end=0.2, n_snapshots=2, checkpoint_file=str(ck)).run()
+    entries = dict(np.load(ck))
+    damage = dict(damage)
+    entries.pop(damage.pop("drop", None), None)
+    if damage.pop("y_nan", False):
+        entries["y"] = entries["y"] * np.nan
+    entries.update(damage)
+    np.savez(tmp_path / "bad.npz", **entries)
+    with pytest.raises(ValueError, match="'resume_from' = .*bad.npz' is not a checkpoint of this lab"):
+        next(KelvinHelmholtzLab(**base, t_end=0.4, n_snapshots=4, resume_from=str(tmp_path / "bad.npz")).frames())
+
+
 def test_checkpoint_resume_of_a_doubly_periodic_run_keeps_its_integrals(tmp_path):
     """Doubly periodic, the mixing efficiency integrates the APE's mixing loss χ: a resumed run must carry
     that integral (and every other) over to end where the uninterrupted run does."""

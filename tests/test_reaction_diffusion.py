@@ -500,6 +500,25 @@ def test_a_checkpoint_from_before_a_parameter_existed_is_refused_by_name(tmp_pat
         next(ReactionDiffusionLab(t_end=2.0, resume_from=str(tmp_path / "old.npz"), **base).frames())
 
 
+@pytest.mark.parametrize("damage", [
+    dict(drop="history"), dict(drop="frame"), dict(maxima=np.zeros(0)), dict(frame=np.array([np.nan, 0.0])),
+    dict(y=np.zeros((2, 16, 3))),
+])
+def test_a_damaged_checkpoint_is_refused_naming_resume_from(tmp_path, damage):
+    """A checkpoint whose entries were removed or changed is refused naming 'resume_from' (it was a
+    KeyError, an IndexError or a broadcasting error); a history of another layout says 'older version'."""
+    base = dict(preset="stable_spiral", N=16, L=10.0, frame_dt=0.5)
+    ck = tmp_path / "ck.npz"
+    ReactionDiffusionLab(t_end=1.0, checkpoint_file=str(ck), **base).run()
+    entries = dict(np.load(ck))
+    damage = dict(damage)
+    entries.pop(damage.pop("drop", None), None)
+    entries.update(damage)
+    np.savez(tmp_path / "bad.npz", **entries)
+    with pytest.raises(ValueError, match="'resume_from' = .*bad.npz' (is not a checkpoint of this lab|was written by an older)"):
+        next(ReactionDiffusionLab(t_end=2.0, resume_from=str(tmp_path / "bad.npz"), **base).frames())
+
+
 def test_code_and_command_line_reproduce_every_preset(tmp_path):
     """The snippet and the command line list what differs from a bare ``ReactionDiffusionLab()`` (the
     default preset applied), so they rebuild the same configuration: for spots they left out

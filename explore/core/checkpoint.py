@@ -7,6 +7,7 @@ with other physics or numerics (``params``, compared key by key) with a message 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -40,11 +41,30 @@ def save_checkpoint(path: str, state, index: int, params: dict, **extra) -> None
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
+def _not_a_checkpoint(path: str, lab_name: str, exc: BaseException) -> ValueError:
+    return ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
+                      f"({type(exc).__name__}: {exc})")
+
+
+@contextlib.contextmanager
+def checkpoint_entries(path: str, lab_name: str):
+    """Read a lab's own entries of a checkpoint inside this: an entry missing, of another shape or not
+    a number (a file changed by hand or by another tool) is refused naming ``resume_from``, not
+    reported as an ``IndexError`` from deep inside the lab."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise _not_a_checkpoint(path, lab_name, exc) from None
+
+
+def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str, shape: tuple | None = None,
+                    required: tuple[str, ...] = ()):
     """``(state, index, extra)`` from a checkpoint: the stepper's state on backend ``xp`` (its
     counters and proposed step as saved), the frame index and the lab's own entries (host arrays).
 
-    Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params``.
+    Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params``, or
+    what is wrong with the file: not a checkpoint, an entry of ``required`` (the lab's own) missing, a
+    state not of ``shape`` or not finite, a counter that is not a number.
     """
     try:
         ck = np.load(path, allow_pickle=False)
@@ -57,8 +77,7 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
         if missing or not isinstance(saved, dict):
             raise KeyError(", ".join(missing) or "params")
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # (EOFError: an empty file)
-        raise ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
-                         f"({type(exc).__name__}: {exc})") from None
+        raise _not_a_checkpoint(path, lab_name, exc) from None
     absent = [k for k in params if k not in saved]
     if absent:  # (a parameter the lab has gained since: the run it continues may have used anything)
         raise ValueError(f"{lab_name}: 'resume_from' = {path!r} was written by an older version of this lab, "
@@ -67,9 +86,24 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str):
     if diff:
         raise ValueError(f"{lab_name}: 'resume_from' was written with different "
                          + ", ".join(f"{k} ({saved.get(k)!r} vs {params[k]!r})" for k in diff))
-    state = stepper.init(float(entries["t"]), xp.asarray(entries["y"]))
-    state = dataclasses.replace(
-        state, dt=float(entries["dt"]), nfe=int(entries["nfe"]), steps=int(entries["steps"]),
-        rejected=int(entries["rejected"]), f=xp.asarray(entries["f"]) if "f" in entries else None)
+    with checkpoint_entries(path, lab_name):
+        missing = [k for k in required if k not in entries]  # (after the parameters: an older lab's file says so)
+        if missing:
+            raise KeyError(", ".join(missing))
+        y, f = entries["y"], entries.get("f")
+        for name, a in (("state", y), ("derivative", f)):
+            if a is None:
+                continue
+            if shape is not None and a.shape != tuple(shape):
+                raise ValueError(f"its {name} has shape {a.shape}, this run's {tuple(shape)}")
+            if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)):
+                raise ValueError(f"its {name} is not all finite numbers")
+        t, index = float(entries["t"]), int(entries["index"])
+        counters = dict(dt=float(entries["dt"]), nfe=int(entries["nfe"]), steps=int(entries["steps"]),
+                        rejected=int(entries["rejected"]))
+        if not (math.isfinite(t) and math.isfinite(counters["dt"])) or index < 0:
+            raise ValueError(f"its time {t!r}, step {counters['dt']!r} or frame {index!r} is not valid")
+    state = stepper.init(t, xp.asarray(y))
+    state = dataclasses.replace(state, **counters, f=None if f is None else xp.asarray(f))
     extra = {k: v for k, v in entries.items() if k not in _STATE_KEYS}
-    return state, int(entries["index"]), extra
+    return state, index, extra

@@ -51,7 +51,7 @@ import numpy as np
 import param
 
 from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.checkpoint import checkpoint_entries, load_checkpoint, save_checkpoint
 from explore.core.files import check_input_file, check_output_file
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
@@ -539,7 +539,7 @@ class KelvinHelmholtzLab(Lab):
         self._setup_diagnostics(grid, problem, y0)
         i0 = 0
         if self.resume_from:  # the references above come from y0 (seeded); the rest from the checkpoint
-            state, i0 = self._load_checkpoint(stepper, xp)
+            state, i0 = self._load_checkpoint(stepper, xp, state.y.shape)
         self._final = None
         eps = 1e-12 * max(1.0, self.t_end)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -576,16 +576,22 @@ class KelvinHelmholtzLab(Lab):
                         integrals=np.array([getattr(self, k) for k in self._INTEGRALS]),
                         budget_ref=np.array(json.dumps([t_ref, b_ref])), growth_ref=np.array(self._growth_ref))
 
-    def _load_checkpoint(self, stepper, xp):
-        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
+    def _load_checkpoint(self, stepper, xp, shape: tuple):
+        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name,
+                                           shape=shape, required=("integrals", "budget_ref"))
         if i0 > self.n_snapshots:
             raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
-        for k, v in zip(self._INTEGRALS, extra["integrals"]):
-            setattr(self, k, float(v))
-        t_ref, b_ref = json.loads(str(extra["budget_ref"]))
+        with checkpoint_entries(self.resume_from, self.lab_name):
+            integrals = [float(v) for v in extra["integrals"]]
+            if len(integrals) != len(self._INTEGRALS):
+                raise ValueError(f"{len(integrals)} integrals, not {len(self._INTEGRALS)}")
+            t_ref, b_ref = json.loads(str(extra["budget_ref"]))
+            growth = tuple(float(v) for v in extra["growth_ref"]) if "growth_ref" in extra else None
+        for k, v in zip(self._INTEGRALS, integrals):
+            setattr(self, k, v)
         self._budget_ref = (t_ref, b_ref)
-        if "growth_ref" in extra:
-            self._growth_ref = tuple(float(v) for v in extra["growth_ref"])
+        if growth is not None:
+            self._growth_ref = growth
         return state, i0
 
     # ---------------------------------------------------------------- diagnostics

@@ -29,7 +29,7 @@ import numpy as np
 import param
 
 from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
-from explore.core.checkpoint import load_checkpoint, save_checkpoint
+from explore.core.checkpoint import checkpoint_entries, load_checkpoint, save_checkpoint
 from explore.core.files import check_input_file, check_output_file
 from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
@@ -537,16 +537,22 @@ class ReactionDiffusionLab(Lab):
                         maxima=np.array([self._max["contrast"]]), frame=np.array([self._theta, rate]))
 
     def _load_checkpoint(self, stepper, xp, n_out: int, problem):
-        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name)
+        n = self.N
+        state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name,
+                                           shape=(2, n, n // 2 + 1), required=("history", "maxima", "frame"))
         if i0 > n_out:
             raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
-        history = np.asarray(extra["history"], dtype=float)
-        if history.ndim != 2 or history.shape[1] != 4:
+        history = np.asarray(extra["history"], dtype=float) if extra["history"].dtype.kind in "fiu" else None
+        if history is None or history.ndim != 2 or history.shape[1] != 4:
             raise ValueError(f"{self.lab_name}: 'resume_from' = {self.resume_from!r} was written by an older "
                              "version of this lab (its regime history has another layout); run from the start")
+        with checkpoint_entries(self.resume_from, self.lab_name):
+            contrast = float(extra["maxima"][0])
+            theta, rate = (float(x) for x in extra["frame"])
+            if not (math.isfinite(theta) and math.isfinite(rate)):
+                raise ValueError(f"its frame's phase {theta!r} or rate {rate!r} is not finite")
         self._history.extend(tuple(row) for row in history)
-        self._max["contrast"] = float(extra["maxima"][0])
-        self._theta, rate = (float(x) for x in extra["frame"])
+        self._max["contrast"], self._theta = contrast, theta
         if rate != 0.0:
             problem.frame_rate = rate
         return state, i0
