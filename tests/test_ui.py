@@ -689,6 +689,9 @@ def test_a_shortened_step_is_said_beside_the_controls():
     assert kh.notices() == ["Steps of 0.025, not dt = 0.03: whole steps fill each frame interval "
                             "t_end / n_snapshots = 0.1."]
     assert labs["kelvin_helmholtz"](dt=0.03).notices() == []  # (a CFL step: dt is its cap)
+    rd = labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0)  # (was accepted silently)
+    assert rd.notices() == ["initial_layer = 2 is longer than t_end = 1: the whole run steps at dt/5."]
+    assert labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0, integrator="dopri5").notices() == []
 
 
 def test_a_view_selects_the_preset_its_lab_was_built_from():

@@ -189,7 +189,12 @@ class ReactionDiffusionLab(Lab):
         return frozenset(out | ignored_stepping(self.integrator, ("dt", "initial_layer")))
 
     def notices(self) -> list[str]:
-        return shortened_step(self.integrator, self.dt, self.snapshot_dt, "snapshot_dt")
+        out = shortened_step(self.integrator, self.dt, self.snapshot_dt, "snapshot_dt")
+        info = INTEGRATORS.get(self.integrator)
+        if self.initial_layer > self.t_end and info is not None and not info.adaptive:
+            out.append(f"initial_layer = {self.initial_layer:g} is longer than t_end = {self.t_end:g}: the whole "
+                       f"run steps at dt/{INITIAL_LAYER_REFINEMENT}.")
+        return out
 
     def memory_estimate(self) -> int:
         """The state ``(2, N, N/2 + 1)`` complex, the lab's own arrays (:data:`OWN_STATES`), the snapshot
