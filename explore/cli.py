@@ -103,13 +103,13 @@ def _lab_class(name: str):
 
 def cmd_list(args) -> int:
     classes = lab_classes()
-    if args.lab:
+    if args.lab is not None:  # (an empty name is an unknown lab, not "all of them")
         classes = {args.lab: _lab_class(args.lab)}
     for name, cls in classes.items():
         print(f"{name}: {cls.title}")
         print(f"  {cls.description}")
         print(f"  presets: {', '.join(cls.presets) or '-'}" + (f" (default {cls.default_preset})" if cls.default_preset else ""))
-        if args.lab or args.verbose:
+        if args.lab is not None or args.verbose:
             print("  parameters:")
             for pname in cls.parameter_names():
                 p = cls.param[pname]
@@ -216,12 +216,19 @@ def cmd_sweep(args) -> int:
         if "=" not in item:
             raise UsageError(f"--grid expects NAME=V1,V2,..., got {item!r}")
         name, text = item.split("=", 1)
+        if name.strip() in grid:  # (the second would replace the first)
+            raise UsageError(f"--grid {name.strip()} is given twice; list all its values in one --grid")
         grid[name.strip()] = [parse_value(lab_cls, name.strip(), v.strip()) for v in text.split(",")]
     fixed = parse_sets(lab_cls, args.set or [])
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     if args.out is not None:
         _check_out(lab_cls(preset=args.preset, **fixed), args.out)
+        for name in lab_cls.file_parameters():  # (a point's own file would be replaced by the summary)
+            for value in grid.get(name, ()):
+                if value and os.path.realpath(value) == os.path.realpath(args.out):
+                    raise UsageError(f"{args.lab}: --out {args.out!r} is also a value of '{name}' in --grid; "
+                                     "give the result another name")
     try:  # (caught here, not in main(): explore.sweep is imported only by this command)
         ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
     except RuntimeError as exc:  # (a ClusterUnavailable: one that did not start; a point's error, named)

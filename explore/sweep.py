@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -39,6 +40,12 @@ class ClusterUnavailable(RuntimeError):
 
 #: the key of a point's summary that says it failed (its message): its values are NaN in the Dataset
 FAILED = "__failed__"
+#: the most points a sweep runs (a grid beyond this is more likely a typo than a study: each point is a run)
+MAX_POINTS = 10_000
+#: seconds to reach a Dask scheduler (``scheduler=``) before the sweep gives up on it, and the grace after
+#: that for the client to report why
+SCHEDULER_TIMEOUT_S = 30.0
+SCHEDULER_GRACE_S = 10.0
 
 
 def _describe(values: dict) -> str:
@@ -54,7 +61,9 @@ def _run_point(lab_name: str, preset: str | None, values: dict, swept: tuple = (
     point = _describe({k: values[k] for k in swept}) if swept else _describe(values)
     try:
         ds = lab.run()
-    except (SolverDiverged, RunTooLarge) as exc:  # (a point too large for its worker: the others are kept)
+    except (SolverDiverged, RunTooLarge, ValueError) as exc:
+        # (a point too large for its worker, or one its run refuses, such as a checkpoint of another grid or
+        # a backend its worker lacks: the others are kept)
         return {FAILED: str(exc)}
     except Exception as exc:
         raise RuntimeError(f"sweep point {point}: {type(exc).__name__}: {exc}") from exc
@@ -104,12 +113,75 @@ def _start_failure(exc: Exception) -> str:
     return f"sweep: the local Dask cluster did not start ({exc}).{hint}"
 
 
+def checked_grid(grid) -> dict[str, list]:
+    """``grid`` as a dict of lists: each parameter with at least one value and none twice (a point run
+    twice, and a coordinate ``sel`` cannot tell apart), at most ``MAX_POINTS`` points in all."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("sweep: give at least one parameter to sweep (--grid NAME=V1,V2,...)")
+    out = {}
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"sweep: the values of {name!r} must be a list, got {values!r}")
+        values = list(values)
+        if not values:
+            raise ValueError(f"sweep: no values given for {name!r}")
+        for i, value in enumerate(values):
+            if any(value == other and type(value) is type(other) for other in values[:i]):
+                raise ValueError(f"sweep: {name!r} lists the value {value!r} twice")
+        out[name] = values
+    n = math.prod(len(v) for v in out.values())
+    if n > MAX_POINTS:
+        raise ValueError(f"sweep: the grid has {n:,} points, more than {MAX_POINTS:,} (each is a run); "
+                         "sweep fewer values, or split it into several sweeps")
+    return out
+
+
+def _check_address(scheduler) -> None:
+    """``scheduler`` reads as ``protocol://host:port`` (a port of 1..65535), before any connection."""
+    from urllib.parse import urlsplit
+
+    bad = ValueError(f"sweep: scheduler {scheduler!r} is not a Dask scheduler's address, such as tcp://host:8786")
+    try:
+        parts = urlsplit(str(scheduler))
+        port = parts.port
+    except ValueError:  # (a port that is not a number, or beyond 65535)
+        raise bad from None
+    if not (parts.scheme and parts.hostname and port):
+        raise bad
+
+
+def _connect(client_class, scheduler: str):
+    """A client of the Dask scheduler at ``scheduler``, or :class:`ClusterUnavailable` within about
+    ``SCHEDULER_TIMEOUT_S``: whatever the reason, a message naming the address. (Connected to something
+    that is not a scheduler, such as its dashboard's port, ``Client`` waits for a handshake that never
+    comes, whatever its timeout: it is made on a thread the sweep stops waiting for.)"""
+    made: dict = {}
+
+    def connect():
+        try:
+            made["client"] = client_class(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except BaseException as exc:  # noqa: BLE001 (reported below, whatever it is)
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, name="explore-sweep-connect", daemon=True)
+    thread.start()
+    thread.join(SCHEDULER_TIMEOUT_S + SCHEDULER_GRACE_S)
+    if "client" in made:
+        return made["client"]
+    why = (f"{type(made['error']).__name__}: {made['error']}" if "error" in made
+           else f"no answer within {SCHEDULER_TIMEOUT_S + SCHEDULER_GRACE_S:g} s: is it the scheduler's port, "
+                "not its dashboard's?")
+    raise ClusterUnavailable(f"sweep: cannot reach the Dask scheduler {scheduler!r} ({why})")
+
+
 def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None,
                  fixed: dict | None = None) -> list[dict]:
     """All parameter combinations of ``grid`` (with ``fixed`` values), each validated up front."""
-    cls = get_lab(lab_name)
-    if not grid:
-        raise ValueError("sweep: give at least one parameter to sweep (--grid NAME=V1,V2,...)")
+    try:
+        cls = get_lab(lab_name)
+    except KeyError as exc:
+        raise ValueError(f"sweep: {exc.args[0] if exc.args else exc}") from None
+    grid = checked_grid(grid)
     points, written = [], set()
     for combo in itertools.product(*grid.values()):
         values = {**(fixed or {}), **dict(zip(grid, combo))}
@@ -129,19 +201,19 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
 def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed: dict | None = None,
           scheduler: str | None = None, workers: int | None = None) -> xr.Dataset:
     """Run the grid of parameter values as Dask tasks and gather the summary Dataset."""
-    if workers is not None and workers < 1:
-        raise ValueError(f"sweep: workers must be at least 1, got {workers}")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"sweep: workers must be a whole number of at least 1, got {workers!r}")
+    grid = checked_grid(grid)
     points = sweep_points(lab_name, grid, preset, fixed)
+    if scheduler:
+        _check_address(scheduler)
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError as exc:
         raise SweepUnavailable("sweeps run on Dask, which is not installed: pip install -e '.[sweep]' "
                                f"(or dask[distributed]) ({exc})") from exc
     if scheduler:
-        try:
-            client, cluster = Client(scheduler), None
-        except (OSError, TimeoutError) as exc:
-            raise ClusterUnavailable(f"sweep: cannot reach the Dask scheduler {scheduler!r} ({exc})") from None
+        client, cluster = _connect(Client, scheduler), None
     else:
         try:
             with _workers_ignore_interrupts():

@@ -32,11 +32,65 @@ def test_bad_point_fails_before_any_work():
         sweep_points("nlse", {"dt": [0.01, -1.0]}, preset="single_soliton")
 
 
-def test_cli_sweep_errors(capsys):
+def test_cli_sweep_errors(capsys, tmp_path):
     assert main(["sweep", "nlse", "--grid", "dt"]) == 2
     assert "NAME=V1,V2" in capsys.readouterr().err
     assert main(["sweep", "nlse", "--grid", "integrator=euler"]) == 2
     assert "not one of" in capsys.readouterr().err
+    # (each was accepted: the second --grid replaced the first; a point ran twice; --out replaced a point's file)
+    assert main(["sweep", "nlse", "--grid", "dt=0.01", "--grid", "dt=0.02,0.03"]) == 2
+    assert "--grid dt is given twice" in capsys.readouterr().err
+    assert main(["sweep", "nlse", "--grid", "dt=0.01,1e-2"]) == 2
+    assert "'dt' lists the value 0.01 twice" in capsys.readouterr().err
+    out = str(tmp_path / "o.nc")
+    assert main(["sweep", "reaction_diffusion", "--grid", f"snapshot_file={out},{tmp_path / 'o2.nc'}", "--out", out]) == 2
+    assert "is also a value of 'snapshot_file' in --grid" in capsys.readouterr().err
+    assert main(["list", ""]) == 2  # (it listed every lab)
+    assert "unknown lab ''" in capsys.readouterr().err
+
+
+def test_a_grid_is_lists_of_distinct_values_and_not_too_many_points():
+    from explore.sweep import MAX_POINTS, checked_grid
+
+    assert checked_grid({"dt": (v for v in (0.1, 0.2))}) == {"dt": [0.1, 0.2]}  # (a generator ran, then failed)
+    for grid, message in [({}, "at least one parameter"), ({"dt": []}, "no values given for 'dt'"),
+                          ({"dt": 0.01}, "must be a list"), ({"integrator": "rk4"}, "must be a list"),
+                          ({"integrator": ["rk4", "rk4"]}, "twice"),
+                          ({"seed": range(MAX_POINTS), "N": [32, 64]}, "more than 10,000")]:
+        with pytest.raises(ValueError, match=message):
+            checked_grid(grid)
+    assert checked_grid({"flag": [True, 1]}) == {"flag": [True, 1]}  # (equal, but not the same value)
+    with pytest.raises(ValueError, match="sweep: unknown lab 'nosuch'"):
+        sweep_points("nosuch", {"dt": [0.1]})
+
+
+def test_a_scheduler_address_is_checked_and_one_that_never_answers_gives_up(monkeypatch):
+    """A malformed address is refused before connecting; a connection to something that is not a Dask
+    scheduler (its dashboard's port, say) hung for good, whatever Client's timeout: the sweep now gives up
+    after SCHEDULER_TIMEOUT_S (+ grace), naming the address; a client that fails says why."""
+    import threading
+
+    import explore.sweep as sw
+
+    for address in ("inproc://x", "tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "127.0.0.1:8786"):
+        with pytest.raises(ValueError, match="not a Dask scheduler's address"):
+            sw._check_address(address)
+    sw._check_address("tcp://127.0.0.1:8786")
+    monkeypatch.setattr(sw, "SCHEDULER_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(sw, "SCHEDULER_GRACE_S", 0.2)
+    never = threading.Event()
+
+    def hangs(address, timeout):
+        never.wait(5.0)
+
+    def fails(address, timeout):
+        raise TypeError("TLS expects a `ssl_context`")
+
+    with pytest.raises(sw.ClusterUnavailable, match=r"tcp://127.0.0.1:8786' \(no answer within 0.3 s"):
+        sw._connect(hangs, "tcp://127.0.0.1:8786")
+    never.set()
+    with pytest.raises(sw.ClusterUnavailable, match="TypeError: TLS expects"):
+        sw._connect(fails, "tls://127.0.0.1:1")
 
 
 def test_cli_sweep_without_dask_names_the_extra(monkeypatch, capsys):
@@ -120,8 +174,22 @@ def test_a_diverging_point_is_named_and_the_others_are_kept(capsys):
     assert np.isfinite(float(ds.error.sel(dt=0.001))) and np.isnan(float(ds.error.sel(dt=0.3)))
     failed = json.loads(ds.attrs["failed_points"])
     assert failed == [{"point": "dt=0.3", "error": bad[FAILED]}]
-    with pytest.raises(ValueError, match="workers must be at least 1"):
+    with pytest.raises(ValueError, match="workers must be a whole number of at least 1"):
         sweep("nlse", {"dt": [0.01]}, workers=0)
+    with pytest.raises(ValueError, match="workers must be"):
+        sweep("nlse", {"dt": [0.01]}, workers="1")
+
+
+def test_a_point_its_run_refuses_is_failed_and_the_others_are_kept(tmp_path):
+    """A point whose run refuses it only when it starts (a checkpoint of another grid, a backend the worker
+    lacks) is a failed point: it lost the whole sweep, the good points' results with it."""
+    from explore.sweep import FAILED
+
+    ck = str(tmp_path / "ck.npz")
+    base = {"t_end": 0.2, "frame_dt": 0.1, "L": 10.0}
+    _run_point("reaction_diffusion", None, {**base, "N": 16, "checkpoint_file": ck})
+    bad = _run_point("reaction_diffusion", None, {**base, "N": 32, "t_end": 0.4, "resume_from": ck}, ("resume_from",))
+    assert "was written with different N (16 vs 32)" in bad[FAILED]
 
 
 def test_points_may_not_share_an_output_file(tmp_path):
