@@ -380,6 +380,29 @@ def test_a_link_whose_values_cannot_run_together_is_reported_on_opening():
         assert view.alert.visible and "overflowed" in view.alert.object
     finally:
         view.stop()
+    # an alias gets the type checks of a parameter: ?L=true set Lx = True (a bool) in silence
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+
+    view = lab_page(KelvinHelmholtzLab, template=False, args={"L": "true", "N": "abc"})
+    try:
+        assert view.lab.Lx == 2.0 and view.lab.nx == 256 and view.alert.visible
+        assert "'L' (Lx = L, and Lz at the same aspect ratio) takes a number, got True" in view.alert.object
+        assert "'N' (nx = N" in view.alert.object and "takes an integer, got 'abc'" in view.alert.object
+    finally:
+        view.stop()
+    # a link to a backend this machine lacks says so on opening (it did only when Run was pressed)
+    from explore.core.backend import BackendUnavailable, get_namespace
+
+    try:
+        get_namespace("cupy")
+        pytest.skip("this machine has CuPy")
+    except BackendUnavailable:
+        pass
+    view = lab_page(ReactionDiffusionLab, template=False, args={"backend": "cupy"})
+    try:
+        assert view.alert.visible and "backend='cupy' needs CuPy" in view.alert.object
+    finally:
+        view.stop()
 
 
 # ----------------------------------------------------------------- errors
@@ -692,6 +715,39 @@ def test_a_shortened_step_is_said_beside_the_controls():
     rd = labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0)  # (was accepted silently)
     assert rd.notices() == ["initial_layer = 2 is longer than t_end = 1: the whole run steps at dt/5."]
     assert labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0, integrator="dopri5").notices() == []
+
+
+def test_stopping_a_view_mid_run_says_stopped():
+    """``view.stop()`` during a run or a pause ends it as "stopped" with its frames kept (it stayed
+    "running" for good, the progress line still counting down an ETA); on an idle view it changes nothing."""
+    for pause in (False, True):
+        view = LabView(toy_lab.ToyDecay(delay=0.05, n_frames=200), preview=False)
+        view.run()
+        assert wait_for(lambda: len(view.frames) >= 3, view)
+        if pause:
+            view.pause()
+            assert wait_for(lambda: view.status == "paused", view)
+        view.stop()
+        assert view.status == "stopped" and not view.running, pause
+        assert view.progress_text.object.endswith("· stopped") and len(view.frames) >= 3
+        view.stop()
+        assert view.status == "stopped"
+    idle = LabView(toy_lab.ToyDecay(), preview=False)
+    idle.stop()
+    assert idle.status == "idle"
+
+
+def test_a_view_refuses_what_it_cannot_show():
+    """A lab class or a name instead of an instance, a preset the lab lacks, and the run's own status
+    as an argument are refused by name (a class gave "values() missing 1 required positional argument",
+    a bogus preset was ignored, status="running" made a fresh view say it was running)."""
+    nlse = lab_classes()["nlse"]
+    for args, kw, error, message in [((nlse,), {}, TypeError, "needs a lab instance"),
+                                     (("nlse",), {}, TypeError, "needs a lab instance"),
+                                     ((nlse(),), {"preset": "bogus"}, ValueError, "unknown preset 'bogus'"),
+                                     ((nlse(),), {"status": "running"}, TypeError, "'status' is the state")]:
+        with pytest.raises(error, match=message):
+            LabView(*args, poll=False, **kw)
 
 
 def test_a_view_selects_the_preset_its_lab_was_built_from():

@@ -50,6 +50,16 @@ class Alias:
     expand: Callable[[Any, Any], dict[str, Any]]
 
 
+def _of_kind(value, kind: type) -> bool:
+    """Whether ``value`` is an ``int`` (``kind`` int) or a finite or infinite real number (``kind`` float);
+    never a bool, which Python counts as a number."""
+    import numbers
+
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return False
+    return isinstance(value, numbers.Integral) if kind is int else isinstance(value, numbers.Real)
+
+
 class Lab(param.Parameterized):
     """Base class of every lab.
 
@@ -140,6 +150,11 @@ class Lab(param.Parameterized):
                 names = ", ".join(sorted(known))
                 extra = f"; other names: {', '.join(self.aliases)}" if self.aliases else ""
                 raise ValueError(f"{self.lab_name}: unknown parameter {key!r}; known parameters: {names}{extra}")
+        for key, value in values.items():  # (an alias's value is checked here: its expansion computes with it)
+            alias = self.aliases.get(key) if key not in known else None
+            if alias is not None and not _of_kind(value, alias.kind):
+                raise ValueError(f"{self.lab_name}: {key!r} ({alias.doc}) takes "
+                                 f"{'an integer' if alias.kind is int else 'a number'}, got {value!r}")
         real = {k: v for k, v in values.items() if k in known}
         if real:
             self.param.update(**real)
@@ -222,14 +237,17 @@ class Lab(param.Parameterized):
     # ----------------------------------------------------------------- validation
     def validate(self, memory: bool = True) -> None:
         """Raise ``ValueError`` naming the parameter for any bad value, before any work is done; with
-        ``memory``, also :class:`~explore.core.memory.RunTooLarge` for a run that cannot fit (a sweep checks
-        that where each point runs, not where it is planned)."""
+        ``memory``, also what depends on the machine: :class:`~explore.core.backend.BackendUnavailable`
+        for a backend it lacks (a served page opened from a link to ``backend=cupy`` says so at once) and
+        :class:`~explore.core.memory.RunTooLarge` for a run that cannot fit (a sweep checks these where
+        each point runs, not where it is planned)."""
         for p in self.parameter_names():
             v = getattr(self, p)
             if isinstance(self.param[p], param.Number) and v is not None and not math.isfinite(v):
                 raise ValueError(f"{self.lab_name}: parameter {p!r} must be a finite number, got {v!r}")
         self.check()
         if memory:
+            get_namespace(self.backend)
             self.check_memory()
 
     def check(self) -> None:

@@ -445,6 +445,15 @@ class LabView(pn.viewable.Viewer):
     )
 
     def __init__(self, lab: Lab, poll: bool | None = None, preset: str | None = None, **params):
+        """A dashboard of ``lab`` (an instance: ``LabView(NLSELab(preset="two_soliton"))``). ``preset``
+        names the preset the lab's values come from, for the preset menu (a served page's link applied
+        it); ``poll`` whether the view drains its run's frames itself (default: served or in a notebook)."""
+        if not isinstance(lab, Lab):
+            raise TypeError(f"LabView needs a lab instance, such as NLSELab(); got {lab!r}")
+        if preset is not None and preset not in lab.presets:
+            raise ValueError(f"LabView: unknown preset {preset!r}; presets of {lab.lab_name}: {', '.join(lab.presets)}")
+        if "status" in params:  # (the view's own state: a fresh view said "running")
+            raise TypeError("LabView: 'status' is the state of the view's run, not an argument")
         self._ui_lock = threading.RLock()  # (first: every callback takes it)
         shown = params.pop("diagnostics_shown", "all")
         super().__init__(**{"diagnostics_scale": lab.diagnostics_scale, **params})
@@ -686,7 +695,7 @@ class LabView(pn.viewable.Viewer):
         self._poll_cb.start()
         self._fast_period = period_ms
         try:
-            pn.state.on_session_destroyed(lambda ctx: self.stop())
+            pn.state.on_session_destroyed(lambda ctx: self._shutdown())
         except Exception:  # not in a server session (notebook): nothing to hook
             pass
 
@@ -751,7 +760,19 @@ class LabView(pn.viewable.Viewer):
             cb.period = period
 
     def stop(self) -> None:
-        """Stop the worker (waiting briefly for its thread) and the periodic callback."""
+        """Stop the run, if any (status "stopped"; its frames stay), waiting briefly for its thread, and
+        the view's periodic callback."""
+        active = self._worker is not None and self._worker.alive and not self._previewing
+        self._shutdown()
+        if active:  # (it stayed "running" for good, the progress line still counting down an ETA)
+            with self._ui_lock:
+                self._tick()
+                self._set_status("stopped")
+                self._update_progress(self._frames[-1] if self._frames else None, stopped=True)
+
+    def _shutdown(self) -> None:
+        """Stop the worker (waiting briefly for its thread) and the periodic callback: what a closed page
+        needs (nothing in it is shown again)."""
         self._stop_worker(join=STOP_JOIN_S)
         PACER.streaming(self, False)
         if self._poll_cb is not None:
@@ -954,7 +975,7 @@ class LabView(pn.viewable.Viewer):
         """
         try:
             if self._orphaned():
-                self.stop()
+                self._shutdown()
                 return 0
             if self._in_notebook:
                 self._local_css_in_notebook()
