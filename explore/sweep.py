@@ -137,16 +137,18 @@ def checked_grid(grid) -> dict[str, list]:
 
 
 def _check_address(scheduler) -> None:
-    """``scheduler`` reads as ``protocol://host:port`` (a port of 1..65535), before any connection."""
+    """``scheduler`` reads as ``[protocol://]host[:port]`` with a port of 1..65535 (Dask's own defaults
+    fill in the rest), before any connection."""
     from urllib.parse import urlsplit
 
+    text = str(scheduler)
     bad = ValueError(f"sweep: scheduler {scheduler!r} is not a Dask scheduler's address, such as tcp://host:8786")
     try:
-        parts = urlsplit(str(scheduler))
+        parts = urlsplit(text if "://" in text else f"tcp://{text}")
         port = parts.port
     except ValueError:  # (a port that is not a number, or beyond 65535)
         raise bad from None
-    if not (parts.scheme and parts.hostname and port):
+    if not parts.hostname or port == 0 or parts.path or parts.query:
         raise bad
 
 

@@ -72,10 +72,11 @@ def test_a_scheduler_address_is_checked_and_one_that_never_answers_gives_up(monk
 
     import explore.sweep as sw
 
-    for address in ("inproc://x", "tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "127.0.0.1:8786"):
+    for address in ("tcp://127.0.0.1:abc", "tcp://127.0.0.1:99999", "tcp://", "tcp://host:8786/path", ""):
         with pytest.raises(ValueError, match="not a Dask scheduler's address"):
             sw._check_address(address)
-    sw._check_address("tcp://127.0.0.1:8786")
+    for address in ("tcp://127.0.0.1:8786", "127.0.0.1:8786", "tls://scheduler.example:8786", "tcp://[::1]:8786"):
+        sw._check_address(address)  # (Dask takes an address without its protocol, or its port, too)
     monkeypatch.setattr(sw, "SCHEDULER_TIMEOUT_S", 0.1)
     monkeypatch.setattr(sw, "SCHEDULER_GRACE_S", 0.2)
     never = threading.Event()
