@@ -188,15 +188,17 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _check_out(lab, path: str) -> None:
+def _check_out(lab, path: str, grid: dict | None = None) -> None:
     """``--out`` names a netCDF file that can be written and is not one of the run's own files (a
-    snapshot stream written to the same name was replaced by the summary)."""
+    snapshot stream written to the same name was replaced by the summary), nor, in a sweep, one that a
+    point of ``grid`` writes or reads."""
     check_output_file(lab.lab_name, "--out", path)
     check_netcdf_name(lab.lab_name, "--out", path)
     for name in lab.file_parameters():
-        other = getattr(lab, name)
-        if other and os.path.realpath(other) == os.path.realpath(path):
-            raise UsageError(f"{lab.lab_name}: --out {path!r} is also '{name}'; give the result another name")
+        for other in (getattr(lab, name), *(grid or {}).get(name, ())):
+            if other and os.path.realpath(other) == os.path.realpath(path):
+                raise UsageError(f"{lab.lab_name}: --out {path!r} is also '{name}'"
+                                 f"{' in --grid' if other != getattr(lab, name) else ''}; give the result another name")
 
 
 def _write(ds, path: str) -> None:
@@ -223,12 +225,7 @@ def cmd_sweep(args) -> int:
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     if args.out is not None:
-        _check_out(lab_cls(preset=args.preset, **fixed), args.out)
-        for name in lab_cls.file_parameters():  # (a point's own file would be replaced by the summary)
-            for value in grid.get(name, ()):
-                if value and os.path.realpath(value) == os.path.realpath(args.out):
-                    raise UsageError(f"{args.lab}: --out {args.out!r} is also a value of '{name}' in --grid; "
-                                     "give the result another name")
+        _check_out(lab_cls(preset=args.preset, **fixed), args.out, grid)
     try:  # (caught here, not in main(): explore.sweep is imported only by this command)
         ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
     except RuntimeError as exc:  # (a ClusterUnavailable: one that did not start; a point's error, named)

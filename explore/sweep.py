@@ -125,9 +125,17 @@ def checked_grid(grid) -> dict[str, list]:
         values = list(values)
         if not values:
             raise ValueError(f"sweep: no values given for {name!r}")
-        for i, value in enumerate(values):
-            if any(value == other and type(value) is type(other) for other in values[:i]):
+        seen = set()
+        for value in values:
+            try:
+                key = (type(value), value)  # (True and 1 are equal, but not the same value)
+                twice = key in seen
+            except TypeError:
+                raise ValueError(f"sweep: a value of {name!r} must be a number, a string or a boolean, "
+                                 f"got {value!r}") from None
+            if twice:
                 raise ValueError(f"sweep: {name!r} lists the value {value!r} twice")
+            seen.add(key)
         out[name] = values
     n = math.prod(len(v) for v in out.values())
     if n > MAX_POINTS:

@@ -44,7 +44,7 @@ def test_cli_sweep_errors(capsys, tmp_path):
     assert "'dt' lists the value 0.01 twice" in capsys.readouterr().err
     out = str(tmp_path / "o.nc")
     assert main(["sweep", "reaction_diffusion", "--grid", f"snapshot_file={out},{tmp_path / 'o2.nc'}", "--out", out]) == 2
-    assert "is also a value of 'snapshot_file' in --grid" in capsys.readouterr().err
+    assert "is also 'snapshot_file' in --grid" in capsys.readouterr().err
     assert main(["list", ""]) == 2  # (it listed every lab)
     assert "unknown lab ''" in capsys.readouterr().err
 

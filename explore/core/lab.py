@@ -55,7 +55,7 @@ def _of_kind(value, kind: type) -> bool:
     never a bool, which Python counts as a number."""
     import numbers
 
-    if isinstance(value, bool) or isinstance(value, np.bool_):
+    if isinstance(value, (bool, np.bool_)):
         return False
     return isinstance(value, numbers.Integral) if kind is int else isinstance(value, numbers.Real)
 

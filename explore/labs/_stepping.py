@@ -1,6 +1,9 @@
 """What the time-stepping parameters mean for a run, shared by the labs that step with the integrator
-registry: which of them an integrator ignores, and a ``dt`` the run will shorten."""
+registry: which of them an integrator ignores, a ``dt`` the run will shorten, and the largest wavenumber
+of a grid (whose square the stiff linear symbols hold)."""
 from __future__ import annotations
+
+import math
 
 import param
 
@@ -38,3 +41,13 @@ def tolerances(rtol: float, atol: float, rtol_floor: float = 1e-14) -> tuple[par
                      doc="Absolute tolerance of the adaptive integrators (> 0: spectral states hold exact zeros, "
                          "which a purely relative tolerance cannot measure)."),
     )
+
+
+def max_wavenumber(lab_name: str, length_name: str, length: float, points: int) -> float:
+    """``π points / length``, the grid's largest wavenumber; a ``ValueError`` naming ``length_name`` where
+    its square (the Laplacian's symbol) overflows."""
+    k_max = math.pi * points / length
+    if not math.isfinite(k_max * k_max):
+        raise ValueError(f"{lab_name}: '{length_name}' = {length:g} is too small for {points} points: "
+                         "the wavenumbers overflow")
+    return k_max

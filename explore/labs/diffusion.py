@@ -154,13 +154,13 @@ class DiffusionLab(Lab):
         if "beta" in info.defaults and not 0.0 < self.momentum <= 1.0:
             raise ValueError(f"diffusion: 'momentum' must be in (0, 1] for {self.sampler}, got {self.momentum}")
         if self.timesteps == "beta":  # a skewed Beta law can put two time points on one float
-            schedule = make_schedule(self.schedule)
             for count in sorted({self.steps, *(self._study_counts() if self.study else ())}):
-                ts = step_times("beta", schedule, count, a=self.beta_a, b=self.beta_b)
-                if np.any(np.diff(ts) >= 0):
-                    raise ValueError(f"diffusion: 'beta_a' = {self.beta_a:g} and 'beta_b' = {self.beta_b:g} crowd "
-                                     f"{count} steps of the '{self.schedule}' schedule onto coinciding time points; "
-                                     "choose values nearer 1 (or fewer steps)")
+                try:
+                    self.noise_levels(count)
+                except ValueError as exc:
+                    raise ValueError(f"diffusion: 'beta_a' = {self.beta_a:g} and 'beta_b' = {self.beta_b:g} fail for "
+                                     f"{count} steps of the '{self.schedule}' schedule ({exc}); choose values nearer "
+                                     "1 (or fewer steps)") from None
 
     # ------------------------------------------------------------------ set-up
     def model(self):

@@ -57,7 +57,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
@@ -275,10 +275,7 @@ class KelvinHelmholtzLab(Lab):
         if self.nx * self.nz > 2**24:
             raise ValueError(f"{name}: nx × nz = {self.nx * self.nz} is too large; reduce 'nx' or 'nz'")
         for length, n in (("Lx", self.nx), ("Lz", self.nz)):
-            k_max = math.pi * n / getattr(self, length)
-            if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
-                raise ValueError(f"{name}: '{length}' = {getattr(self, length):g} is too small for {n} points: "
-                                 "the wavenumbers overflow")
+            max_wavenumber(name, length, getattr(self, length), n)
         if self.rho_bottom == self.rho_top:
             raise ValueError(f"{name}: 'rho_bottom' equals 'rho_top'; the density jump sets the buoyancy scale")
         if self.boundary == "periodic" and self.rho_top > self.rho_bottom:

@@ -27,7 +27,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
@@ -170,9 +170,7 @@ class NLSELab(Lab):
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
         info = INTEGRATORS[self.integrator]
-        k_max = math.pi * self.N / self.L
-        if not math.isfinite(k_max * k_max):  # (the dispersion's symbol k²/2)
-            raise ValueError(f"nlse: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
+        max_wavenumber("nlse", "L", self.L, self.N)  # (the dispersion's symbol k²/2)
         if not info.adaptive and self.t_end / self.dt > 5e7:
             raise ValueError(f"nlse: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps to reach t_end; increase 'dt'")
         if self.initial == "akhmediev_breather":

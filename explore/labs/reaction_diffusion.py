@@ -35,7 +35,7 @@ from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
@@ -208,9 +208,7 @@ class ReactionDiffusionLab(Lab):
         name = self.lab_name
         if self.N % 2:
             raise ValueError(f"{name}: 'N' must be even (real FFTs), got {self.N}")
-        k_max = math.pi * self.N / self.L
-        if not math.isfinite(k_max * k_max):  # (the Laplacian's symbol)
-            raise ValueError(f"{name}: 'L' = {self.L:g} is too small for N = {self.N}: the wavenumbers overflow")
+        k_max = max_wavenumber(name, "L", self.L, self.N)
         for p in ("d1", "d2"):  # (the diffusion symbol d k², and its exponentials' arguments)
             if not math.isfinite(getattr(self, p) * k_max * k_max * max(self.dt, 1.0)):
                 raise ValueError(f"{name}: '{p}' = {getattr(self, p):g} is too large for this grid: d k_max² overflows")
@@ -547,15 +545,15 @@ class ReactionDiffusionLab(Lab):
                                            shape=(2, n, n // 2 + 1), required=("history", "maxima", "frame"))
         if i0 > n_out:
             raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
-        history = np.asarray(extra["history"], dtype=float) if extra["history"].dtype.kind in "fiu" else None
-        if history is None or history.ndim != 2 or history.shape[1] != 4:
-            raise ValueError(f"{self.lab_name}: 'resume_from' = {self.resume_from!r} was written by an older "
-                             "version of this lab (its regime history has another layout); run from the start")
         with checkpoint_entries(self.resume_from, self.lab_name):
+            history = np.asarray(extra["history"], dtype=float)
             contrast = float(extra["maxima"][0])
             theta, rate = (float(x) for x in extra["frame"])
             if not (math.isfinite(theta) and math.isfinite(rate)):
                 raise ValueError(f"its frame's phase {theta!r} or rate {rate!r} is not finite")
+        if history.ndim != 2 or history.shape[1] != 4:
+            raise ValueError(f"{self.lab_name}: 'resume_from' = {self.resume_from!r} was written by an older "
+                             "version of this lab (its regime history has another layout); run from the start")
         self._history.extend(tuple(row) for row in history)
         self._max["contrast"], self._theta = contrast, theta
         if rate != 0.0:
