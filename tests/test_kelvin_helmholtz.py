@@ -603,6 +603,35 @@ def test_rk4_step_also_resolves_viscosity():
     assert float(rk4.energy_budget_residual.max()) < 1e-3
 
 
+def test_notices_say_what_makes_a_run_slow_before_it_starts():
+    """Two runs that crawl (fuzz findings) say why beside the controls: a layer thinner than the grid
+    spacing (1e-6 on 16 intervals took 79 000 steps to t = 0.1, an overflow warning on the way), and
+    rk4 at a tiny Re, whose explicit viscous step the notice estimates as the run's own limit does."""
+    import warnings
+
+    thin = KelvinHelmholtzLab(nx=32, nz=16, shear_thickness=1e-6)
+    (note,) = thin.notices()
+    assert "'shear_thickness' = 1e-06 is thinner than the grid spacing Lz/nz = 0.0625" in note
+    assert "nz ≥ 1000000" in note
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sech² far outside the layer: no overflow
+        y0 = thin.initial_state()[0]
+    assert np.all(np.isfinite(y0))
+    (note,) = KelvinHelmholtzLab(density_thickness=1e-3).notices()
+    assert note.startswith("'density_thickness' = 0.001 is thinner than the grid spacing Lz/nz = 0.00781")
+    for preset in ("basic_shear", "double_shear", "rotating", "forced"):
+        assert KelvinHelmholtzLab(preset=preset).notices() == []
+    for boundary, profile in (("walls", "single"), ("periodic", "double")):
+        lab = KelvinHelmholtzLab(nx=64, nz=32, Re=1e-3, t_end=1.0, integrator="rk4", boundary=boundary, profile=profile)
+        (note,) = lab.notices()
+        assert note.startswith("rk4 steps viscosity explicitly: at Re = 0.001 its steps are at most ~")
+        grid, problem, _ = lab.make_problem(np)
+        lin = problem.linear if problem.compact else problem.linear * grid.dealias
+        h = kh_module.EXPLICIT_DIFFUSION_LIMIT / float(np.max(np.abs(lin)))  # the run's own limit
+        assert f"~{h:.2g}, ~{1.0 / h:.2g} of them" in note
+        assert KelvinHelmholtzLab(nx=64, nz=32, Re=1e-3, t_end=1.0, boundary=boundary, profile=profile).notices() == []
+
+
 
 def test_step_resolves_the_buoyancy_frequency():
     """A strong stratification (Ri = 5000, outside Ri's soft range) makes gravity waves of frequency

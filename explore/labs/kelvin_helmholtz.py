@@ -77,6 +77,11 @@ BUOYANCY_LIMIT = 1.0
 #: a run that would need more steps than this is refused before it starts when even ``dt`` (at the CFL
 #: margin) cannot reach t_end in time, and stopped when its CFL step shrinks that far during the run
 MAX_STEPS = 5e7
+#: integrators that step viscosity and diffusion explicitly (the others take the linear part exactly)
+EXPLICIT_VISCOSITY = ("rk4", "dopri5", "dop853")
+#: the notices say so where explicit viscosity alone needs more steps than this to t_end (minutes of
+#: run time even on small grids)
+MANY_STEPS = 1e5
 #: the lab's own arrays (physical fields, transform buffers, diagnostics), in bytes per grid point, with walls
 #: and doubly periodic: measured
 OWN_BYTES_PER_POINT = {"walls": 340, "periodic": 150}
@@ -103,6 +108,13 @@ def _grid_of_N(lab, n) -> dict:
 def _domain_of_L(lab, length) -> dict:
     """A domain ``L`` long in x, of the same aspect ratio."""
     return {"Lx": length, "Lz": length * lab.Lz / lab.Lx}
+
+
+def _sech2(x):
+    """``sech²(x) = 4 e^(-2|x|) / (1 + e^(-2|x|))²``, which does not overflow far outside a thin layer
+    (``1 / cosh(x)**2`` does, with a warning, where ``|x|`` > 710)."""
+    e = np.exp(-2 * np.abs(x))
+    return 4 * e / (1 + e) ** 2
 
 
 @register_lab
@@ -248,10 +260,25 @@ class KelvinHelmholtzLab(Lab):
         return frozenset(out | ignored_stepping(self.integrator, ("dt", "cfl")))
 
     def notices(self) -> list[str]:
-        if self.cfl > 0:  # (with a CFL step, dt is a cap: its doc says so)
-            return []
-        return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
-                              "frame interval t_end / n_snapshots")
+        out = [] if self.cfl > 0 else shortened_step(  # (with a CFL step, dt is a cap: its doc says so)
+            self.integrator, self.dt, self.t_end / self.n_snapshots, "frame interval t_end / n_snapshots")
+        dz = self.Lz / self.nz
+        for name, thickness in (("shear_thickness", self.shear_thickness), ("density_thickness", self._density_thickness)):
+            if thickness < dz and (name == "shear_thickness" or self.density_thickness is not None):
+                out.append(f"'{name}' = {thickness:g} is thinner than the grid spacing Lz/nz = {dz:.3g}: the grid "
+                           f"cannot resolve the layer (the flow comes out wrong, and the step may shrink far); use nz ≥ "
+                           f"{math.ceil(self.Lz / thickness):d} or a thicker layer.")
+        if self.integrator in EXPLICIT_VISCOSITY:
+            # the largest wavenumbers the 2/3 rule keeps (3 k < points; walls: a cosine series, 2 nz points extended)
+            walls = self.boundary == "walls"
+            kz = (math.pi if walls else 2 * math.pi) / self.Lz * (((2 if walls else 1) * self.nz - 1) // 3)
+            kx = 2 * math.pi / self.Lx * ((self.nx - 1) // 3)
+            h = EXPLICIT_DIFFUSION_LIMIT * self.Re * min(1.0, self.Pr) / (kx * kx + kz * kz)
+            if self.t_end / h > MANY_STEPS:
+                out.append(f"{self.integrator} steps viscosity explicitly: at Re = {self.Re:g} its steps are at most "
+                           f"~{h:.2g}, ~{self.t_end / h:.2g} of them to t_end; 'etdrk4' or 'ifrk4' take viscosity "
+                           "exactly.")
+        return out
 
     def memory_estimate(self) -> int:
         """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point) and what the integrator keeps
@@ -333,12 +360,12 @@ class KelvinHelmholtzLab(Lab):
         d, dr, U0 = self.shear_thickness, self._density_thickness, self.velocity
         if self.profile == "single":
             U = U0 * np.tanh(z / d)
-            dU = U0 / d / np.cosh(z / d) ** 2
+            dU = U0 / d * _sech2(z / d)
             rho = -0.5 * np.tanh(z / dr)
         else:
             a = self.separation / 2
             U = U0 * (np.tanh((z + a) / d) - np.tanh((z - a) / d) - 1.0)
-            dU = U0 / d * (1 / np.cosh((z + a) / d) ** 2 - 1 / np.cosh((z - a) / d) ** 2)
+            dU = U0 / d * (_sech2((z + a) / d) - _sech2((z - a) / d))
             if self.stratification == "jet":  # rho_top between the layers, rho_bottom outside
                 rho = 0.5 - 0.5 * (np.tanh((z + a) / dr) - np.tanh((z - a) / dr))
             else:
@@ -364,10 +391,10 @@ class KelvinHelmholtzLab(Lab):
         mean_velocity = float(g.mean(np.broadcast_to(U[:, None], g.shape)))
         d = self.shear_thickness
         if self.profile == "single":
-            envelope = 1 / np.cosh(z / d) ** 2
+            envelope = _sech2(z / d)
         else:
             a = self.separation / 2
-            envelope = 1 / np.cosh((z - a) / d) ** 2 + 1 / np.cosh((z + a) / d) ** 2
+            envelope = _sech2((z - a) / d) + _sech2((z + a) / d)
         if self.noise > 0:
             rng = np.random.default_rng([self.seed, 0])
             r = rng.standard_normal(g.shape) * envelope
