@@ -166,18 +166,26 @@ def _connect(client_class, scheduler: str):
     that is not a scheduler, such as its dashboard's port, ``Client`` waits for a handshake that never
     comes, whatever its timeout: it is made on a thread the sweep stops waiting for.)"""
     made: dict = {}
+    lock = threading.Lock()
 
     def connect():
         try:
-            made["client"] = client_class(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+            client = client_class(scheduler, timeout=SCHEDULER_TIMEOUT_S)
         except BaseException as exc:  # noqa: BLE001 (reported below, whatever it is)
             made["error"] = exc
+            return
+        with lock:
+            late = made.setdefault("client", client) is not client
+        if late:  # the sweep gave up on it: a client connected after all is closed, not left behind
+            client.close()
 
     thread = threading.Thread(target=connect, name="explore-sweep-connect", daemon=True)
     thread.start()
     thread.join(SCHEDULER_TIMEOUT_S + SCHEDULER_GRACE_S)
-    if "client" in made:
-        return made["client"]
+    with lock:
+        client = made.setdefault("client", None)  # (taken: a later connection closes itself)
+    if client is not None:
+        return client
     why = (f"{type(made['error']).__name__}: {made['error']}" if "error" in made
            else f"no answer within {SCHEDULER_TIMEOUT_S + SCHEDULER_GRACE_S:g} s: is it the scheduler's port, "
                 "not its dashboard's?")

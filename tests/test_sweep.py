@@ -79,17 +79,22 @@ def test_a_scheduler_address_is_checked_and_one_that_never_answers_gives_up(monk
         sw._check_address(address)  # (Dask takes an address without its protocol, or its port, too)
     monkeypatch.setattr(sw, "SCHEDULER_TIMEOUT_S", 0.1)
     monkeypatch.setattr(sw, "SCHEDULER_GRACE_S", 0.2)
-    never = threading.Event()
+    never, closed = threading.Event(), threading.Event()
 
-    def hangs(address, timeout):
-        never.wait(5.0)
+    class Late:  # a client that connects only after the sweep gave up on it
+        def __init__(self, address, timeout):
+            never.wait(5.0)
+
+        def close(self):
+            closed.set()
 
     def fails(address, timeout):
         raise TypeError("TLS expects a `ssl_context`")
 
     with pytest.raises(sw.ClusterUnavailable, match=r"tcp://127.0.0.1:8786' \(no answer within 0.3 s"):
-        sw._connect(hangs, "tcp://127.0.0.1:8786")
+        sw._connect(Late, "tcp://127.0.0.1:8786")
     never.set()
+    assert closed.wait(5.0), "a client connected after the give-up was left open"
     with pytest.raises(sw.ClusterUnavailable, match="TypeError: TLS expects"):
         sw._connect(fails, "tls://127.0.0.1:1")
 
