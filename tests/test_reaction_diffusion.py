@@ -368,6 +368,42 @@ def test_a_uniform_decay_to_a_fixed_point_is_not_an_oscillation():
     assert "homogeneous_oscillation" not in regimes and regimes[-1] == "steady", regimes
 
 
+def test_a_uniform_decay_is_no_oscillation_however_often_the_frames_come():
+    """A Gray–Scott state that turns uniform and then relaxes slowly to the node (1, 0) was called a
+    homogeneous oscillation at frames 0.1 apart (its rate fell < 1 % over four frames) but transient at
+    frames 1.0 apart: the test is now per radian the state turns, not per frame (an audit finding)."""
+    base = dict(model="gray_scott", initial="pearson", L=0.5, N=32, d1=0.01, d2=0.01, feed=0.01, kill=0.1,
+                integrator="etdrk4", dt=0.05, t_end=60.0, initial_layer=0.0)
+    for frame_dt in (0.1, 1.0):
+        ds = ReactionDiffusionLab(**base, snapshot_dt=frame_dt, frame_dt=frame_dt).run()
+        assert float(ds.contrast[-1]) < 1e-12  # (uniform long before the end)
+        regimes = {REGIMES[int(r)] for r in ds.regime.values}
+        assert regimes == {"transient"}, (frame_dt, regimes)
+
+
+def test_a_breathing_pattern_is_periodic_whatever_its_period_in_frames():
+    """A breathing pattern (the variance periodic, the cores the same) whose period is no whole number of
+    frames samples each peak at another phase: its sampled maxima differ by up to (swing/2)(1 - cos(π/P)),
+    and with a swing of ±10 % it was called chaotic at 23 of 50 periods between 3 and 8 frames (an audit
+    finding). A series with the same swing but irregular peaks or timing is still chaotic."""
+
+    def classify(series):
+        lab = ReactionDiffusionLab()
+        lab._history, lab._max = deque(maxlen=16), {"contrast": 0.0}
+        return [REGIMES[lab._classify(float(t + 1), 0.5, r, v, n)] for t, (r, v, n) in enumerate(series)]
+
+    for a in (0.05, 0.1, 0.2, 0.5):
+        for period in np.arange(3.0, 8.0, 0.1):
+            codes = classify([(0.3, 2.0 + a * math.sin(2 * math.pi * t / period + 0.3), 2.0) for t in range(40)])
+            assert set(codes[20:]) == {"periodic"}, (a, period, codes)
+    rng = np.random.default_rng(1)
+    peaks = 2.0 + 0.2 * rng.uniform(0.2, 1.0, 10)  # maxima 2.04–2.2 every 4 frames, minima 1.8
+    irregular = [v for p in peaks for v in (1.8, 2.0, p, 2.0)]
+    assert classify([(0.3, v, 2.0) for v in irregular])[-1] == "chaotic"
+    beats = [2.0 + 0.2 * math.sin(2 * math.pi * t / 6.0) * (1.0 + 0.6 * math.sin(2 * math.pi * t / 23.0)) for t in range(40)]
+    assert "periodic" not in classify([(0.3, v, 2.0) for v in beats])[24:]
+
+
 def test_the_snapshot_file_is_its_own_file(tmp_path):
     """The snapshots and the checkpoint need a file each (sharing one, the checkpoint's rename replaced
     the snapshots silently); a file to continue that is no snapshot file is refused by name."""

@@ -472,13 +472,14 @@ class ReactionDiffusionLab(Lab):
           steadily and what is left of the change, ``r/γ`` with ``γ`` the window's decay constant of
           ``r``, is below ``DECAY_RATIO`` of the state; or the state moves by round-off only;
         * homogeneous oscillation: the spatial contrast (std/rms) has fallen ``DECAY_RATIO`` below its
-          maximum over the run, or is at round-off, and the rate (then the oscillation's frequency) has
-          kept a relative spread below ``STATIONARY_SPREAD`` over the last ``OSCILLATION_FRAMES``
-          frames (a uniform state still approaching a fixed point is transient until it is steady);
+          maximum over the run, or is at round-off, and the rate (then the oscillation's angular
+          frequency) changed by less than ``STATIONARY_SPREAD`` of itself per radian turned over the last
+          ``OSCILLATION_FRAMES`` frames (:func:`_turns_steadily`; a uniform state still approaching a
+          fixed point is transient until it is steady, however often the frames come);
         * periodic: over the window the count (spiral cores, or Gray–Scott pattern regions) is constant
           and the variance and the rate keep a relative spread below ``STATIONARY_SPREAD``, or the
-          variance oscillates regularly (its maxima agree within that spread, and so do its minima: a
-          breathing pattern);
+          variance oscillates regularly (a breathing pattern: its maxima agree, and so do its minima, within
+          that spread and what sampling a period in whole frames makes them differ; see :func:`_oscillation`);
         * chaotic: spiral cores are created and are still there at the window's end (break-up makes
           cores that stay; a pair created and annihilated within the window, as a multi-armed start
           relaxes, is a transient), or the variance or the count fluctuate irregularly: one turns
@@ -503,8 +504,8 @@ class ReactionDiffusionLab(Lab):
         if len(h) == REGIME_WINDOW and _settles(h[:, 0], h[:, 2]):
             return REGIMES.index("steady")
         if contrast <= max(DECAY_RATIO * m["contrast"], ROUNDOFF):
-            recent = h[-OSCILLATION_FRAMES:, 2]
-            if len(recent) == OSCILLATION_FRAMES and np.ptp(recent) <= STATIONARY_SPREAD * recent.mean():
+            recent = h[-OSCILLATION_FRAMES:]
+            if len(recent) == OSCILLATION_FRAMES and _turns_steadily(recent[:, 0], recent[:, 2]):
                 return REGIMES.index("homogeneous_oscillation")
             return REGIMES.index("transient")  # uniform, but still settling (towards a fixed point?)
         if len(h) < REGIME_WINDOW:
@@ -582,21 +583,33 @@ def _settles(t, rate) -> bool:
     return rate[-1] <= DECAY_RATIO * gamma
 
 
-def _extremes(x, delta: float) -> list[float]:
-    """The extremes at which the series ``x`` turned back by more than ``delta`` (a zigzag: wiggles
-    smaller than ``delta`` are not turns), in order; maxima and minima alternate."""
+def _turns_steadily(t, rate) -> bool:
+    """Whether the relative rate ``r = ‖∂t w‖/‖w‖`` of a uniform state changed by less than
+    ``STATIONARY_SPREAD`` of itself per radian turned (``∫ r dt``) over the times ``t``: a uniform
+    oscillation, whose rate is its angular frequency. Per radian, not per frame, so the verdict does not
+    depend on how often frames come; a state decaying to a fixed point at rate ``γ`` changes by ``γ/r``
+    a radian, which grows without bound as it settles."""
+    if not np.all(rate > 0):
+        return False
+    radians = float(np.mean(rate)) * float(t[-1] - t[0])
+    return float(np.ptp(np.log(rate))) <= max(STATIONARY_SPREAD * radians, ROUNDOFF)
+
+
+def _extremes(x, delta: float) -> list[tuple[int, float]]:
+    """``(frame, value)`` of the extremes at which the series ``x`` turned back by more than ``delta`` (a
+    zigzag: wiggles smaller than ``delta`` are not turns), in order; maxima and minima alternate."""
     out, trend, lo, hi = [], 0, x[0], x[0]
-    extreme = x[0]
-    for v in x[1:]:
+    extreme, at = x[0], 0
+    for i, v in enumerate(x[1:], start=1):
         if trend == 0:  # no move larger than delta yet
             lo, hi = min(lo, v), max(hi, v)
             if hi - lo > delta:
-                trend, extreme = (1 if v == hi else -1), v
+                trend, extreme, at = (1 if v == hi else -1), v, i
         elif trend * (v - extreme) > 0:  # the trend goes on: a new extreme
-            extreme = v
+            extreme, at = v, i
         elif trend * (extreme - v) > delta:
-            out.append(float(extreme))
-            trend, extreme = -trend, v
+            out.append((at, float(extreme)))
+            trend, extreme, at = -trend, v, i
     return out
 
 
@@ -606,16 +619,30 @@ def _turns(x, delta: float) -> int:
 
 
 def _oscillation(x, delta: float) -> str | None:
-    """How a series that turns back at least twice oscillates: ``"regular"`` when its maxima agree
-    within ``delta`` and so do its minima (a periodic breathing, as the frames sample it: three
-    extremes at least); ``"damped"`` when the swing between successive extremes, up to the newest value,
-    shrinks at every turn (an approach to a fixed pattern); ``None`` otherwise (irregular)."""
+    """How a series that turns back at least twice oscillates (three extremes at least to tell):
+
+    * ``"regular"`` (a periodic breathing, as the frames sample it): successive maxima come a period
+      apart to within the two frames that rounding a peak's time to a frame can cost, and so do the
+      minima; and the maxima agree, and so do the minima, within ``delta`` plus how far a frame can sit
+      from a peak: ``(swing/2)(1 - cos(π/P))`` for a sinusoid of that swing sampled ``P`` frames a
+      period (a period that is no whole number of frames samples each peak at another phase);
+    * ``"damped"`` when the swing between successive extremes, up to the newest value, shrinks at every
+      turn (an approach to a fixed pattern);
+    * ``None`` otherwise (irregular)."""
     ext = _extremes(x, delta)
     if len(ext) < 2:
         return None
-    if len(ext) >= 3 and np.ptp(ext[0::2]) <= delta and np.ptp(ext[1::2]) <= delta:
-        return "regular"
-    swings = np.abs(np.diff([*ext, float(x[-1])]))
+    frames = np.array([i for i, _ in ext], dtype=float)
+    values = np.array([v for _, v in ext])
+    if len(ext) >= 3:
+        period = 2.0 * float(np.mean(np.diff(frames)))  # (maxima and minima alternate)
+        swing = float(np.mean(np.abs(np.diff(values))))
+        tol = delta + 0.5 * swing * (1.0 - math.cos(math.pi / max(period, 2.0)))
+        gaps = [np.diff(frames[k::2]) for k in (0, 1)]  # (maxima apart, minima apart; one may be empty)
+        on_time = all(g.size == 0 or np.ptp(g) <= 2 for g in gaps)
+        if on_time and np.ptp(values[0::2]) <= tol and np.ptp(values[1::2]) <= tol:
+            return "regular"
+    swings = np.abs(np.diff([*values, float(x[-1])]))
     if np.all(np.diff(swings) < 0):
         return "damped"
     return None
