@@ -215,6 +215,37 @@ def test_lawson_dop853_sums_in_the_interaction_picture_as_term_by_term(monkeypat
         assert np.max(np.abs(fast.y - slow.y)) <= 1e-13 * np.max(np.abs(slow.y))
 
 
+class DecoupledStiff(CGL):
+    """CGL's modes and one purely linear mode at ``L = -decay`` (its nonlinear part exactly zero)."""
+
+    def __init__(self, decay, xp=np):
+        super().__init__(xp)
+        L = np.asarray(self.linear).copy()
+        L[0] = -decay
+        self.linear = xp.asarray(L)
+
+    def nonlinear(self, t, u):
+        out = -(self.xp.abs(u) ** 2) * u
+        return out * self.xp.asarray((K > 0).astype(float))
+
+
+@pytest.mark.parametrize("xp", [np, array_api_strict])
+def test_lawson_dop853_steps_past_a_decoupled_stiff_mode(xp):
+    """DOP853 has stages with c_i < c_j, whose term-by-term factors exp((c_i - c_j) dt L) grow a mode
+    damped at rate 1e6 past overflow once dt > ~0.01: infinity times that mode's zero nonlinear part made
+    NaN stages, rejected until the step shrank (718 steps where rate 10 takes 34; an audit finding). The
+    factors are capped short of overflow: the stiff mode costs no steps, and it decays as it should."""
+    u0 = xp.asarray(U0)
+    runs = {}
+    for decay in (10.0, 1e6):
+        stepper = make_integrator("if_dop853", DecoupledStiff(decay, xp), rtol=1e-9, atol=1e-11)
+        runs[decay] = _run(stepper, u0, 2.0)
+        assert np.all(np.isfinite(np.asarray(runs[decay].y)))
+    assert runs[1e6].steps <= runs[10.0].steps + 5, (runs[1e6].steps, runs[10.0].steps)
+    assert np.abs(np.asarray(runs[1e6].y)[0]) == 0.0  # (exp(-2e6): underflows)
+    np.testing.assert_allclose(np.asarray(runs[1e6].y)[1:], np.asarray(runs[10.0].y)[1:], rtol=1e-8)
+
+
 def test_lawson_dop853_spends_fewer_evaluations_on_steps_the_outputs_cut_short():
     """Outputs every 0.05 cut DOP853's steps short on the slow CGL modes: the economy pair (Lawson DOPRI5,
     6 evaluations for 12) takes them under the same tolerance, and the error stays at the tolerance's
