@@ -1091,9 +1091,9 @@ class LabView(pn.viewable.Viewer):
         return {"time": history["time"], **{k: history[k] for k in group if k in history}}
 
     @_serialized
-    def _on_diagnostics_scale(self, event) -> None:
+    def _on_diagnostics_scale(self, *events) -> None:
         """Redraw the Diagnostics plot on its new y axis, or with the group of diagnostics chosen
-        (during a run the next rows stream onto it)."""
+        (during a run the next rows stream onto it); once when both change together (one event each)."""
         try:
             if self.diagnostics_plot.data is not None:  # (a cleared plot gets the new axis with its next row)
                 self._send_diagnostics()
