@@ -1045,8 +1045,9 @@ def test_the_diagnostics_plot_shows_one_group_at_a_time():
         assert set(_drawn(plot)) == {"mean", "big"} and "phase" not in plot.data["history"]
         # both at once (a notebook's param.update: one event each) redraws once, with both (was a TypeError)
         full = plot.full_updates
-        view.param.update(diagnostics_scale="linear", diagnostics_shown="size")
-        assert plot.full_updates == full + 1 and plot.data["scale"] == "linear" and set(_drawn(plot)) == {"big"}
+        assert view.diagnostics_scale == "linear"
+        view.param.update(diagnostics_scale="normalized", diagnostics_shown="size")
+        assert plot.full_updates == full + 1 and plot.data["scale"] == "normalized" and set(_drawn(plot)) == {"big"}
     finally:
         view.stop()
     plain = LabView(NLSELab(), poll=False)
