@@ -129,8 +129,9 @@ class _Progress:
     it is rewritten in place at every frame; into a file or a pipe (a log) it is written as a line of its
     own at every tenth of the run, so the log does not become one line of carriage returns."""
 
-    def __init__(self, stream, enabled: bool):
+    def __init__(self, stream, enabled: bool, time_label: str = "time"):
         self.stream, self.enabled, self.start = stream, enabled, time.perf_counter()
+        self.time_name = "t" if time_label == "time" else time_label  # (a sampler's frames count NFE)
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.next_tenth = 0
 
@@ -146,7 +147,7 @@ class _Progress:
                else "    -")  # unknown until the first frame after the start
         conv = "  ".join(f"{k}={v:.2e}" for k, v in list(frame.convergence.items())[:4])
         bar = "#" * int(20 * frame.progress)
-        line = (f"[{bar:<20}] {100 * frame.progress:5.1f}%  t={frame.time:.4g}  steps={frame.steps}"
+        line = (f"[{bar:<20}] {100 * frame.progress:5.1f}%  {self.time_name}={frame.time:.4g}  steps={frame.steps}"
                 f"  ETA {eta}  {conv}")
         self.stream.write(f"\r{line}   " if self.tty else line + "\n")
         self.stream.flush()
@@ -169,7 +170,7 @@ def cmd_run(args) -> int:
     if not args.quiet:
         for line in lab.notices():
             print(f"note: {line}", file=sys.stderr)
-    progress = _Progress(sys.stderr, not args.quiet)
+    progress = _Progress(sys.stderr, not args.quiet, lab.time_label)
     start = time.perf_counter()
     try:  # (plain arrays, written as xarray would: importing xarray and what it probes takes ~1 s)
         result = lab.collect(callback=progress)

@@ -1217,3 +1217,30 @@ def test_a_links_ignored_values_leave_the_address_even_when_the_browser_reports_
         valid.stop()
     finally:
         view.stop()
+
+
+def test_a_labs_time_axis_is_named_what_its_frames_count():
+    """A diffusion sampler's frames count evaluations of the model, not time (its noise level runs the
+    other way): the dashboard's convergence and diagnostics axes, the result's coordinate and the CLI's
+    progress line say NFE (the axes said "time"; an audit finding). Other labs say time."""
+    from explore.cli import _Progress
+    from explore.labs.diffusion import DiffusionLab
+    from explore.labs.nlse import NLSELab
+
+    for lab, label in ((DiffusionLab(preset="ring8", n_samples=50, n_reference=50, steps=4), "NFE"),
+                       (NLSELab(N=64, t_end=0.2, n_snapshots=2), "time")):
+        assert lab.time_label == label
+        view = LabView(lab, preview=False)
+        try:
+            view.run()
+            assert wait_for(lambda: view.status == "finished", view, timeout=60)
+            for plot in (view.convergence_plot, view.diagnostics_plot):
+                curves = plot._element(plot.data).values()  # (an overlay)
+                assert curves and {c.kdims[0].label for c in curves} == {label}, plot.name
+        finally:
+            view.stop()
+        assert lab.run().time.attrs["long_name"] == label
+        stream = io.StringIO()
+        progress = _Progress(stream, True, lab.time_label)
+        progress(next(iter(lab.frames())))  # (the first frame: time 0)
+        assert ("NFE=0" if label == "NFE" else "t=0") in stream.getvalue()

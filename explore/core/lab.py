@@ -79,6 +79,9 @@ class Lab(param.Parameterized):
     #: what the frames' ``convergence`` quantities are, as the dashboard titles their plot (errors against a
     #: reference by default; a lab without one names what it tracks there: drifts, residuals, rates)
     convergence_title: ClassVar[str] = "Convergence"
+    #: what a frame's ``time`` counts, as the dashboard labels its axis and the result its coordinate
+    #: (simulated time by default; a sampler's frames count evaluations of the model: "NFE")
+    time_label: ClassVar[str] = "time"
     #: how the dashboard titles a sample plot, by the sample's key where its plain reading (underscores
     #: as spaces, capitalised past two letters: "density_profile" → "Density profile") is not right
     sample_titles: ClassVar[dict[str, str]] = {}

@@ -113,7 +113,8 @@ def frames_to_parts(frames: list[Frame], lab=None, extras: dict | None = None) -
     coords = {
         # the frames' own indices: a run resumed at frame 2 goes on 2, 3, 4 as the uninterrupted run did
         "step": steps if n and np.all(np.diff(steps) > 0) else np.arange(n),
-        "time": ("step", np.array([f.time for f in frames], dtype=float)),
+        "time": ("step", np.array([f.time for f in frames], dtype=float),
+                 {"long_name": lab.time_label if lab is not None else "time"}),
         "progress": ("step", np.array([f.progress for f in frames], dtype=float)),
         "nfe": ("step", np.array([f.nfe for f in frames], dtype=np.int64)),
         "steps": ("step", np.array([f.steps for f in frames], dtype=np.int64)),

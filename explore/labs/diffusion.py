@@ -57,6 +57,7 @@ class DiffusionLab(Lab):
     """Samplers of diffusion models on Gaussian-mixture data with an exact score."""
 
     lab_name = "diffusion"
+    time_label = "NFE"  # (a frame's time: the evaluations so far; the noise level runs the other way)
     title = "Diffusion samplers"
     description = (
         "DDIM, DPM-Solver(++), DPM-Solver-v3, UniPC, DEIS, PNDM, GHVB, SA-Solver, EDM Heun, flow matching … on "

@@ -566,13 +566,13 @@ class LabView(pn.viewable.Viewer):
         self.convergence_plot = LivePlot(
             # (its legend below it: beside the spectrum, a legend to its right left a third of the plot's
             # half row for the curves)
-            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True,
+            lambda d: convergence_overlay(d["history"], d["earlier"], logy=True, xlabel=lab.time_label,
                                           ylabel=lab.convergence_title.lower(), legend="bottom"),
             title=lab.convergence_title, kind=lambda d: "overlay", name="convergence",
         )
         self.diagnostics_plot = LivePlot(
-            lambda d: convergence_overlay(d["history"], [], scale=d["scale"], ylabel=DIAGNOSTICS_YLABELS[d["scale"]],
-                                          order=d.get("order")),
+            lambda d: convergence_overlay(d["history"], [], scale=d["scale"], xlabel=lab.time_label,
+                                          ylabel=DIAGNOSTICS_YLABELS[d["scale"]], order=d.get("order")),
             title="Diagnostics", height=SMALL_PLOT_HEIGHT, kind=lambda d: "overlay", name="diagnostics",
         )
         self.diagnostics_scale_toggle = pn.widgets.RadioButtonGroup.from_param(
