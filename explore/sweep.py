@@ -265,31 +265,50 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
     return gather_dataset(lab_name, grid, preset, results, fixed)
 
 
+def _null_as_text(value):
+    """A grid value as a result file's attributes store it: ``None`` as ``"null"``, numbers as their text
+    (:meth:`~explore.core.lab.Lab.from_attrs` reads both back)."""
+    if value is None:
+        return "null"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, results: list[dict],
                    fixed: dict | None = None) -> xr.Dataset:
     """Stack per-point summaries (in grid order) into a Dataset with one dimension per parameter.
 
-    A summary named like a swept parameter (``steps``, KH's ``dt``) is stored as ``NAME_final``; the
-    attributes hold the lab, the preset and every parameter that is not swept (so the file says how
-    to run any point again)."""
+    A summary named like a swept parameter (``steps``, KH's ``dt``) is stored as ``NAME_final``. The
+    attributes hold the lab, the preset and every parameter that has one value at all points; a
+    parameter that is not swept but differs between points (set by a swept alias, or derived by a fixed
+    one from a swept parameter: KH's ``N`` with ``Lz`` swept gives each point its ``nz``) is a variable
+    over the grid, as netCDF stores attributes (``None`` as ``"null"``). So the file says how to run any
+    point again. A swept parameter whose values include ``None`` has them as that text in its coordinate."""
     from explore.core.result import _attr
 
     shape = tuple(len(v) for v in grid.values())
+    combos = list(itertools.product(*grid.values()))
     failed = [{"point": _describe(dict(zip(grid, combo))), "error": r[FAILED]}
-              for combo, r in zip(itertools.product(*grid.values()), results) if FAILED in r]
+              for combo, r in zip(combos, results) if FAILED in r]
     keys = list(dict.fromkeys(k for r in results for k in r if k != FAILED))
     data = {(f"{k}_final" if k in grid else k):
             (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
             for k in keys}
-    coords = {name: list(values) for name, values in grid.items()}
+    # (None has no place in a numeric coordinate: it became NaN, which no run accepts back)
+    coords = {name: [_null_as_text(v) for v in values] if any(v is None for v in values) else list(values)
+              for name, values in grid.items()}
     cls = get_lab(lab_name)
     ds = cls.flag_categories(xr.Dataset(data, coords=coords))
-    lab = cls(preset=preset, **(fixed or {}))
-    swept = set(grid)  # (with the parameters a swept alias stands for: KH's N is nx and nz, unless fixed)
-    for name in grid:
-        if name in cls.aliases:
-            swept |= set(cls.aliases[name].expand(lab, grid[name][0])) - set(fixed or {})
-    ds.attrs.update({k: _attr(v) for k, v in lab.values().items() if k not in swept})
+    per_point = [cls(preset=preset, **{**(fixed or {}), **dict(zip(grid, combo))}).values() for combo in combos]
+    for name in per_point[0]:
+        if name in grid:
+            continue
+        values = [_attr(v[name]) for v in per_point]
+        if all(v == values[0] for v in values):
+            ds.attrs[name] = values[0]
+        else:
+            var = name if name not in ds.variables else f"{name}_parameter"
+            ds[var] = (tuple(grid), np.array(values).reshape(shape),
+                       {"long_name": f"parameter {name} at each point (not swept: set from a swept one)"})
     ds.attrs.update(lab=lab_name, preset=preset or "", explore_version=explore.__version__)
     if failed:  # (their values are NaN)
         ds.attrs["failed_points"] = json.dumps(failed)

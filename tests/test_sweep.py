@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from explore.cli import main
 from explore.sweep import _run_point, sweep, sweep_points
@@ -156,13 +157,37 @@ def test_a_summary_named_like_a_swept_parameter_and_the_fixed_parameters(tmp_pat
     assert list(ds.steps.values) == [5, 10] and list(ds.steps_final.values) == [7.0, 12.0]
     assert ds.attrs["n_samples"] == 200 and "steps" not in ds.attrs and ds.attrs["preset"] == "ring8"
     ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")  # (the attributes are netCDF types)
-    # a swept alias (KH's N: nx and nz) leaves out the parameters it stands for
+    # a swept alias (KH's N: nx and nz): the parameters it stands for are variables over the grid
     ds = gather_dataset("kelvin_helmholtz", {"N": [32, 64]}, "basic_shear", [{"nfe": 1.0}, {"nfe": 2.0}])
     assert "nx" not in ds.attrs and "nz" not in ds.attrs and ds.attrs["Re"] == 1000.0
+    assert list(ds.nx.values) == [32, 64] and list(ds.nz.values) == [16, 32]
     # ... unless one of them is fixed (the runs used it: nz = 16 with every N)
     ds = gather_dataset("kelvin_helmholtz", {"N": [32, 64]}, "basic_shear", [{"nfe": 1.0}, {"nfe": 2.0}],
                         fixed={"nz": 16})
     assert "nx" not in ds.attrs and ds.attrs["nz"] == 16 and ds.attrs["explore_version"]
+
+
+def test_a_sweep_file_says_how_to_run_each_point_again(tmp_path):
+    """Audit findings: a fixed alias that derives a parameter from a swept one (KH's N = 32 with Lz
+    swept: nz = 8 at Lz = 0.5, 16 at Lz = 1) was recorded once, at Lz's default, and a fixed narrower
+    alias (ny) not at all; a grid value None was written as NaN, which no run takes back. Each point's
+    lab, rebuilt from the file (attributes, its coordinates, the per-point variables), is the lab it ran."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab as KH
+    from explore.sweep import gather_dataset, sweep_points
+
+    cases = [({"Lz": [0.5, 1.0]}, {"N": 32}), ({"N": [32, 64]}, {"ny": 8}),
+             ({"density_thickness": [None, 0.1]}, {"nx": 32, "nz": 16})]
+    for grid, fixed in cases:
+        points = sweep_points("kelvin_helmholtz", grid, "basic_shear", fixed)
+        ds = gather_dataset("kelvin_helmholtz", grid, "basic_shear", [{"nfe": 1.0}] * len(points), fixed)
+        ds.to_netcdf(tmp_path / "s.nc", engine="h5netcdf")
+        with xr.open_dataset(tmp_path / "s.nc", engine="h5netcdf") as back:
+            back.load()
+        for i, values in enumerate(points):
+            at = back.isel({name: i for name in grid})
+            attrs = {**back.attrs, **{k: at[k].values.item() for k in grid},
+                     **{k: at[k].values.item() for k in at.data_vars if k in KH.parameter_names()}}
+            assert KH.from_attrs(attrs).values() == KH(preset="basic_shear", **values).values(), (grid, values)
 
 
 def test_a_diverging_point_is_named_and_the_others_are_kept(capsys):
