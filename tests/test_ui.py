@@ -467,6 +467,20 @@ def test_export_holds_what_explore_run_writes():
             np.testing.assert_array_equal(exported[name].values, direct[name].values, err_msg=name)
     finally:
         view.stop()
+    # the worker done, its last frames still queued for the page: the state at t_end waits for them (it
+    # went out beside a history that stopped at t = 0; an audit finding)
+    view = LabView(NLSELab(**settings))
+    try:
+        view.step()
+        assert wait_for(lambda: len(view.frames) == 1, view, timeout=30)
+        view.run()
+        view.worker_thread.join(30)
+        early = xr.open_dataset(io.BytesIO(view.export_bytes()), engine="h5netcdf")
+        assert list(early.time.values) == [0.0] and "psi_real" not in early.data_vars
+        assert wait_for(lambda: view.status == "finished", view, timeout=30)
+        assert "psi_real" in xr.open_dataset(io.BytesIO(view.export_bytes()), engine="h5netcdf").data_vars
+    finally:
+        view.stop()
 
 
 # ----------------------------------------------------------------- gallery and server

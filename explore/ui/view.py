@@ -1376,8 +1376,11 @@ class LabView(pn.viewable.Viewer):
             raise ValueError("nothing to export yet: run the lab first")
         lab = self._run_lab or self.lab
         # the lab that ran adds what it keeps beyond the frames (its final full-resolution state), as
-        # `explore run` writes it; none before the run's end
-        extras = self._run_lab.result_extras() if self._run_lab is not None else None
+        # `explore run` writes it; none before the run's end, nor before its last frame has come (the
+        # worker may have finished with frames still queued for the page: the state at t_end went out
+        # beside a history that stopped earlier)
+        ended = self._run_lab is not None and self._frames[-1].progress >= 1.0
+        extras = self._run_lab.result_extras() if ended else None
         return frames_to_dataset(self._frames, lab, extras=extras)
 
     def export_bytes(self) -> bytes:
