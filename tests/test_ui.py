@@ -1251,6 +1251,8 @@ def test_a_labs_time_axis_is_named_what_its_frames_count():
             for plot in (view.convergence_plot, view.diagnostics_plot):
                 curves = plot._element(plot.data).values()  # (an overlay)
                 assert curves and {c.kdims[0].label for c in curves} == {label}, plot.name
+            when = "NFE" if label == "NFE" else "t"
+            assert view.progress_text.object.startswith(f"frame {view.frames[-1].step} · {when} = ")
         finally:
             view.stop()
         assert lab.run().time.attrs["long_name"] == label
@@ -1258,3 +1260,35 @@ def test_a_labs_time_axis_is_named_what_its_frames_count():
         progress = _Progress(stream, True, lab.time_label)
         progress(next(iter(lab.frames())))  # (the first frame: time 0)
         assert ("NFE=0" if label == "NFE" else "t=0") in stream.getvalue()
+
+
+def test_a_theory_line_and_an_exact_density_share_their_samples_axes():
+    """The diffusion lab's reference slope NFE^-p is read against its convergence study, and the exact
+    density against the 1-D histogram: each is drawn dashed on that plot's axes (they were plots of their
+    own, auto-ranged, where no slope can be compared; an audit finding). The frames and the result keep
+    them as samples of their own."""
+    from explore.labs.diffusion import DiffusionLab
+
+    for lab, host, joined in ((DiffusionLab(preset="ring8", n_samples=100, n_reference=100, steps=6),
+                               "convergence_study", "convergence_theory"),
+                              (DiffusionLab(preset="bimodal_1d", n_samples=200, n_reference=200, steps=6),
+                               "histogram", "density")):
+        assert lab.sample_overlays[joined] == host
+        view = LabView(lab, preview=False)
+        try:
+            view.__panel__().get_root()
+            view.run()
+            assert wait_for(lambda: view.status == "finished", view, timeout=60)
+            assert joined not in view.sample_plots and host in view.sample_plots
+            plot = view.sample_plots[host]
+            overlay = plot._element(plot.data)
+            frame = view.frames[-1]
+            curves = overlay.values()
+            assert [c.label for c in curves] == [frame.samples[host].ylabel, frame.samples[joined].ylabel]
+            for curve, sample in zip(curves, (frame.samples[host], frame.samples[joined])):
+                np.testing.assert_allclose(curve.dimension_values(1), sample.y)
+            assert curves[1].opts.get("style").kwargs["line_dash"] == "dashed"
+            assert plot.pane.object is not None and plot.pane.get_root() is not None  # (it renders)
+        finally:
+            view.stop()
+        assert {host, joined} <= set(lab.run().data_vars)

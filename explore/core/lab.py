@@ -85,6 +85,10 @@ class Lab(param.Parameterized):
     #: how the dashboard titles a sample plot, by the sample's key where its plain reading (underscores
     #: as spaces, capitalised past two letters: "density_profile" → "Density profile") is not right
     sample_titles: ClassVar[dict[str, str]] = {}
+    #: samples the dashboard draws on another sample's axes, dashed: key → the key of the sample it joins
+    #: (a theory line onto the study it is read against, an exact density onto a histogram); each is
+    #: still a sample of its own in the frames and the result
+    sample_overlays: ClassVar[dict[str, str]] = {}
     #: parameter groups for the controls (name → parameter names); the rest go to "Other"
     groups: ClassVar[dict[str, list[str]]] = {}
     #: other names of parameters (:class:`Alias`) that ``set``, the CLI and sweeps accept, not the controls

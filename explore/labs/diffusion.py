@@ -58,6 +58,7 @@ class DiffusionLab(Lab):
 
     lab_name = "diffusion"
     time_label = "NFE"  # (a frame's time: the evaluations so far; the noise level runs the other way)
+    sample_overlays = {"convergence_theory": "convergence_study", "density": "histogram"}
     title = "Diffusion samplers"
     description = (
         "DDIM, DPM-Solver(++), DPM-Solver-v3, UniPC, DEIS, PNDM, GHVB, SA-Solver, EDM Heun, flow matching … on "
@@ -346,7 +347,7 @@ class DiffusionLab(Lab):
             centres = 0.5 * (edges[1:] + edges[:-1])
             out["histogram"] = Curve(centres, hist, xlabel="x", ylabel="density")
             dens = np.exp(to_host(target.log_prob(np.asarray(centres)[:, None], a, s)))
-            out["density"] = Curve(centres, dens, xlabel="x", ylabel="density")
+            out["density"] = Curve(centres, dens, xlabel="x", ylabel="exact density")
         else:
             size = int(round(math.sqrt(target.dim)))
             if size * size == target.dim:

@@ -11,6 +11,7 @@ live page as fast as a headless run.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import holoviews as hv
@@ -222,8 +223,19 @@ def image_data(field: Field) -> tuple[np.ndarray, tuple[float, float, float, flo
     return np.ascontiguousarray(img, dtype=np.float32), (l, b, r, t)
 
 
-def sample_element(obj: Curve | Points | Field, label: str = "") -> hv.Element:
+@dataclass(frozen=True)
+class Joined:
+    """Curves drawn on one plot's axes: a sample, then the samples a lab joins to it
+    (:attr:`~explore.core.lab.Lab.sample_overlays`), dashed; the legend names each by its y label."""
+
+    curves: tuple[Curve, ...]
+
+
+def sample_element(obj: Curve | Points | Field | Joined, label: str = "") -> hv.Element:
     """Dispatch a frame sample or spectrum to its HoloViews element."""
+    if isinstance(obj, Joined):
+        return hv.Overlay([curve_element(c, c.ylabel).opts(line_dash="solid" if i == 0 else "dashed")
+                           for i, c in enumerate(obj.curves)]).opts(legend_position="bottom_left")
     if isinstance(obj, Curve):
         return curve_element(obj, label)
     if isinstance(obj, Points):
@@ -238,6 +250,8 @@ def kind_of(obj: Any) -> str:
     axes, and for fields whether they are drawn as an image (evenly spaced) or a mesh, and their frame
     (a field of another aspect needs another frame)."""
     name = type(obj).__name__
+    if isinstance(obj, Joined):  # (drawn through HoloViews at every update: two curves, a few per run)
+        return "|".join([name, *(kind_of(c) for c in obj.curves)])
     if isinstance(obj, Curve):
         return f"{name}|{obj.xlabel}|{obj.ylabel}|{obj.logx}|{obj.logy}|{'vertical' if obj.vertical else ''}"
     if isinstance(obj, Points):

@@ -26,13 +26,13 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
-from explore.core.frame import Frame, light_frame
+from explore.core.frame import Curve, Frame, light_frame
 from explore.core.lab import Lab, SolverDiverged
 from explore.core.result import frames_to_dataset
 from explore.ui.export import ExportMenu
 from explore.ui.kernel import KernelPoller, guard_comms, with_echo_filter
 from explore.ui.pacing import PACER
-from explore.ui.plots import SMALL_PLOT_HEIGHT, LivePlot, convergence_overlay, sample_element
+from explore.ui.plots import SMALL_PLOT_HEIGHT, Joined, LivePlot, convergence_overlay, sample_element
 
 #: frames waiting between the worker and the UI; a full queue makes the worker wait
 QUEUE_SIZE = 64
@@ -1107,9 +1107,10 @@ class LabView(pn.viewable.Viewer):
             self._show_history(frame, force=force)
         if frame.spectrum is not None:
             self.spectrum_plot.update(frame.spectrum, force=force)
+        samples = self._joined_samples(frame.samples)
         if self._new_run_samples:
-            self._drop_stale_sample_plots(frame.samples)
-        for key, sample in frame.samples.items():
+            self._drop_stale_sample_plots(samples)
+        for key, sample in samples.items():
             plot = self.sample_plots.get(key)
             if plot is None:
                 plot = self.sample_plots[key] = LivePlot(sample_element, title=self.lab.sample_title(key),
@@ -1120,6 +1121,16 @@ class LabView(pn.viewable.Viewer):
                 self.samples_area.append(plot.pane)
             plot.update(sample, force=force)
         self.export.run_available = True
+
+    def _joined_samples(self, samples: dict) -> dict:
+        """The frame's samples as the plots show them: a sample the lab draws on another's axes
+        (``sample_overlays``) joins that one's plot, where the frame has both curves."""
+        out = dict(samples)
+        for key, host in self.lab.sample_overlays.items():
+            if isinstance(out.get(key), Curve) and isinstance(out.get(host), (Curve, Joined)):
+                first = out[host]
+                out[host] = Joined((*(first.curves if isinstance(first, Joined) else (first,)), out.pop(key)))
+        return out
 
     def _drop_stale_sample_plots(self, samples: dict) -> None:
         """At a run's first frame: remove the kept sample plots of keys this run does not show."""
@@ -1156,7 +1167,8 @@ class LabView(pn.viewable.Viewer):
             return
         active = self._active_s + (time.monotonic() - self._started_at if self._started_at else 0.0)
         # (a frame is a snapshot the page shows; the solver's steps between frames are counted apart)
-        text = (f"frame {frame.step} · t = {frame.time:.4g} · {frame.steps} solver steps · "
+        when = "t" if self.lab.time_label == "time" else self.lab.time_label  # (a sampler's frames count NFE)
+        text = (f"frame {frame.step} · {when} = {frame.time:.4g} · {frame.steps} solver steps · "
                 f"{100 * self._progress:.0f}%")
         if done:
             text += f" · done in {active:.1f} s"
