@@ -727,7 +727,9 @@ def test_a_shortened_step_is_said_beside_the_controls():
                             "t_end / n_snapshots = 0.1."]
     assert labs["kelvin_helmholtz"](dt=0.03).notices() == []  # (a CFL step: dt is its cap)
     rd = labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0)  # (was accepted silently)
-    assert rd.notices() == ["initial_layer = 2 is longer than t_end = 1: the whole run steps at dt/5."]
+    assert rd.notices() == ["initial_layer = 2 lasts the whole run (t_end = 1): every step is dt/5."]
+    assert labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=1.0).notices() == [
+        "initial_layer = 1 lasts the whole run (t_end = 1): every step is dt/5."]  # (equal: it said nothing)
     assert labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0, integrator="dopri5").notices() == []
 
 

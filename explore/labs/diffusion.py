@@ -52,6 +52,11 @@ def _stability_points(kind: str, order: int, beta: float = 1.0) -> Points:
     return Points(re, im, xlabel="Re z", ylabel="Im z", equal_aspect=True)  # the complex plane, undistorted
 
 
+#: the run's random streams (:meth:`DiffusionLab._rng`): the initial particles, the stochastic samplers'
+#: noise, the exact samples the distribution distance compares with
+PARTICLE_STREAM, NOISE_STREAM, EXACT_STREAM = 0, 1, 2
+
+
 @register_lab
 class DiffusionLab(Lab):
     """Samplers of diffusion models on Gaussian-mixture data with an exact score."""
@@ -134,6 +139,26 @@ class DiffusionLab(Lab):
                                            "sampler's options where they have them, else their defaults.")
 
     # ------------------------------------------------------------------ validation
+    #: the sampler options the parameters set (parameter → the option's name in the samplers' defaults)
+    _OPTIONS = {"order": "order", "variant": "variant", "eta": "eta", "momentum": "beta", "warmup": "warmup"}
+
+    def inactive_parameters(self) -> frozenset[str]:
+        """The options the sampler does not take (``order``, ``variant``, ``eta``, ``momentum``,
+        ``warmup``: a compared sampler gets them only through the main one), ``thresholding`` where the
+        sampler has none; ``rho`` off the Karras and ``beta_a``/``beta_b`` off the Beta step schedule;
+        ``guidance`` and ``class_label`` off the class-conditional target."""
+        takes = SAMPLERS[self.sampler].defaults
+        out = {name for name, option in self._OPTIONS.items() if option not in takes}
+        if self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+            out.add("thresholding")
+        if self.timesteps != "karras":
+            out.add("rho")
+        if self.timesteps != "beta":
+            out |= {"beta_a", "beta_b"}
+        if self.target != "ring_conditional":
+            out |= {"guidance", "class_label"}
+        return frozenset(out)
+
     def compared(self) -> list[str]:
         return [c.strip() for c in self.compare.split(",") if c.strip()]
 
@@ -165,6 +190,12 @@ class DiffusionLab(Lab):
                                      "1 (or fewer steps)") from None
 
     # ------------------------------------------------------------------ set-up
+    def _rng(self, stream: int) -> np.random.Generator:
+        """The generator of one of the run's random streams (:data:`PARTICLE_STREAM` …), seeded by
+        ``(seed, stream)``: independent of every other seed's streams (``seed + stream`` made seed 1's
+        sampler noise seed 2's initial particles)."""
+        return np.random.default_rng([self.seed, stream])
+
     def model(self):
         """The exact model ``(x, alpha, sigma) -> (eps, x0)`` (guided for ring_conditional)."""
         target = make_target(self.target)
@@ -176,8 +207,7 @@ class DiffusionLab(Lab):
         """Sampler options from the parameters (only those the sampler takes)."""
         info = SAMPLERS[self.sampler]
         opts = dict(info.defaults)
-        values = dict(order=self.order, variant=self.variant, eta=self.eta, beta=self.momentum,
-                      warmup=self.warmup)
+        values = {option: getattr(self, name) for name, option in self._OPTIONS.items()}
         for key in opts:
             if key in values:
                 opts[key] = values[key]
@@ -215,7 +245,7 @@ class DiffusionLab(Lab):
         target, model = self.model()
         d = target.dim
         lv = self.noise_levels(model=model)
-        rng = np.random.default_rng(self.seed)
+        rng = self._rng(PARTICLE_STREAM)
         x_host = rng.standard_normal((self.n_samples, d)) * float(lv.sigma[0])
         x = xp.asarray(x_host)
         n_ref = min(self.n_reference, self.n_samples)
@@ -223,7 +253,7 @@ class DiffusionLab(Lab):
         opts = self.options()
         self._stability = None
         self._target = target
-        exact_rng = np.random.default_rng(self.seed + 2)
+        exact_rng = self._rng(EXACT_STREAM)
         data = target.conditional(self.class_label) if self.target == "ring_conditional" else target
         n_dist = min(self.n_samples, 4000)
         history = [to_host(x[:N_TRAJECTORIES])]
@@ -285,7 +315,7 @@ class DiffusionLab(Lab):
             records.append((step["x"], step["nfe"]))
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out, nfe = sample(self.sampler, model, x, lv, rng=np.random.default_rng(self.seed + 1),
+            out, nfe = sample(self.sampler, model, x, lv, rng=self._rng(NOISE_STREAM),
                               callback=record, **opts)
         self._final = to_host(out)
         self._reference = to_host(ref[-1])
@@ -321,7 +351,7 @@ class DiffusionLab(Lab):
             return ref[i + 1]
 
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            sample(self.sampler, model, ref[0], lv, rng=np.random.default_rng(self.seed + 1), callback=force, **opts)
+            sample(self.sampler, model, ref[0], lv, rng=self._rng(NOISE_STREAM), callback=force, **opts)
         out = []
         for i in range(1, lv.steps + 1):
             xi = corrected.get(i, reported[i])
@@ -388,7 +418,7 @@ class DiffusionLab(Lab):
         lv = self.noise_levels(steps, model)
         opts = self.options_for(name)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            out, _ = sample(name, model, x, lv, rng=np.random.default_rng(self.seed + 1), **opts)
+            out, _ = sample(name, model, x, lv, rng=self._rng(NOISE_STREAM), **opts)
         err = float(xp.mean(xp.sqrt(xp.sum((out[:n_ref] - ref_end) ** 2, axis=1))))
         if self._target.dim != 2:
             return None, err
@@ -420,7 +450,7 @@ class DiffusionLab(Lab):
         for c in counts:
             lv = self.noise_levels(c, model, denoise=False)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out, nfe = sample(self.sampler, model, x0, lv, rng=np.random.default_rng(self.seed + 1),
+                out, nfe = sample(self.sampler, model, x0, lv, rng=self._rng(NOISE_STREAM),
                                   **self.options())
             e = float(xp.mean(xp.sqrt(xp.sum((out - ref[0]) ** 2, axis=1))))
             if math.isfinite(e) and e > 0:

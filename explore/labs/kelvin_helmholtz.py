@@ -246,13 +246,17 @@ class KelvinHelmholtzLab(Lab):
     # ---------------------------------------------------------------- validation
     def inactive_parameters(self) -> frozenset[str]:
         """The double profile's ``separation`` (and its ``stratification``) under the single one, the
-        latter doubly periodic too; the mode counts of an absent forcing or perturbation; ``dt`` and
-        ``cfl`` under an adaptive integrator, the tolerances under a fixed-step one."""
+        latter and ``density_thickness`` doubly periodic too (a uniform background gradient carries the
+        stratification there); the mode counts of an absent forcing or perturbation, ``seed`` without
+        noise or forcing (nothing random); ``dt`` and ``cfl`` under an adaptive integrator, the
+        tolerances under a fixed-step one."""
         out = set()
         if self.profile == "single":
             out |= {"separation", "stratification"}
         if self.boundary == "periodic":
-            out.add("stratification")
+            out |= {"stratification", "density_thickness"}
+        if self.noise == 0 and self.forcing_amplitude == 0:
+            out.add("seed")
         if self.forcing_amplitude == 0:
             out.add("forcing_modes")
         if self.perturbation == 0:
@@ -263,11 +267,17 @@ class KelvinHelmholtzLab(Lab):
         out = [] if self.cfl > 0 else shortened_step(  # (with a CFL step, dt is a cap: its doc says so)
             self.integrator, self.dt, self.t_end / self.n_snapshots, "frame interval t_end / n_snapshots")
         dz = self.Lz / self.nz
-        for name, thickness in (("shear_thickness", self.shear_thickness), ("density_thickness", self._density_thickness)):
-            if thickness < dz and (name == "shear_thickness" or self.density_thickness is not None):
+        layers = [("shear_thickness", self.shear_thickness)]
+        if self.density_thickness is not None and self.boundary == "walls":  # (doubly periodic: no density layer)
+            layers.append(("density_thickness", self.density_thickness))
+        for name, thickness in layers:
+            if thickness < dz:
+                least = math.ceil(self.Lz / thickness)
+                if self.boundary == "periodic":  # (nz must be even there)
+                    least += least % 2
                 out.append(f"'{name}' = {thickness:g} is thinner than the grid spacing Lz/nz = {dz:.3g}: the grid "
                            f"cannot resolve the layer (the flow comes out wrong, and the step may shrink far); use nz ≥ "
-                           f"{math.ceil(self.Lz / thickness):d} or a thicker layer.")
+                           f"{least:d} or a thicker layer.")
         if self.integrator in EXPLICIT_VISCOSITY:
             # the largest wavenumbers the 2/3 rule keeps (3 k < points; walls: a cosine series, 2 nz points extended)
             walls = self.boundary == "walls"

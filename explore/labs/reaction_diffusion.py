@@ -178,10 +178,13 @@ class ReactionDiffusionLab(Lab):
         return round(self.t_end / self.snapshot_dt), round(self.frame_dt / self.snapshot_dt)
 
     def inactive_parameters(self) -> frozenset[str]:
-        """The other model's coefficients; ``arms`` without a spiral start, ``seed`` without noise; ``dt``
+        """The other model's coefficients; ``arms`` without a spiral start, ``seed`` without noise, ``frame``
+        where no co-rotating frame exists (Gray–Scott, or d1 ≠ d2: every run is in the fixed one); ``dt``
         and ``initial_layer`` (fixed steps) under an adaptive integrator, the tolerances under a fixed-step
         one."""
         out = {"feed", "kill"} if self.model == "lambda_omega" else {"beta"}
+        if not self._symmetric():
+            out.add("frame")
         if not self.initial.startswith("spiral"):
             out.add("arms")
         if self.noise == 0:
@@ -191,9 +194,9 @@ class ReactionDiffusionLab(Lab):
     def notices(self) -> list[str]:
         out = shortened_step(self.integrator, self.dt, self.snapshot_dt, "snapshot_dt")
         info = INTEGRATORS.get(self.integrator)
-        if self.initial_layer > self.t_end and info is not None and not info.adaptive:
-            out.append(f"initial_layer = {self.initial_layer:g} is longer than t_end = {self.t_end:g}: the whole "
-                       f"run steps at dt/{INITIAL_LAYER_REFINEMENT}.")
+        if self.initial_layer >= self.t_end and info is not None and not info.adaptive:
+            out.append(f"initial_layer = {self.initial_layer:g} lasts the whole run (t_end = {self.t_end:g}): every "
+                       f"step is dt/{INITIAL_LAYER_REFINEMENT}.")
         return out
 
     def memory_estimate(self) -> int:
@@ -244,7 +247,7 @@ class ReactionDiffusionLab(Lab):
                              "diffusion backwards (the high wavenumbers grow: NaN at N = 256, dt = 0.2); choose "
                              "'split_step' (Strang) or an exponential integrator")
         if self.frame == "co-rotating" and not self._symmetric():
-            raise ValueError(f"{name}: frame 'co-rotating' needs the λ–ω model with d1 = d2 (got "
+            raise ValueError(f"{name}: 'frame' = 'co-rotating' needs the λ–ω model with d1 = d2 (got "
                              + (f"d1 = {self.d1:g}, d2 = {self.d2:g}" if self.model == "lambda_omega" else
                                 "Gray–Scott") + "): only then is a phase rotation a symmetry; choose frame "
                              "'fixed' or 'auto'")
