@@ -106,7 +106,7 @@ class DiffusionLab(Lab):
                               doc="Noise schedule: VP discrete (DDPM linear beta), VP linear/cosine, VE, EDM, flow.")
     sampler = param.Selector(default="dpmpp_2m", objects=list(SAMPLERS), doc="The sampler.")
     order = param.Integer(default=2, bounds=(1, 4),
-                          doc="Order of the multistep samplers (dpm_solver, dpm_solver_v3, deis, unipc, ghvb: 1-3; "
+                          doc="Order of the multistep samplers (dpm_solver, dpm_solver_v3, deis, unipc, ghvb, sa_solver: 1-3; "
                               "plms_hb: 1-4).")
     variant = param.Selector(default="bh2", objects=["bh1", "bh2"], doc="UniPC's B(h): h (bh1) or e^h - 1 (bh2).")
     eta = param.Number(default=0.0, bounds=(0.0, 1.0), doc="DDIM stochasticity (0: ODE, 1: DDPM ancestral).")

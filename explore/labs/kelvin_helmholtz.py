@@ -223,7 +223,7 @@ class KelvinHelmholtzLab(Lab):
                        doc="Grid intervals in z (nz + 1 points with walls; nz points doubly periodic).")
     # ---------------------------------------------------------------- time
     integrator = param.Selector(default="etdrk4", objects=KH_INTEGRATORS,
-                                doc="Time integrator: etdrk4 / ifrk4 (viscosity exact, CFL step), rk4, or adaptive dop853 / dopri5.")
+                                doc="Time integrator: etdrk4 / ifrk4 (viscosity exact, CFL step), rk4, or adaptive dop853 / dopri5 / if_dop853 (viscosity exact).")
     cfl = param.Number(1.5, bounds=(0, 2.5), softbounds=(0, 2),
                        doc="CFL cap dt·max(|u|/dx + |w|/dz) of the fixed-step methods (the step is taken "
                            "at 0.83–0.9 of it); 0: constant dt. RK4-type steppers on dealiased spectral "
@@ -233,7 +233,7 @@ class KelvinHelmholtzLab(Lab):
     dt = param.Number(0.02, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
                       doc="Largest step of the fixed-step integrators (with cfl = 0: their constant step, "
                           "shortened so whole steps fill each frame interval); the adaptive ones (dop853, "
-                          "dopri5) choose their own from rtol and atol.")
+                          "dopri5, if_dop853) choose their own from rtol and atol.")
     rtol, atol = tolerances(1e-6, 1e-9)
     t_end = param.Number(10.0, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(0.1, 50), doc="Final time.")
     n_snapshots = param.Integer(50, bounds=(1, 100_000), softbounds=(1, 400), doc="Number of frames after t = 0.")

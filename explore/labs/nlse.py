@@ -143,7 +143,7 @@ class NLSELab(Lab):
                                  "the field and the product (with it, 'energy' is the Hamiltonian the filtered equation "
                                  "conserves: its quartic term is of the filtered field). Split-step needs 'none'.")
     integrator = param.Selector(default="dop853", objects=list(INTEGRATORS),
-                                doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
+                                doc="Time integrator (adaptive: dop853, dopri5, if_dop853; fixed dt: the others).")
     dt = param.Number(1e-3, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-4, 0.1),
                       doc="Time step of the fixed-step integrators (shortened so whole steps fill each frame "
                           "interval t_end / n_snapshots).")

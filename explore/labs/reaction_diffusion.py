@@ -146,7 +146,7 @@ class ReactionDiffusionLab(Lab):
     N = param.Integer(128, bounds=(8, 4096), softbounds=(16, 1024), step=2,
                       doc="Grid points per axis (even; FFT-friendly sizes such as 2^p 3^q are fastest).")
     integrator = param.Selector(default="etdrk4", objects=list(INTEGRATORS),
-                                doc="Time integrator (adaptive: dop853, dopri5; fixed dt: the others).")
+                                doc="Time integrator (adaptive: dop853, dopri5, if_dop853; fixed dt: the others).")
     dt = param.Number(0.05, bounds=(0, None), inclusive_bounds=(False, True), softbounds=(1e-3, 1),
                       doc="Time step of the fixed-step integrators (shortened so whole steps fill each snapshot_dt).")
     initial_layer = param.Number(0.0, bounds=(0, None), softbounds=(0, 5),
