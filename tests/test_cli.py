@@ -167,6 +167,13 @@ def test_kelvin_helmholtz_takes_the_common_names_N_L_ny(tmp_path, capsys):
     assert KH(preset="basic_shear", ny=72).nz == 72
     # the narrower name wins whatever the order: ny (nz) over N (nx and nz)
     assert (KH(ny=16, N=64).nx, KH(ny=16, N=64).nz) == (64, 16) == (KH(N=64, ny=16).nx, KH(N=64, ny=16).nz)
+    # N reads the domain L sets: whatever their order, the cells are square (N before L made nz = 128 in a
+    # 4 × 4 box: an audit finding); L with Lx, whose aspects never agree, is refused
+    for given in (dict(N=64, L=4.0, Lz=4.0), dict(L=4.0, N=64, Lz=4.0)):
+        assert (KH(**given).nx, KH(**given).nz) == (64, 64), given
+    assert (KH(N=64, L=4.0).nz, KH(L=4.0, N=64).nz) == (32, 32)
+    with pytest.raises(ValueError, match="'L', 'Lx' do not fit together"):
+        KH(L=4.0, Lx=8.0)
     lab = KH(preset="basic_shear", profile="double", boundary="periodic", Lz=1.1, N=100)
     assert lab.nz == 56  # 55 rounded to even: doubly periodic
     with pytest.raises(ValueError, match="other names: N, ny, L"):

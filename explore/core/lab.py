@@ -36,6 +36,11 @@ class SolverDiverged(RuntimeError):
         super().__init__(f"The run {what} at t = {time:.6g} (in {quantity}). {hint}")
 
 
+#: passes over the aliases of one :meth:`Lab.set` until their values settle (two where none reads
+#: another's parameters; one more per alias that does)
+ALIAS_PASSES = 4
+
+
 @dataclass(frozen=True)
 class Alias:
     """Another name for one or more parameters, e.g. ``N`` for a lab whose grid is ``nx`` × ``nz``.
@@ -150,6 +155,10 @@ class Lab(param.Parameterized):
         The real parameters are set first, then each alias (from the lab's values by then), except
         for the parameters that were given by their own names; a narrower alias wins over a broader
         one whatever their order (``ny``, which sets ``nz``, over ``N``, which sets ``nx`` and ``nz``).
+        Aliases that read what others set (KH's ``N`` keeps the cells square in the domain ``L`` sets)
+        are applied again until nothing changes, so their order does not matter; values that never
+        settle (``L`` with ``Lx``: ``L`` keeps the aspect of a domain whose length ``Lx`` fixes) are
+        refused.
         """
         known = set(self.parameter_names())
         for key in values:
@@ -167,10 +176,16 @@ class Lab(param.Parameterized):
             self.param.update(**real)
         aliased = [(k, v) for k, v in values.items() if k not in known]
         aliased.sort(key=lambda kv: -len(self.aliases[kv[0]].expand(self, kv[1])))  # broader ones first
-        for key, value in aliased:
-            derived = {k: v for k, v in self.aliases[key].expand(self, value).items() if k not in real}
-            self.param.update(**derived)
-        return self
+        for _ in range(ALIAS_PASSES):
+            before = self.values()
+            for key, value in aliased:
+                derived = {k: v for k, v in self.aliases[key].expand(self, value).items() if k not in real}
+                self.param.update(**derived)
+            if self.values() == before:
+                return self
+        given = ", ".join(repr(k) for k in values)
+        raise ValueError(f"{self.lab_name}: {given} do not fit together: an alias and the parameters it stands "
+                         "for keep changing each other; give the parameters by their own names")
 
     def apply_preset(self, name: str) -> Lab:
         """Reset every parameter (except ``backend``) to its default, then apply preset ``name``."""
