@@ -416,6 +416,42 @@ def _phi_series(a, b, p, z, terms=25, half=False):
     return sum(complex(float(c[m + p])) * z**m for m in range(terms))
 
 
+def test_etdrk4_coefficients_of_many_distinct_values_take_bounded_memory(monkeypatch):
+    """The contour means hold CONTOUR_POINTS complex numbers per value; with many distinct values (two
+    fields of different diffusivities) their temporaries made a run's peak 1.5× its estimate (an audit
+    finding). Taken PHI_CHUNK values at a time, the same coefficients bit for bit."""
+    import tracemalloc
+
+    from explore.numerics import exponential
+
+    L = -np.linspace(0.0, 50.0, 200_000).reshape(400, 500)  # (200 000 distinct values)
+
+    class Linear:
+        linear = L
+
+        @staticmethod
+        def nonlinear(t, u):
+            return 0 * u
+
+    def build():
+        stepper = exponential.ETDRK4(Linear(), 0.1)
+        stepper._bind(np.zeros(L.shape, complex))
+        tracemalloc.start()
+        try:
+            ops = stepper._build(0.1)
+            return ops, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    chunked, peak = build()
+    monkeypatch.setattr(exponential, "PHI_CHUNK", L.size)  # (all at once, as before)
+    whole, peak_whole = build()
+    for a, b in zip(chunked, whole):
+        np.testing.assert_array_equal(a, b)
+    state = L.size * 16
+    assert peak < 16 * state < peak_whole, (peak / state, peak_whole / state)  # (10 and 228 measured)
+
+
 def test_etdrk4_coefficients_are_accurate_for_any_complex_symbol():
     """Q, f1, f2, f3 of dt L against the direct formulas in extended precision (Taylor series near 0),
     for real, imaginary and general complex dt L: near 0 (the contour means), on the unit circle at
