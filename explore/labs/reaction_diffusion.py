@@ -201,7 +201,7 @@ class ReactionDiffusionLab(Lab):
 
     def memory_estimate(self) -> int:
         """The state ``(2, N, N/2 + 1)`` complex, the lab's own arrays (:data:`OWN_STATES`), the snapshot
-        buffer and what the integrator keeps (``N = 4096``: ~10 GB with etdrk4, 7 GB measured; ~37 GB with
+        buffer and what the integrator keeps (``N = 4096``: ~8.3 GB with etdrk4, 7 GB measured; ~37 GB with
         if_dop853)."""
         state = 16 * 2 * self.N * (self.N // 2 + 1)
         buffer = SNAPSHOT_BUFFER_BYTES if self.snapshot_file else 0

@@ -217,7 +217,7 @@ def _if_dop853(problem, *, dt=None, rtol=None, atol=None):
                             economy=DOPRI5)
 
 
-@register_integrator("etdrk4", order=4, adaptive=False, state_copies=26,
+@register_integrator("etdrk4", order=4, adaptive=False, state_copies=21,
                      description="exponential time differencing RK4 (Cox–Matthews, Kassam–Trefethen), fixed dt")
 def _etdrk4(problem, *, dt=None, rtol=None, atol=None):
     return ETDRK4(problem, dt)
