@@ -129,9 +129,9 @@ class _Progress:
     it is rewritten in place at every frame; into a file or a pipe (a log) it is written as a line of its
     own at every tenth of the run, so the log does not become one line of carriage returns."""
 
-    def __init__(self, stream, enabled: bool, time_label: str = "time"):
+    def __init__(self, stream, enabled: bool, time_symbol: str = "t"):
         self.stream, self.enabled, self.start = stream, enabled, time.perf_counter()
-        self.time_name = "t" if time_label == "time" else time_label  # (a sampler's frames count NFE)
+        self.time_name = time_symbol  # (a sampler's frames count NFE)
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.next_tenth = 0
 
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
     if not args.quiet:
         for line in lab.notices():
             print(f"note: {line}", file=sys.stderr)
-    progress = _Progress(sys.stderr, not args.quiet, lab.time_label)
+    progress = _Progress(sys.stderr, not args.quiet, lab.time_symbol())
     start = time.perf_counter()
     try:  # (plain arrays, written as xarray would: importing xarray and what it probes takes ~1 s)
         result = lab.collect(callback=progress)

@@ -1259,7 +1259,7 @@ def test_a_labs_time_axis_is_named_what_its_frames_count():
             view.stop()
         assert lab.run().time.attrs["long_name"] == label
         stream = io.StringIO()
-        progress = _Progress(stream, True, lab.time_label)
+        progress = _Progress(stream, True, lab.time_symbol())
         progress(next(iter(lab.frames())))  # (the first frame: time 0)
         assert ("NFE=0" if label == "NFE" else "t=0") in stream.getvalue()
 

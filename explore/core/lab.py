@@ -145,6 +145,11 @@ class Lab(param.Parameterized):
 
     # ----------------------------------------------------------------- parameters
     @classmethod
+    def time_symbol(cls) -> str:
+        """How a progress line names a frame's time: ``t``, or :attr:`time_label` where that is not time."""
+        return "t" if cls.time_label == "time" else cls.time_label
+
+    @classmethod
     def parameter_names(cls) -> list[str]:
         """User-facing parameter names (everything but param's ``name``)."""
         return [p for p in cls.param if p != "name"]

@@ -1167,8 +1167,7 @@ class LabView(pn.viewable.Viewer):
             return
         active = self._active_s + (time.monotonic() - self._started_at if self._started_at else 0.0)
         # (a frame is a snapshot the page shows; the solver's steps between frames are counted apart)
-        when = "t" if self.lab.time_label == "time" else self.lab.time_label  # (a sampler's frames count NFE)
-        text = (f"frame {frame.step} · {when} = {frame.time:.4g} · {frame.steps} solver steps · "
+        text = (f"frame {frame.step} · {self.lab.time_symbol()} = {frame.time:.4g} · {frame.steps} solver steps · "
                 f"{100 * self._progress:.0f}%")
         if done:
             text += f" · done in {active:.1f} s"

@@ -110,8 +110,8 @@ def test_lab_page_streams_pauses_steps_resets_and_exports(open_page, name):
     page = watched.page
     # the page opens on its initial state (it showed empty plots until a parameter changed)
     initial = wait_samples_change(page, {})
-    when = "t" if cls.time_label == "time" else cls.time_label  # (the diffusion lab's frames count NFE)
-    page.get_by_text(re.compile(rf"^frame \d+ · {when} = ")).wait_for(timeout=30_000)  # (its line: next tick)
+    # (its line: next tick; the diffusion lab's frames count NFE)
+    page.get_by_text(re.compile(rf"^frame \d+ · {cls.time_symbol()} = ")).wait_for(timeout=30_000)
 
     # Step from the initial state: one frame, the run waits paused
     press(page, "Step")
