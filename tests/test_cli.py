@@ -286,6 +286,10 @@ def test_a_result_file_rebuilds_its_lab(tmp_path):
         xr.Dataset(attrs=attrs).to_netcdf(path, engine="h5netcdf")
         again = cls.from_attrs(xr.load_dataset(path, engine="h5netcdf").attrs)
         assert again.values() == lab.values(), name
+        for p in cls.parameter_names():  # (a sweep's coordinate holding None keeps the others as text)
+            if type(cls.param[p]).__name__ == "Boolean":
+                for text, value in (("false", False), ("true", True), ("0", False), ("1", True)):
+                    assert getattr(cls.from_attrs({p: text}), p) is value, (name, p, text)
 
 
 def test_the_result_file_has_the_usual_permissions(tmp_path):

@@ -250,8 +250,8 @@ class Lab(param.Parameterized):
                 v = v.item()
             if p.allow_None and v == "null":
                 v = None
-            elif isinstance(p, param.Boolean):
-                v = bool(v)
+            elif isinstance(p, param.Boolean):  # (0/1; as text in a sweep's coordinate that also holds None)
+                v = v.strip().lower() in ("1", "true") if isinstance(v, str) else bool(v)
             elif isinstance(p, param.Integer):
                 v = int(v)
             elif isinstance(p, param.Number):
