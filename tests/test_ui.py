@@ -1294,3 +1294,20 @@ def test_a_theory_line_and_an_exact_density_share_their_samples_axes():
         finally:
             view.stop()
         assert {host, joined} <= set(lab.run().data_vars)
+
+
+def test_a_tiny_value_a_lab_takes_still_builds_its_controls():
+    """Bokeh's number input takes no arrow step below 1e-16: a link holding atol = 1e-20 (which the lab
+    takes) asked for 1e-21, and the page opened dead on a traceback (a browser audit finding)."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+    from explore.labs.nlse import NLSELab
+
+    for lab, name in ((NLSELab(atol=1e-20), "atol"), (KelvinHelmholtzLab(Re=1e-300), "Re")):
+        view = LabView(lab, poll=False, preview=False)
+        try:
+            view.__panel__().get_root()  # (raised: "failed to validate Spinner.step")
+            steps = [w.step for pane in view.param_panes.values() for w in pane.select(pn.widgets.FloatInput)
+                     if w.name and name.lower() in w.name.lower().replace(" ", "")]
+            assert steps and min(steps) >= 1e-16, steps
+        finally:
+            view.stop()

@@ -81,12 +81,17 @@ def _nice_step(span: float) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
+#: the smallest arrow step Bokeh's number input takes: a link holding atol = 1e-20 (which the lab takes)
+#: asked for 1e-21, and the page died building its controls
+MIN_INPUT_STEP = 1e-16
+
+
 def _input_step(smallest: float | None, lo: float | None, hi: float | None) -> float:
     """A number input's arrow step: a tenth of the decade of the smallest value it is known to hold
-    (default, current, presets: 0.02 steps by 0.001, 1e-8 by 1e-9), else a slider's step over its
-    range, else 0.1."""
+    (default, current, presets: 0.02 steps by 0.001, 1e-8 by 1e-9), but not below ``MIN_INPUT_STEP``,
+    else a slider's step over its range, else 0.1."""
     if smallest:
-        return 10.0 ** (math.floor(math.log10(smallest)) - 1)
+        return max(10.0 ** (math.floor(math.log10(smallest)) - 1), MIN_INPUT_STEP)
     if lo is not None and hi is not None and hi > lo:
         return _nice_step(hi - lo)
     return 0.1
