@@ -1311,3 +1311,28 @@ def test_a_tiny_value_a_lab_takes_still_builds_its_controls():
             assert steps and min(steps) >= 1e-16, steps
         finally:
             view.stop()
+
+
+def test_an_alert_about_values_goes_when_an_edit_makes_them_runnable():
+    """A link's values that cannot run (an odd N) and a typed value the lab refused were said in an alert
+    that stayed after the values were put right, until the next Run (a browser audit finding). An edit
+    that makes the values runnable clears it; one that leaves them unrunnable says what is wrong now."""
+    from explore.labs.reaction_diffusion import ReactionDiffusionLab
+    from explore.ui.serve import _lab_page
+
+    view = _lab_page(ReactionDiffusionLab, template=False, args={"N": "33", "t_end": "10"})
+    try:
+        assert view.alert.visible and "must be even" in view.alert.object
+        view.lab.N = 31
+        assert view.alert.visible and "got 31" in view.alert.object
+        view.lab.N = 32
+        assert not view.alert.visible
+        view._refused_edit(ValueError("'t_end' must be greater than 0, not -1."))
+        assert view.alert.visible and "not applied" in view.alert.object
+        view.lab.t_end = 12.0
+        assert not view.alert.visible
+        view._show_alert("Parameters changed (N): the run was stopped.", "info")  # (not about values: stays)
+        view.lab.t_end = 14.0
+        assert view.alert.visible
+    finally:
+        view.stop()

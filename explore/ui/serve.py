@@ -107,7 +107,7 @@ def _lab_page(cls: type, template: bool = True, args: dict | None = None):
         alerts.append(f"The link's values cannot run as they are: {exc}. Change it, then press Run.")
         runnable = False
     if alerts:
-        view._show_alert(" ".join(alerts), "warning")
+        view._show_alert(" ".join(alerts), "warning", about_values=True)
     if runnable and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         pn.state.onload(view.show_initial_state)  # the page opens on its initial state, not on empty plots
     if pn.state.curdoc is not None and pn.state.location is not None:

@@ -541,6 +541,7 @@ class LabView(pn.viewable.Viewer):
         self.category_text = pn.pane.Markdown("", margin=(0, 10), visible=bool(lab.categorical_diagnostics))
         self._update_categories()
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self._alert_about_values = False  # (it says a value was refused or cannot run: a valid edit clears it)
         #: what the current values make a run do that they do not say (Lab.notices: a shortened dt)
         self.notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
 
@@ -1248,6 +1249,12 @@ class LabView(pn.viewable.Viewer):
             self._soon("code", self._update_code)
             if self._suppress_param_events:
                 return
+            if self._alert_about_values:  # (a refused value, a link's problem: said of values now changed)
+                try:
+                    self.lab.validate(memory=False)
+                    self._clear_alert()
+                except ValueError as exc:
+                    self._show_alert(f"**Invalid parameters.** {exc}", "danger", about_values=True)
             if self._worker is not None and self._worker.alive and not self._previewing:
                 self._stop_worker()
                 self._drain()
@@ -1349,9 +1356,11 @@ class LabView(pn.viewable.Viewer):
         self.export.set_code(f"{_fenced(python, 'python')}\n\n{_fenced(cli, 'bash')}", python)
 
     # ================================================================= alerts
-    def _show_alert(self, message: str, kind: str = "danger") -> None:
+    def _show_alert(self, message: str, kind: str = "danger", about_values: bool = False) -> None:
         """Show ``message`` (Markdown; any HTML in it is shown as text: messages quote values from links
-        and exceptions, which must never become markup in the page)."""
+        and exceptions, which must never become markup in the page). ``about_values``: it says a value was
+        refused or the values cannot run, and goes when an edit makes them runnable."""
+        self._alert_about_values = about_values
         self.alert.alert_type = kind
         self.alert.object = html.escape(message, quote=False)
         self.alert.visible = True
@@ -1377,11 +1386,12 @@ class LabView(pn.viewable.Viewer):
                     if widget.value is not current and widget.value != current:
                         widget.value = current
         if isinstance(exc, ValueError):
-            self._show_alert(f"**Invalid parameters.** {exc} The value was not applied.", "danger")
+            self._show_alert(f"**Invalid parameters.** {exc} The value was not applied.", "danger", about_values=True)
         else:  # (another error in handling the page's event: said as it is)
             self._show_alert(f"**{type(exc).__name__}:** {exc}", "danger")
 
     def _clear_alert(self) -> None:
+        self._alert_about_values = False
         self.alert.object = ""
         self.alert.visible = False
 
