@@ -148,6 +148,7 @@ def test_pause_step_reset_and_stop(view):
 
     view.reset()
     assert view.status == "idle" and view.frames == [] and view.progress == 0.0
+    assert view.progress_text.object == "Ready."  # (it said "Starting the run…" until the preview came)
     assert view.lab.values() == toy_lab.ToyDecay().values()
     assert view.worker_thread is None
     assert len(view.earlier_runs) == 1  # the interrupted run is kept for comparison

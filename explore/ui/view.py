@@ -893,10 +893,10 @@ class LabView(pn.viewable.Viewer):
             self._suppress_param_events = False
         self._run_lab = None
         self._clear_run_display()
+        self._set_status("idle")  # (before the progress line: "Starting the run…" showed after a Reset)
         self._update_progress(None)
         self._clear_alert()
         self._update_code()
-        self._set_status("idle")
         self.show_initial_state()
 
     def _clear_run_display(self) -> None:
