@@ -9,6 +9,7 @@ template's web font (Open Sans from Google Fonts) is replaced by the system font
 from __future__ import annotations
 
 import base64
+import logging
 import sys
 
 import panel as pn
@@ -158,11 +159,33 @@ def serve(address: str = "127.0.0.1", port: int = 5006, show: bool = False, labs
     kwargs.setdefault("check_unused_sessions_milliseconds", CHECK_UNUSED_SESSIONS_MS)
     kwargs.setdefault("unused_session_lifetime_milliseconds", UNUSED_SESSION_LIFETIME_MS)
     report_refused_edits()
+    quiet_closed_pages()
     apps = routes(labs)
     classes = lab_classes()
     kwargs.setdefault("title", {slug: "Explore" if slug == "/" else (classes[slug[1:]].title or slug[1:])
                                 for slug in apps})
     return pn.serve(apps, address=address, port=port, show=show, threaded=threaded, **kwargs)
+
+
+class _ClosedPageNoise(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for a message Tornado could not write to a
+    page that had just closed (``WebSocketClosedError``, ``StreamClosedError``): two in three tabs closed
+    while streaming logged such a traceback, though the session and its run stop as they should (a
+    known Bokeh/Tornado behaviour). Every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tornado.iostream import StreamClosedError
+        from tornado.websocket import WebSocketClosedError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (WebSocketClosedError, StreamClosedError))
+
+
+def quiet_closed_pages() -> None:
+    """Install :class:`_ClosedPageNoise` on asyncio's logger (once)."""
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _ClosedPageNoise) for f in log.filters):
+        log.addFilter(_ClosedPageNoise())
 
 
 __all__ = ["lab_page", "gallery_page", "routes", "serve"]
