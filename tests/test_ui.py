@@ -427,6 +427,11 @@ def test_diverging_run_shows_solver_message(view):
     assert wait_for(lambda: view.status == "error", view)
     assert view.alert.visible and "diverged" in view.alert.object and "non-finite" in view.alert.object
     assert "Switch off 'blowup'" in view.alert.object
+    # a run stopped for the steps it would take did not diverge (NLSE's t_end = 1e30 said it had)
+    from explore.core import SolverDiverged
+
+    view._show_error(SolverDiverged(0.01, "the step size: ~1e+31 steps to t_end", "Shorten 't_end'.", what="stopped"))
+    assert view.alert.object.startswith("**The run stopped.**") and "diverged" not in view.alert.object
     view.reset()
     assert view.lab.blowup is True and not view.alert.visible  # reset returns to the chosen preset
     view.preset.value = "default"

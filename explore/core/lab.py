@@ -32,7 +32,7 @@ class SolverDiverged(RuntimeError):
     and what to change."""
 
     def __init__(self, time: float, quantity: str, hint: str, what: str = "became non-finite"):
-        self.time, self.quantity, self.hint = time, quantity, hint
+        self.time, self.quantity, self.hint, self.what = time, quantity, hint, what
         super().__init__(f"The run {what} at t = {time:.6g} (in {quantity}). {hint}")
 
 

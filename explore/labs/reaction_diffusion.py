@@ -212,6 +212,9 @@ class ReactionDiffusionLab(Lab):
         if self.N % 2:
             raise ValueError(f"{name}: 'N' must be even (real FFTs), got {self.N}")
         k_max = max_wavenumber(name, "L", self.L, self.N)
+        if not math.isfinite(self.L * self.L):  # (the initial conditions' r² = x² + y²: NaN at t = 0, which
+            # was reported as a divergence, advising dt and N)
+            raise ValueError(f"{name}: 'L' = {self.L:g} is too large: the squared distances on the grid overflow")
         for p in ("d1", "d2"):  # (the diffusion symbol d k², and its exponentials' arguments)
             if not math.isfinite(getattr(self, p) * k_max * k_max * max(self.dt, 1.0)):
                 raise ValueError(f"{name}: '{p}' = {getattr(self, p):g} is too large for this grid: d k_max² overflows")

@@ -1367,7 +1367,8 @@ class LabView(pn.viewable.Viewer):
 
     def _show_error(self, exc: BaseException) -> None:
         if isinstance(exc, SolverDiverged):
-            message = f"**The solver diverged.** {exc}"
+            # (a run stopped for taking too many steps did not diverge: t_end = 1e30 said it had)
+            message = f"**{'The run stopped' if exc.what == 'stopped' else 'The solver diverged'}.** {exc}"
         elif isinstance(exc, ValueError):
             message = f"**Invalid parameters.** {exc}"
         else:
