@@ -663,7 +663,7 @@ def test_determinism_and_round_trip():
         (dict(resume_from="/nonexistent/ck.npz"), "resume_from"),
         (dict(snapshot_file="/nonexistent/dir/a.nc"), "snapshot_file"),
         (dict(L=float("nan")), "L"),
-        (dict(L=1e300), "'L' = 1e+300 is too large"),  # (NaN at t = 0, reported as a divergence)
+        (dict(L=1e300), r"'L' = 1e\+300 is too large"),  # (NaN at t = 0, reported as a divergence)
         (dict(d1=1e306), "d1.*too large"),
         (dict(nonsense=1), "nonsense"),
     ],
