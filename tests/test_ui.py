@@ -1236,6 +1236,9 @@ def test_a_links_ignored_values_leave_the_address_even_when_the_browser_reports_
         valid.sync_location(other, rewrite_on_load=False)
         other.search = "?a=2"
         assert other.search == "?a=2"
+        other.search = "?a=2&theme=dark"  # the page's theme stays in its address as the controls change
+        valid.lab.a = 3.0
+        assert other.search == search_of(valid.lab, valid.preset.value) + "&theme=dark", other.search
         valid.stop()
     finally:
         view.stop()

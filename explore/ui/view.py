@@ -1308,13 +1308,19 @@ class LabView(pn.viewable.Viewer):
             plot.set_follow(event.new)
 
     def sync_location(self, location, rewrite_on_load: bool = False) -> None:
-        """Keep ``location.search`` (a ``pn.state.location``) equal to the preset + changed parameters;
-        ``rewrite_on_load``: also once the page has loaded (a link with values the page ignored)."""
+        """Keep ``location.search`` (a ``pn.state.location``) equal to the preset + changed parameters, and
+        the page's ``theme`` (a dark page's link opened light); ``rewrite_on_load``: also once the page has
+        loaded (a link with values the page ignored)."""
+        from urllib.parse import parse_qs, urlencode
+
         from explore.ui.urlstate import search_of
 
         def write(*events):
             try:
                 search = search_of(self.lab, self.preset.value)
+                theme = parse_qs((location.search or "").lstrip("?")).get("theme")
+                if theme:
+                    search += ("&" if search else "?") + urlencode({"theme": theme[-1]})
                 if location.search != search:
                     location.search = search
             except Exception:  # noqa: BLE001 - the URL is a convenience; never break the page for it
