@@ -1239,6 +1239,9 @@ def test_a_links_ignored_values_leave_the_address_even_when_the_browser_reports_
         other.search = "?a=2&theme=dark"  # the page's theme stays in its address as the controls change
         valid.lab.a = 3.0
         assert other.search == search_of(valid.lab, valid.preset.value) + "&theme=dark", other.search
+        other.search = "?theme=%3Cimg%3E"  # (an unknown theme is not kept)
+        valid.lab.a = 4.0
+        assert other.search == search_of(valid.lab, valid.preset.value), other.search
         valid.stop()
     finally:
         view.stop()

@@ -1313,13 +1313,15 @@ class LabView(pn.viewable.Viewer):
         loaded (a link with values the page ignored)."""
         from urllib.parse import parse_qs, urlencode
 
+        from panel.theme.base import THEMES
+
         from explore.ui.urlstate import search_of
 
         def write(*events):
             try:
                 search = search_of(self.lab, self.preset.value)
                 theme = parse_qs((location.search or "").lstrip("?")).get("theme")
-                if theme:
+                if theme and theme[-1] in THEMES:  # (a name Panel knows: not whatever a link held)
                     search += ("&" if search else "?") + urlencode({"theme": theme[-1]})
                 if location.search != search:
                     location.search = search
