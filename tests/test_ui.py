@@ -618,7 +618,10 @@ def test_a_single_frame_shows_its_samples_first_and_its_history_next_tick():
         view.step()
         assert wait_for(lambda: view._queue.qsize() > 0)
         view.drain()
-        assert view.sample_plots["u"].data is not None and view.progress_text.object == "Ready."
+        # the samples and the status line at once (the line waiting for the next tick was still missing
+        # 30 s later once on a loaded CI machine); the history plots next tick
+        assert view.sample_plots["u"].data is not None and view.progress_text.object.startswith("frame ")
+        assert len(view.convergence_plot.data["history"]["time"]) == 0  # (its point comes next tick)
         assert len(view.convergence_history()["time"]) == 1
         shown = [fn for fn in doc.ticks if fn.__name__ == "show"]
         assert len(shown) == 1

@@ -1031,8 +1031,11 @@ class LabView(pn.viewable.Viewer):
                 frame, self._unshown = self._unshown, None
                 if streaming or end is not None or self._doc is None:
                     self._show_frame(frame, force=not streaming)
-                else:  # a single frame (a preview, a step): what it changes visibly goes first
+                else:  # a single frame (a preview, a step): what it changes visibly goes first, with
+                    # its status line (a few characters; left to the next tick with the history plots,
+                    # it was still missing 30 s later once on a loaded CI machine)
                     self._show_frame(frame, force=True, history=False)
+                    self._update_progress(frame)
                     deferred = frame
             else:
                 for plot in self._plots():
