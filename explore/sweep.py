@@ -192,18 +192,30 @@ def _connect(client_class, scheduler: str):
     raise ClusterUnavailable(f"sweep: cannot reach the Dask scheduler {scheduler!r} ({why})")
 
 
+def _point_labs(cls, grid: dict[str, list], preset: str | None, fixed: dict | None):
+    """``(values, lab)`` of each point of ``grid`` in grid order: the values given (``fixed`` with the
+    point's own) and the lab they make."""
+    for combo in itertools.product(*grid.values()):
+        values = {**(fixed or {}), **dict(zip(grid, combo))}
+        yield values, cls(preset=preset, **values)
+
+
 def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None,
                  fixed: dict | None = None) -> list[dict]:
     """All parameter combinations of ``grid`` (with ``fixed`` values), each validated up front."""
+    return _planned(lab_name, grid, preset, fixed)[1]
+
+
+def _planned(lab_name: str, grid, preset: str | None, fixed: dict | None) -> tuple[dict, list[dict], list[dict]]:
+    """``(grid, points, labs' values)``: the grid checked, each point's given values (validated up front) and
+    every parameter value of the lab it makes (what :func:`gather_dataset` records)."""
     try:
         cls = get_lab(lab_name)
     except KeyError as exc:
         raise ValueError(f"sweep: {exc.args[0] if exc.args else exc}") from None
     grid = checked_grid(grid)
-    points, written = [], set()
-    for combo in itertools.product(*grid.values()):
-        values = {**(fixed or {}), **dict(zip(grid, combo))}
-        lab = cls(preset=preset, **values)
+    points, labs, written = [], [], set()
+    for values, lab in _point_labs(cls, grid, preset, fixed):
         lab.validate(memory=False)  # (whether a point fits is up to the machine it runs on)
         for name in cls.output_files:  # points writing one file would overwrite each other's
             path = getattr(lab, name)
@@ -213,7 +225,8 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
             if path:
                 written.add(os.path.realpath(path))
         points.append(values)
-    return points
+        labs.append(lab.values())
+    return grid, points, labs
 
 
 def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed: dict | None = None,
@@ -221,8 +234,7 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
     """Run the grid of parameter values as Dask tasks and gather the summary Dataset."""
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"sweep: workers must be a whole number of at least 1, got {workers!r}")
-    grid = checked_grid(grid)
-    points = sweep_points(lab_name, grid, preset, fixed)
+    grid, points, point_values = _planned(lab_name, grid, preset, fixed)
     if scheduler:
         _check_address(scheduler)
     try:
@@ -262,7 +274,7 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
             cluster.close()
         for log, level in zip(quiet, levels):  # (this process's logging as it was)
             log.setLevel(level)
-    return gather_dataset(lab_name, grid, preset, results, fixed)
+    return gather_dataset(lab_name, grid, preset, results, fixed, point_values)
 
 
 def _null_as_text(value):
@@ -274,7 +286,7 @@ def _null_as_text(value):
 
 
 def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, results: list[dict],
-                   fixed: dict | None = None) -> xr.Dataset:
+                   fixed: dict | None = None, point_values: list[dict] | None = None) -> xr.Dataset:
     """Stack per-point summaries (in grid order) into a Dataset with one dimension per parameter.
 
     A summary named like a swept parameter (``steps``, KH's ``dt``) is stored as ``NAME_final``. The
@@ -282,13 +294,14 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
     parameter that is not swept but differs between points (set by a swept alias, or derived by a fixed
     one from a swept parameter: KH's ``N`` with ``Lz`` swept gives each point its ``nz``) is a variable
     over the grid, as netCDF stores attributes (``None`` as ``"null"``). So the file says how to run any
-    point again. A swept parameter whose values include ``None`` has them as that text in its coordinate."""
+    point again. A swept parameter whose values include ``None`` has them as that text in its coordinate.
+    ``point_values``: each point's lab's values, where the caller has them (:func:`sweep` made every
+    point's lab to validate it); made here otherwise."""
     from explore.core.result import _attr
 
     shape = tuple(len(v) for v in grid.values())
-    combos = list(itertools.product(*grid.values()))
     failed = [{"point": _describe(dict(zip(grid, combo))), "error": r[FAILED]}
-              for combo, r in zip(combos, results) if FAILED in r]
+              for combo, r in zip(itertools.product(*grid.values()), results) if FAILED in r]
     keys = list(dict.fromkeys(k for r in results for k in r if k != FAILED))
     data = {(f"{k}_final" if k in grid else k):
             (tuple(grid), np.array([r.get(k, np.nan) for r in results], dtype=float).reshape(shape))
@@ -298,7 +311,7 @@ def gather_dataset(lab_name: str, grid: dict[str, list], preset: str | None, res
               for name, values in grid.items()}
     cls = get_lab(lab_name)
     ds = cls.flag_categories(xr.Dataset(data, coords=coords))
-    per_point = [cls(preset=preset, **{**(fixed or {}), **dict(zip(grid, combo))}).values() for combo in combos]
+    per_point = point_values or [lab.values() for _, lab in _point_labs(cls, grid, preset, fixed)]
     for name in per_point[0]:
         if name in grid:
             continue

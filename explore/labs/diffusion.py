@@ -55,6 +55,8 @@ def _stability_points(kind: str, order: int, beta: float = 1.0) -> Points:
 #: the run's random streams (:meth:`DiffusionLab._rng`): the initial particles, the stochastic samplers'
 #: noise, the exact samples the distribution distance compares with
 PARTICLE_STREAM, NOISE_STREAM, EXACT_STREAM = 0, 1, 2
+#: the samplers that take dynamic thresholding (the data-prediction updates of DPM-Solver(++))
+THRESHOLDING_SAMPLERS = ("dpm_solver", "dpmpp_2m", "dpmpp_3m")
 
 
 @register_lab
@@ -149,7 +151,7 @@ class DiffusionLab(Lab):
         ``guidance`` and ``class_label`` off the class-conditional target."""
         takes = SAMPLERS[self.sampler].defaults
         out = {name for name, option in self._OPTIONS.items() if option not in takes}
-        if self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+        if self.sampler not in THRESHOLDING_SAMPLERS:
             out.add("thresholding")
         if self.timesteps != "karras":
             out.add("rho")
@@ -174,7 +176,7 @@ class DiffusionLab(Lab):
             raise ValueError("diffusion: 'guidance' needs the class-conditional target 'ring_conditional'")
         if self.schedule == "vp_discrete" and self.steps > 999:
             raise ValueError("diffusion: 'steps' must be below the 1000 levels of the discrete schedule")
-        if self.thresholding and self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+        if self.thresholding and self.sampler not in THRESHOLDING_SAMPLERS:
             raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
         if self.timesteps == "optimal" and self.steps > 24:
             raise ValueError("diffusion: the 'optimal' step schedule is searched for 'steps' <= 24")
@@ -212,7 +214,7 @@ class DiffusionLab(Lab):
             if key in values:
                 opts[key] = values[key]
         if self.thresholding:
-            if self.sampler not in ("dpm_solver", "dpmpp_2m", "dpmpp_3m"):
+            if self.sampler not in THRESHOLDING_SAMPLERS:
                 raise ValueError("diffusion: 'thresholding' applies to dpm_solver, dpmpp_2m and dpmpp_3m")
             opts.update(thresholding=True, threshold_max=math.inf,
                         threshold_scale=make_target(self.target).bound())

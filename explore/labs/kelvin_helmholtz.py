@@ -282,10 +282,7 @@ class KelvinHelmholtzLab(Lab):
                            f"cannot resolve the layer (the flow comes out wrong, and the step may shrink far); use nz ≥ "
                            f"{least:d} or a thicker layer.")
         if self.integrator in EXPLICIT_VISCOSITY:
-            # the largest wavenumbers the 2/3 rule keeps (3 k < points; walls: a cosine series, 2 nz points extended)
-            walls = self.boundary == "walls"
-            kz = (math.pi if walls else 2 * math.pi) / self.Lz * (((2 if walls else 1) * self.nz - 1) // 3)
-            kx = 2 * math.pi / self.Lx * ((self.nx - 1) // 3)
+            kx, kz = bq.largest_kept_wavenumbers(self.Lx, self.Lz, self.nx, self.nz, walls=self.boundary == "walls")
             h = EXPLICIT_DIFFUSION_LIMIT * self.Re * min(1.0, self.Pr) / (kx * kx + kz * kz)
             if self.t_end / h > MANY_STEPS:
                 out.append(f"{self.integrator} steps viscosity explicitly: at Re = {self.Re:g} its steps are at most "

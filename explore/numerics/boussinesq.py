@@ -93,6 +93,15 @@ def kept_band(nx: int, nz: int) -> tuple[int, int]:
     return (2 * nz - 1) // 3 + 1, (nx - 1) // 3 + 1
 
 
+def largest_kept_wavenumbers(Lx: float, Lz: float, nx: int, nz: int, walls: bool = True) -> tuple[float, float]:
+    """``(k_x, k_z)`` of the highest modes the 2/3 rule keeps (3 k < points; with walls the z-modes of the
+    2 nz-point even extension): what sets an explicit stepper's viscous limit, known before any grid."""
+    if walls:
+        rows, cols = kept_band(nx, nz)
+        return 2 * math.pi / Lx * (cols - 1), math.pi / Lz * (rows - 1)
+    return 2 * math.pi / Lx * ((nx - 1) // 3), 2 * math.pi / Lz * ((nz - 1) // 3)
+
+
 class ChannelGrid:
     """Fourier (x) × sine/cosine or Fourier (z) grid on ``[0, Lx) × [-Lz/2, Lz/2]``.
 

@@ -39,7 +39,7 @@ INTERACTION_REACH = 500.0
 #: the term-by-term factors ``exp((c_i - c_j) dt L)`` with ``c_i < c_j`` (DOP853 has four such pairs) grow
 #: the dissipative modes; their exponents are capped here, short of overflow: an infinite factor times a
 #: mode whose nonlinear part is zero made a NaN stage, and the step was rejected until it shrank
-#: (718 steps instead of 34 for a decoupled mode at L = -1e6). Where the factor really is this large,
+#: (471 steps instead of 8 with a decoupled mode at L = -1e6, ``test_steppers``). Where the factor really is this large,
 #: the error estimate rejects the step as before.
 GROWTH_CAP = 700.0
 #: :class:`AdaptiveLawsonRK` tries its economy pair on a step whose size is at most this fraction of what
