@@ -742,6 +742,29 @@ def test_a_shortened_step_is_said_beside_the_controls():
     assert labs["reaction_diffusion"](t_end=1.0, frame_dt=0.5, initial_layer=2.0, integrator="dopri5").notices() == []
 
 
+def test_a_fixed_step_run_of_very_many_steps_is_announced():
+    """A ``dt`` a few decades too small makes millions of steps: each lab says so before the run (its
+    progress bar would otherwise just look frozen); a ``dt`` the run ignores (adaptive) says nothing,
+    and no preset is announced."""
+    from explore.labs._stepping import LONG_RUN_STEPS
+
+    labs = lab_classes()
+    cases = {"kelvin_helmholtz": dict(integrator="rk4", dt=1e-9, t_end=0.01),  # (dt caps the CFL step)
+             "nlse": dict(integrator="rk4", dt=1e-6, t_end=20.0),
+             "reaction_diffusion": dict(integrator="etdrk4", dt=1e-5, t_end=200.0)}
+    for name, values in cases.items():
+        steps = values["t_end"] / values["dt"]
+        assert steps > LONG_RUN_STEPS
+        assert labs[name](**values).notices() == [
+            f"dt = {values['dt']:g} makes at least {steps:.2g} steps to t_end = {values['t_end']:g}: a long run. "
+            "A larger 'dt' takes fewer."], name
+        assert labs[name](**{**values, "dt": values["t_end"] / LONG_RUN_STEPS}).notices() == [], name
+    assert labs["nlse"](integrator="dop853", dt=1e-6).notices() == []
+    for name, cls in labs.items():
+        for preset in cls.presets:
+            assert cls(preset=preset).notices() == [], (name, preset)
+
+
 def test_stopping_a_view_mid_run_says_stopped():
     """``view.stop()`` during a run or a pause ends it as "stopped" with its frames kept (it stayed
     "running" for good, the progress line still counting down an ETA); on an idle view it changes nothing."""

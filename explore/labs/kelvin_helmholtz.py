@@ -57,7 +57,7 @@ from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, long_run, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: integrators that need nothing beyond ``linear`` / ``nonlinear``
@@ -288,7 +288,7 @@ class KelvinHelmholtzLab(Lab):
                 out.append(f"{self.integrator} steps viscosity explicitly: at Re = {self.Re:g} its steps are at most "
                            f"~{h:.2g}, ~{self.t_end / h:.2g} of them to t_end; 'etdrk4' or 'ifrk4' take viscosity "
                            "exactly.")
-        return out
+        return out + long_run(self.integrator, self.dt, self.t_end)
 
     def memory_estimate(self) -> int:
         """The lab's own arrays (:data:`OWN_BYTES_PER_POINT` per grid point, :data:`OWN_FIXED_BYTES`) and what the integrator keeps

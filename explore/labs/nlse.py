@@ -27,7 +27,7 @@ from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, long_run, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 _PEER = dict(L=50.0, N=512, t_end=20.0, n_snapshots=100, integrator="dop853", rtol=1e-9, atol=1e-11)
@@ -164,8 +164,9 @@ class NLSELab(Lab):
         return frozenset(out | ignored_stepping(self.integrator))
 
     def notices(self) -> list[str]:
-        return shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
-                              "frame interval t_end / n_snapshots")
+        return (shortened_step(self.integrator, self.dt, self.t_end / self.n_snapshots,
+                               "frame interval t_end / n_snapshots")
+                + long_run(self.integrator, self.dt, self.t_end))
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:

@@ -35,7 +35,7 @@ from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
 from explore.numerics.integrators import INTEGRATORS, make_integrator
-from explore.labs._stepping import ignored_stepping, max_wavenumber, shortened_step, tolerances
+from explore.labs._stepping import ignored_stepping, long_run, max_wavenumber, shortened_step, tolerances
 from explore.numerics.rk import StepSizeTooSmall, TooManySteps, fill_step
 
 #: regime codes of the ``regime`` diagnostic (CF flag values / meanings in the result)
@@ -193,6 +193,7 @@ class ReactionDiffusionLab(Lab):
 
     def notices(self) -> list[str]:
         out = shortened_step(self.integrator, self.dt, self.snapshot_dt, "snapshot_dt")
+        out += long_run(self.integrator, self.dt, self.t_end)
         info = INTEGRATORS.get(self.integrator)
         if self.initial_layer >= self.t_end and info is not None and not info.adaptive:
             out.append(f"initial_layer = {self.initial_layer:g} lasts the whole run (t_end = {self.t_end:g}): every "
