@@ -292,6 +292,25 @@ def test_a_result_file_rebuilds_its_lab(tmp_path):
                     assert getattr(cls.from_attrs({p: text}), p) is value, (name, p, text)
 
 
+def test_a_rebuilt_lab_does_not_overwrite_the_first_runs_files(tmp_path):
+    """``from_attrs`` leaves the parameters that name files at their defaults (running the rebuilt lab
+    would otherwise rewrite the first run's snapshot stream and checkpoint, and resume again), unless
+    asked (``files=True``); attributes of another lab's result are refused, naming both labs."""
+    from explore.core import lab_classes
+
+    labs = lab_classes()
+    rd = labs["reaction_diffusion"]
+    assert {"snapshot_file", "checkpoint_file", "resume_from"} <= set(rd.file_parameters())
+    named = dict(snapshot_file=str(tmp_path / "s.nc"), checkpoint_file=str(tmp_path / "c.npz"),
+                 resume_from=str(tmp_path / "old.npz"))
+    attrs = {"lab": "reaction_diffusion", "N": 32, **named}
+    again = rd.from_attrs(attrs)
+    assert again.N == 32 and all(getattr(again, p) == rd.param[p].default for p in named)
+    assert {p: getattr(rd.from_attrs(attrs, files=True), p) for p in named} == named
+    with pytest.raises(ValueError, match="nlse: these attributes are of a 'reaction_diffusion' result"):
+        labs["nlse"].from_attrs(attrs)
+
+
 def test_the_result_file_has_the_usual_permissions(tmp_path):
     import os
     import stat

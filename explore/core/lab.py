@@ -235,15 +235,24 @@ class Lab(param.Parameterized):
                 f"--out {self.lab_name}.nc").replace("  ", " ")
 
     @classmethod
-    def from_attrs(cls, attrs: dict) -> "Lab":
+    def from_attrs(cls, attrs: dict, files: bool = False) -> "Lab":
         """The lab a result file was made with, from its attributes (``ds.attrs``: every parameter, as
         netCDF stores it: booleans as 0/1, ``None`` as ``"null"``, lists as JSON). Other keys are
-        ignored."""
+        ignored; a file that names another lab (its ``lab`` attribute) is refused.
+
+        The parameters that name files (:meth:`file_parameters`: a snapshot stream, a checkpoint, the
+        checkpoint a run resumed from) keep their defaults unless ``files``: the lab repeats the run's
+        computation (a resumed run equals the uninterrupted one), and running it does not overwrite the
+        first run's snapshots and checkpoint."""
         import json
 
+        written_by = attrs.get("lab")
+        if isinstance(written_by, str) and written_by != cls.lab_name:
+            raise ValueError(f"{cls.lab_name}: these attributes are of a {written_by!r} result, not of this lab")
+        skip = () if files else cls.file_parameters()
         values = {}
         for name in cls.parameter_names():
-            if name not in attrs:
+            if name not in attrs or name in skip:
                 continue
             v, p = attrs[name], cls.param[name]
             if hasattr(v, "item"):  # a numpy scalar
