@@ -84,12 +84,17 @@ def parse_sets(lab_cls, items: list[str]) -> dict:
 
 
 def describe_parameter(p) -> str:
+    """Type, choices or range, and default of parameter ``p``: a range is an interval whose brackets say
+    whether its ends are allowed (``(0, ∞)``: any positive number; ``[0, 2]``: 0 and 2 too)."""
     bits = [type(p).__name__]
     if isinstance(p, param.Selector):
         bits.append("{" + ", ".join(map(str, p.objects)) + "}")
     elif getattr(p, "bounds", None):
         lo, hi = p.bounds
-        bits.append(f"[{'' if lo is None else lo}, {'' if hi is None else hi}]")
+        lo_in, hi_in = getattr(p, "inclusive_bounds", (True, True))
+        left = "(-∞" if lo is None else f"{'[' if lo_in else '('}{lo}"
+        right = "∞)" if hi is None else f"{hi}{']' if hi_in else ')'}"
+        bits.append(f"{left}, {right}")
     return " ".join(bits) + f", default {p.default!r}"
 
 

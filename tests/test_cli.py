@@ -396,3 +396,20 @@ def test_a_coordinate_no_variable_holds_is_kept_as_xarray_keeps_it(tmp_path):
     ours = xr.load_dataset(tmp_path / "ours.nc", engine="h5netcdf")
     xr.testing.assert_identical(ours, xr.load_dataset(tmp_path / "xarray.nc", engine="h5netcdf"))
     assert "time" in ours.coords and "coordinates" not in ours.attrs
+
+
+def test_list_shows_whether_a_ranges_ends_are_allowed(capsys):
+    """``explore list LAB``: a range's brackets say whether its ends are allowed, as the lab checks them
+    (``dt = 0`` and ``omega = 0`` are refused; ``seed = 0`` is not)."""
+    assert main(["list", "nlse"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("    ") and line.split()}
+    assert "Number (0, 2), default 0.5" in lines["omega"]
+    assert "Number (0, ∞), default" in lines["dt"]
+    assert "Number [0, ∞), default" in lines["modulation"]
+    assert "Integer [0, 4294967295], default 0" in lines["seed"]
+    from explore.labs.nlse import NLSELab
+
+    for name, value in (("omega", 0.0), ("dt", 0.0)):
+        with pytest.raises(ValueError):
+            NLSELab(**{name: value})
+    assert NLSELab(seed=0, modulation=0.0).seed == 0
