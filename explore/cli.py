@@ -182,13 +182,15 @@ def cmd_run(args) -> int:
     finally:
         progress.done()
     wall = time.perf_counter() - start
-    print(f"{args.lab}: {result.coords['step'][1].size} frames, t = {result.last('time'):.6g}, "
+    print(f"{args.lab}: {result.coords['step'][1].size} frames, {lab.time_symbol()} = {result.last('time'):.6g}, "
           f"{int(result.last('steps'))} steps, {int(result.last('nfe'))} evaluations, {wall:.2f} s")
-    for key, (dims, values, attrs) in result.data_vars.items():
-        if dims == ("step",) and attrs.get("group") == "convergence":
-            finite = values[~np.isnan(values)]  # (the largest value that is a number, as xarray's max)
-            largest = float(finite.max()) if finite.size else math.nan
-            print(f"  {key:<16} final {float(values[-1]):.3e}   max {largest:.3e}")
+    history = {key: values for key, (dims, values, attrs) in result.data_vars.items()
+               if dims == ("step",) and attrs.get("group") == "convergence"}
+    width = max([16, *map(len, history)])
+    for key, values in history.items():
+        finite = values[~np.isnan(values)]  # (the largest value that is a number, as xarray's max)
+        largest = float(finite.max()) if finite.size else math.nan
+        print(f"  {key:<{width}} final {float(values[-1]):.3e}   max {largest:.3e}")
     if args.out is not None:
         _write(result, args.out)
     return 0

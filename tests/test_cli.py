@@ -413,3 +413,17 @@ def test_list_shows_whether_a_ranges_ends_are_allowed(capsys):
         with pytest.raises(ValueError):
             NLSELab(**{name: value})
     assert NLSELab(seed=0, modulation=0.0).seed == 0
+
+
+def test_the_run_summary_names_the_labs_time_and_aligns_long_names(tmp_path, capsys):
+    """The summary after a run says what its frames count (a sampler's NFE, not a time t), and the
+    history's values stand in one column however long the diagnostics' names."""
+    assert main(["run", "diffusion", "-q", "--set", "n_samples=200", "--set", "steps=4"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.startswith("diffusion: ") and ", NFE = 5, " in head and " t = " not in head, head
+    assert main(["run", "kelvin_helmholtz", "-q", "--set", "N=32", "--set", "t_end=0.05", "--set", "n_snapshots=1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ", t = 0.05, " in lines[0]
+    rows = [line for line in lines[1:] if " final " in line]
+    assert any(line.split()[0] == "energy_budget_residual" for line in rows)
+    assert len({line.index(" final ") for line in rows}) == 1, rows
