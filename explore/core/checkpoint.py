@@ -58,11 +58,13 @@ def checkpoint_entries(path: str, lab_name: str):
 
 
 def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str, shape: tuple | None = None,
-                    required: tuple[str, ...] = ()):
+                    required: tuple[str, ...] = (), names: dict[str, str] | None = None):
     """``(state, index, extra)`` from a checkpoint: the stepper's state on backend ``xp`` (its
     counters and proposed step as saved), the frame index and the lab's own entries (host arrays).
 
-    Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params``, or
+    Raises ``ValueError`` naming ``resume_from`` and each parameter that differs from ``params`` (an
+    entry of ``params`` that is no parameter is named as ``names`` says: KH's ``frame_dt`` is
+    ``t_end / n_snapshots``), or
     what is wrong with the file: not a checkpoint, an entry of ``required`` (the lab's own) missing, a
     state not of ``shape`` or not finite, a counter that is not a number.
     """
@@ -84,8 +86,9 @@ def load_checkpoint(path: str, stepper, xp, params: dict, lab_name: str, shape: 
                          f"without {', '.join(repr(k) for k in absent)}; run from the start")
     diff = [k for k in params if not _same(saved.get(k), params[k])]
     if diff:
+        names = names or {}
         raise ValueError(f"{lab_name}: 'resume_from' was written with different "
-                         + ", ".join(f"{k} ({saved.get(k)!r} vs {params[k]!r})" for k in diff))
+                         + ", ".join(f"{names.get(k, k)} ({saved.get(k)!r} vs {params[k]!r})" for k in diff))
     with checkpoint_entries(path, lab_name):
         missing = [k for k in required if k not in entries]  # (after the parameters: an older lab's file says so)
         if missing:

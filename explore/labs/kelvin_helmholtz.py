@@ -612,7 +612,8 @@ class KelvinHelmholtzLab(Lab):
 
     def _load_checkpoint(self, stepper, xp, shape: tuple):
         state, i0, extra = load_checkpoint(self.resume_from, stepper, xp, self._resume_params(), self.lab_name,
-                                           shape=shape, required=("integrals", "budget_ref"))
+                                           shape=shape, required=("integrals", "budget_ref"),
+                                           names={"frame_dt": "frame interval t_end / n_snapshots"})
         if i0 > self.n_snapshots:
             raise ValueError(f"{self.lab_name}: 'resume_from' is at t = {state.t:g}, past t_end = {self.t_end:g}")
         with checkpoint_entries(self.resume_from, self.lab_name):
