@@ -79,6 +79,12 @@ def test_run_notes_a_shortened_step(tmp_path, capsys):
         (["run", "kelvin_helmholtz", "--set", "checkpoint_file=/"], "'checkpoint_file' = '/' is a folder"),
         (["run", "reaction_diffusion", "--set", "snapshot_file=/"], "'snapshot_file' = '/' is a folder"),
         (["run", "reaction_diffusion", "--set", "resume_from=/"], "'resume_from' = '/' is not a file"),
+        # a checkpoint named like a result replaced that result with an archive; a stream is netCDF
+        (["run", "kelvin_helmholtz", "--set", "checkpoint_file=run.nc"],
+         "'checkpoint_file' = 'run.nc' is written as a NumPy .npz archive: give it a name ending in .npz"),
+        (["run", "reaction_diffusion", "--set", "checkpoint_file=rd.nc"], "'checkpoint_file' = 'rd.nc' is written as"),
+        (["run", "reaction_diffusion", "--set", "snapshot_file=snap.txt"],
+         "'snapshot_file' = 'snap.txt' is written as netCDF: give it a name ending in .nc or .nc4"),
         # the real step is min(dt, snapshot_dt): 1e8 steps, refused before the run
         (["run", "reaction_diffusion", "--set", "N=8", "--set", "t_end=1e4", "--set", "snapshot_dt=1e-4",
           "--set", "frame_dt=1e4", "--set", "dt=1"], "needs 1e+08 steps"),
@@ -427,3 +433,16 @@ def test_the_run_summary_names_the_labs_time_and_aligns_long_names(tmp_path, cap
     rows = [line for line in lines[1:] if " final " in line]
     assert any(line.split()[0] == "energy_budget_residual" for line in rows)
     assert len({line.index(" final ") for line in rows}) == 1, rows
+
+
+def test_resuming_from_a_result_file_says_it_is_no_checkpoint(tmp_path, capsys):
+    """A netCDF result given as ``resume_from`` is refused as no checkpoint, without NumPy's advice to load
+    it as pickled data (which a user has no reason to trust, nor to try)."""
+    out = tmp_path / "kh.nc"
+    assert main(["run", "kelvin_helmholtz", "-q", "--set", "N=16", "--set", "t_end=0.01", "--set", "n_snapshots=1",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["run", "kelvin_helmholtz", "-q", "--set", "N=16", "--set", f"resume_from={out}"]) == 2
+    err = capsys.readouterr().err
+    assert f"'resume_from' = '{out}' is not a checkpoint of this lab (not an .npz archive)" in err, err
+    assert "pickle" not in err and "Traceback" not in err

@@ -408,13 +408,19 @@ def test_the_snapshot_file_is_its_own_file(tmp_path):
     """The snapshots and the checkpoint need a file each (sharing one, the checkpoint's rename replaced
     the snapshots silently); a file to continue that is no snapshot file is refused by name."""
     base = dict(N=16, t_end=1.0, snapshot_dt=0.1, frame_dt=0.5)
-    same = str(tmp_path / "run.bin")
-    with pytest.raises(ValueError, match="'snapshot_file' and 'checkpoint_file' are the same file"):
+    same = str(tmp_path / "run.nc")  # (a checkpoint is named .npz, a stream .nc: one name cannot be both)
+    with pytest.raises(ValueError, match="'checkpoint_file' = .*run.nc' is written as a NumPy .npz archive"):
         ReactionDiffusionLab(**base, snapshot_file=same, checkpoint_file=same).run()
     checkpoint = str(tmp_path / "c.npz")
     ReactionDiffusionLab(**base, checkpoint_file=checkpoint).run()
-    with pytest.raises(ValueError, match="'snapshot_file' and 'resume_from' are the same file"):
+    with pytest.raises(ValueError, match="'snapshot_file' = .*c.npz' is written as netCDF"):
         ReactionDiffusionLab(**{**base, "t_end": 2.0}, resume_from=checkpoint, snapshot_file=checkpoint).run()
+    link = tmp_path / "c.nc"  # (another name for the same file)
+    link.symlink_to(checkpoint)
+    with pytest.raises(ValueError, match="'snapshot_file' and 'resume_from' are the same file"):
+        ReactionDiffusionLab(**{**base, "t_end": 2.0}, resume_from=checkpoint, snapshot_file=str(link)).run()
+    with pytest.raises(ValueError, match="'snapshot_file' and 'checkpoint_file' are the same file"):
+        ReactionDiffusionLab(**base, snapshot_file=str(link), checkpoint_file=checkpoint).run()
     other = tmp_path / "notes.nc"
     other.write_text("not netCDF")
     with pytest.raises(ValueError, match="snapshot_file .* cannot continue this run: it is not a snapshot file"):

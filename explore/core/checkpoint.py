@@ -42,8 +42,10 @@ def save_checkpoint(path: str, state, index: int, params: dict, **extra) -> None
 
 
 def _not_a_checkpoint(path: str, lab_name: str, exc: BaseException) -> ValueError:
-    return ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab "
-                      f"({type(exc).__name__}: {exc})")
+    why = f"{type(exc).__name__}: {exc}"
+    if "pickle" in str(exc):  # (NumPy's guess for a file that is neither .npz nor .npy, e.g. a netCDF result)
+        why = "not an .npz archive"
+    return ValueError(f"{lab_name}: 'resume_from' = {path!r} is not a checkpoint of this lab ({why})")
 
 
 @contextlib.contextmanager

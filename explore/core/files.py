@@ -6,8 +6,11 @@ import contextlib
 import os
 import tempfile
 
-#: what ``--out`` may end with: netCDF-4 (HDF5) files
+#: what ``--out`` and a snapshot stream may end with: netCDF-4 (HDF5) files
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5")
+#: what a checkpoint may end with: NumPy's ``.npz`` archives (a checkpoint named ``run.nc`` replaced the
+#: result of that name with an archive)
+CHECKPOINT_SUFFIXES = (".npz",)
 
 
 def check_input_file(lab_name: str, name: str, path: str) -> None:
@@ -32,11 +35,20 @@ def check_output_file(lab_name: str, name: str, path: str) -> None:
 
 def check_netcdf_name(lab_name: str, name: str, path: str) -> None:
     """Refuse an empty name or one that does not end like a netCDF file (``out.csv`` got HDF5 in it)."""
+    _check_suffix(lab_name, name, path, NETCDF_SUFFIXES, "netCDF")
+
+
+def check_checkpoint_name(lab_name: str, name: str, path: str) -> None:
+    """Refuse an empty name or one that does not end in ``.npz`` (a checkpoint is a NumPy archive)."""
+    _check_suffix(lab_name, name, path, CHECKPOINT_SUFFIXES, "a NumPy .npz archive")
+
+
+def _check_suffix(lab_name: str, name: str, path: str, suffixes: tuple[str, ...], kind: str) -> None:
     if not path:
-        raise ValueError(f"{lab_name}: {name!r} is empty; give a file name ending in .nc")
-    if not path.lower().endswith(NETCDF_SUFFIXES):
-        raise ValueError(f"{lab_name}: {name!r} = {path!r} is written as netCDF: give it a name ending in "
-                         f"{' or '.join(NETCDF_SUFFIXES[:2])}")
+        raise ValueError(f"{lab_name}: {name!r} is empty; give a file name ending in {suffixes[0]}")
+    if not path.lower().endswith(suffixes):
+        raise ValueError(f"{lab_name}: {name!r} = {path!r} is written as {kind}: give it a name ending in "
+                         f"{' or '.join(suffixes[:2])}")
 
 
 def write_netcdf(ds, path: str) -> None:

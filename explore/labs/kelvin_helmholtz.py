@@ -52,7 +52,7 @@ import param
 
 from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
 from explore.core.checkpoint import checkpoint_entries, load_checkpoint, save_checkpoint
-from explore.core.files import check_input_file, check_output_file
+from explore.core.files import check_checkpoint_name, check_input_file, check_output_file
 from explore.core.frame import decimate
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
@@ -345,6 +345,7 @@ class KelvinHelmholtzLab(Lab):
             check_input_file(name, "resume_from", self.resume_from)
         if self.checkpoint_file:
             check_output_file(name, "checkpoint_file", self.checkpoint_file)
+            check_checkpoint_name(name, "checkpoint_file", self.checkpoint_file)
 
     @property
     def _density_thickness(self) -> float:

@@ -30,7 +30,7 @@ import param
 
 from explore.core import Curve, Field, Frame, Lab, Points, SolverDiverged, register_lab, to_host
 from explore.core.checkpoint import checkpoint_entries, load_checkpoint, save_checkpoint
-from explore.core.files import check_input_file, check_output_file
+from explore.core.files import check_checkpoint_name, check_input_file, check_netcdf_name, check_output_file
 from explore.core.frame import MAX_POINTS, decimate
 from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import reaction_diffusion as rd
@@ -257,9 +257,10 @@ class ReactionDiffusionLab(Lab):
                              "'fixed' or 'auto'")
         if self.resume_from:
             check_input_file(name, "resume_from", self.resume_from)
-        for p in ("snapshot_file", "checkpoint_file"):
+        for p, check_name in (("snapshot_file", check_netcdf_name), ("checkpoint_file", check_checkpoint_name)):
             if getattr(self, p):
                 check_output_file(name, p, getattr(self, p))
+                check_name(name, p, getattr(self, p))
         if self.snapshot_file:
             for p in ("checkpoint_file", "resume_from"):
                 other = getattr(self, p)
