@@ -1376,6 +1376,40 @@ def test_an_alert_about_values_goes_when_an_edit_makes_them_runnable():
         view.stop()
 
 
+def test_a_cleared_number_box_shows_the_labs_value_or_nothing_never_nan():
+    """A browser audit finding: a cleared number box showed "NaN" (Panel sends an empty value to the browser as
+    NaN: KH's density_thickness, which may be None), and a cleared box of a parameter that needs a number
+    handed None to the parameter, which refused it with "only takes numeric values, not <class 'NoneType'>"
+    raised inside Panel. The box now goes back to the lab's value and the alert names the parameter; a valid
+    edit clears the alert; a parameter that may be None takes the empty box, shown empty."""
+    from explore.labs.kelvin_helmholtz import KelvinHelmholtzLab
+
+    view = LabView(KelvinHelmholtzLab(nx=32, nz=16), poll=False, preview=False)
+    try:
+        root = view.__panel__().get_root()
+
+        def clear(name):  # what Panel does with the browser's edit of an emptied box
+            widget = view.widgets[name]
+            model = widget._models[root.ref["id"]][0]
+            model.update(value=None)
+            widget._process_events({"value": None, "value_throttled": None})
+            return model
+
+        model = clear("dt")
+        assert view.lab.dt == 0.02 and view.widgets["dt"].value == 0.02 and model.value == 0.02
+        assert view.alert.visible and view.alert.alert_type == "danger"
+        assert view.alert.object == "**Invalid parameters.** dt needs a number; it stays 0.02."
+        view.widgets["dt"].value = 0.01  # a valid edit: the alert goes
+        assert view.lab.dt == 0.01 and not view.alert.visible
+
+        view.widgets["density_thickness"].value = 0.05
+        model = clear("density_thickness")
+        assert view.lab.density_thickness is None and model.value is None  # (not NaN, which the box shows)
+        assert not view.alert.visible
+    finally:
+        view.stop()
+
+
 def test_a_page_closed_while_streaming_logs_no_traceback():
     """Tornado could not write to a tab just closed, and asyncio logged "Task exception was never
     retrieved" with a traceback for two in three tabs closed mid-stream (a browser audit finding): the

@@ -60,6 +60,9 @@ _POLL_S = 0.05
 
 _FRAME, _DONE, _ERROR = "frame", "done", "error"
 
+#: the heading of the page's alert about values a parameter refuses or that cannot run
+INVALID_PARAMETERS = "**Invalid parameters.**"
+
 
 #: about how many positions a number's slider has over its range (its step is a 1-2-5 value near
 #: the range / this)
@@ -97,6 +100,47 @@ def _input_step(smallest: float | None, lo: float | None, hi: float | None) -> f
     return 0.1
 
 
+class _Box(param.Parameterized):
+    """What the dashboard's number inputs add to Panel's (a mixin of :class:`_FloatBox`, :class:`_IntBox`).
+
+    - An empty value goes to the browser as an empty box, showing its placeholder: Panel sends ``None``
+      as NaN, and a cleared ``density_thickness`` (which may be ``None``) read "NaN".
+    - A cleared box of a parameter that needs a number (``needs_number``) is not handed on as ``None``
+      (the parameter refused it inside Panel's event handling: "only takes numeric values, not <class
+      'NoneType'>", and the box could stay blank): the edit is dropped and ``cleared`` fires, on which the
+      view puts the lab's value back in the box and names the parameter in its alert.
+    """
+
+    needs_number = param.Boolean(default=False, doc="The parameter takes no None: an empty box is refused.")
+    cleared = param.Event(doc="The browser's box was emptied, and ``needs_number`` refused it.")
+
+    _rename = {"needs_number": None, "cleared": None}
+
+    def _process_param_change(self, params):
+        params = super()._process_param_change(params)
+        for key in ("value", "value_throttled"):
+            if isinstance(params.get(key), float) and math.isnan(params[key]):
+                params[key] = None  # (Bokeh's box takes null: an empty box)
+        return params
+
+    def _process_property_change(self, props):
+        props = super()._process_property_change(props)  # (Panel's float input: NaN → None)
+        emptied = [key for key in ("value", "value_throttled") if key in props and props[key] is None]
+        if self.needs_number and emptied:
+            for key in emptied:
+                del props[key]
+            self.param.trigger("cleared")
+        return props
+
+
+class _FloatBox(_Box, pn.widgets.FloatInput):
+    """Panel's ``FloatInput`` with what :class:`_Box` adds."""
+
+
+class _IntBox(_Box, pn.widgets.IntInput):
+    """Panel's ``IntInput`` with what :class:`_Box` adds."""
+
+
 def _typed_inputs(lab: Lab, names: list[str]) -> dict:
     """The widget of each number where Panel's own (a slider stepping by 0.1, its label rounded to two
     decimals) cannot work.
@@ -122,12 +166,12 @@ def _typed_inputs(lab: Lab, names: list[str]) -> dict:
         step = None if open_range or integer else _nice_step(hi - lo)
         fine = step is not None and smallest is not None and smallest < 10 * step
         if p.allow_None or open_range or decades or fine:
-            widget = pn.widgets.IntInput if integer else pn.widgets.FloatInput
+            widget = _IntBox if integer else _FloatBox
             # no limits in the browser: Panel gives a number input the soft ones, which silently refused
             # values the lab takes (t_end = 150 in the NLSE lab reverted at Run), and even the parameter's
             # own ones kept a typed -5 in the box while the lab went on with its old value; the parameter
             # itself refuses what it cannot take, and the page says so and puts the box back
-            spec = {"type": widget, "start": None, "end": None}
+            spec = {"type": widget, "start": None, "end": None, "needs_number": not p.allow_None}
             if not integer:  # its arrows change the second significant digit (Panel's step is 0.1)
                 spec["step"] = _input_step(smallest, lo, hi)
             if p.allow_None:
@@ -563,6 +607,9 @@ class LabView(pn.viewable.Viewer):
             for group, members in grouped.items()
         }
         for pane in self.param_panes.values():
+            for name, widget in pane._widgets.items():
+                if isinstance(widget, _Box):
+                    widget.param.watch(functools.partial(self._refuse_empty_box, name), "cleared")
             _add_tooltips(lab, pane)
             _respond_quickly(pane)
         self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
@@ -1257,7 +1304,7 @@ class LabView(pn.viewable.Viewer):
                     self.lab.validate(memory=False)
                     self._clear_alert()
                 except ValueError as exc:
-                    self._show_alert(f"**Invalid parameters.** {exc}", "danger", about_values=True)
+                    self._show_alert(f"{INVALID_PARAMETERS} {exc}", "danger", about_values=True)
             if self._worker is not None and self._worker.alive and not self._previewing:
                 self._stop_worker()
                 self._drain()
@@ -1381,7 +1428,7 @@ class LabView(pn.viewable.Viewer):
             # (a run stopped for taking too many steps did not diverge: t_end = 1e30 said it had)
             message = f"**{'The run stopped' if exc.what == 'stopped' else 'The solver diverged'}.** {exc}"
         elif isinstance(exc, ValueError):
-            message = f"**Invalid parameters.** {exc}"
+            message = f"{INVALID_PARAMETERS} {exc}"
         else:
             message = f"**{type(exc).__name__}:** {exc}"
         self._tick()
@@ -1398,9 +1445,18 @@ class LabView(pn.viewable.Viewer):
                     if widget.value is not current and widget.value != current:
                         widget.value = current
         if isinstance(exc, ValueError):
-            self._show_alert(f"**Invalid parameters.** {exc} The value was not applied.", "danger", about_values=True)
+            self._show_alert(f"{INVALID_PARAMETERS} {exc} The value was not applied.", "danger", about_values=True)
         else:  # (another error in handling the page's event: said as it is)
             self._show_alert(f"**{type(exc).__name__}:** {exc}", "danger")
+
+    @_serialized
+    def _refuse_empty_box(self, name: str, *events) -> None:
+        """The box of ``name``, a parameter that needs a number, was emptied in the page (the edit was not
+        applied, see :class:`_Box`): show the lab's value in it again and say so."""
+        widget = self.widgets[name]
+        widget.param.trigger("value")  # (the browser's box is empty: it gets the unchanged value again)
+        self._show_alert(f"{INVALID_PARAMETERS} {name} needs a number; it stays {getattr(self.lab, name)}.",
+                         "danger", about_values=True)
 
     def _clear_alert(self) -> None:
         self._alert_about_values = False

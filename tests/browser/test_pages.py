@@ -255,6 +255,39 @@ def test_a_typed_value_that_its_parameter_refuses_is_named_and_undone(open_page)
     no_errors(watched)
 
 
+def test_a_cleared_number_box_shows_the_labs_value_or_nothing_never_nan(open_page):
+    """A cleared number box read "NaN" (Panel sends an empty value to the browser as NaN): KH's
+    density_thickness, which may be None, and a box of a parameter that needs a number, which refused the
+    empty value. The first now shows an empty box (its placeholder); the second the lab's value again, with
+    the alert naming the parameter."""
+    watched = open_page("/kelvin_helmholtz?N=32")
+    page = watched.page
+    assert page.evaluate(NUMBER_INPUT_JS, "Density thickness") is None
+    box = page.locator("[data-explore-target]")
+    box.fill("0.05")
+    box.press("Enter")
+    # (the address follows the lab's values after the server has sent the box's: it says the edit was handled)
+    page.wait_for_function("() => new URLSearchParams(window.location.search).get('density_thickness') === '0.05'",
+                           timeout=10_000)
+    box.fill("")
+    box.press("Enter")
+    page.wait_for_function("() => !new URLSearchParams(window.location.search).has('density_thickness')",
+                           timeout=10_000)
+    box.blur()
+    assert box.input_value() == ""  # (it read "NaN")
+    page.evaluate("(el) => el.removeAttribute('data-explore-target')", box.element_handle())
+    dt = page.evaluate(NUMBER_INPUT_JS, "Dt")
+    box = page.locator("[data-explore-target]")
+    box.fill("")
+    box.press("Enter")
+    page.get_by_text(re.compile(r"dt needs a number; it stays")).wait_for(timeout=10_000)
+    page.wait_for_function(f"(el) => el.value !== '' && Number(el.value) === {dt!r}", arg=box.element_handle(),
+                           timeout=10_000)
+    box.blur()
+    assert "NaN" not in box.input_value() and float(box.input_value()) == dt
+    no_errors(watched)
+
+
 def test_a_crafted_link_injects_nothing_and_writes_no_file(open_page, tmp_path):
     """Values from a link are text in the page, never markup: an <img onerror> in a value ran its script
     (which could press Run), and a link could name the checkpoint file the run then overwrote. File
