@@ -3,6 +3,7 @@ import itertools
 import json
 import tracemalloc
 
+import numpy as np
 import pytest
 
 from explore.cli import main
@@ -128,3 +129,87 @@ def test_available_memory_is_the_hosts_less_what_a_container_limit_leaves(tmp_pa
     monkeypatch.setenv("EXPLORE_MEMORY_BYTES", "3e9")
     assert available_bytes("numpy") == 3_000_000_000 and available_bytes("cupy") == 3_000_000_000
     assert format_bytes(7.2e9) == "7.2 GB" and format_bytes(23.6e9) == "24 GB" and format_bytes(950e6) == "950 MB"
+
+
+def _collect_peak(lab) -> int:
+    """Peak of what NumPy and Python allocate over a whole run (frames and result, as ``explore run``)."""
+    tracemalloc.start()
+    try:
+        lab.collect()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("values", [
+    dict(preset="image16", n_samples=20000),
+    dict(preset="image16", n_samples=20000, sampler="unipc", order=3),
+    dict(preset="ring8", n_samples=200000, sampler="dpmpp_3m"),
+    dict(preset="guided_ring", n_samples=100000),
+    dict(preset="bimodal_1d", n_samples=200000),
+    dict(preset="image16", n_samples=2000, n_reference=2000, steps=40, compare="dpmpp_3m,ddim"),
+], ids=lambda v: "-".join(str(x) for x in v.values()))
+def test_the_diffusion_estimate_is_what_a_run_takes(values):
+    """Within 0.7–1.5 of the measured peak: the samples' arrays per sampler, the exact model's chunked
+    temporaries, the reference trajectory and the frames."""
+    from explore.labs.diffusion import DiffusionLab
+
+    lab = DiffusionLab(**values)
+    measured, estimate = _collect_peak(lab), lab.memory_estimate()
+    assert 0.7 * measured <= estimate <= 1.5 * measured, (format_bytes(estimate), format_bytes(measured))
+
+
+def test_a_diffusion_run_holds_its_current_samples_not_every_steps():
+    """A run's frames are made as the sampler goes and hold copies of what they show: ten times the steps
+    cost no more arrays of the samples' size (every step's samples were held until the end: 0.43 of
+    0.86 GB for image16 at 20 000 samples), and the exact model's temporaries are chunked (CHUNK_ELEMENTS:
+    its ~8 (K, n, d) arrays at once were 16 GB for image16 at 10⁶ samples)."""
+    from explore.labs.diffusion import DiffusionLab
+    from explore.numerics.diffusion.targets import CHUNK_ELEMENTS, make_target
+
+    base = dict(preset="image16", n_samples=8000, n_reference=50, study=False)
+    state = 8 * 8000 * 256
+    few, many = _collect_peak(DiffusionLab(**base, steps=4)), _collect_peak(DiffusionLab(**base, steps=40))
+    assert many - few < 2 * state, (format_bytes(few), format_bytes(many))
+    target = make_target("ring8")
+    x = np.random.default_rng(0).standard_normal((3 * CHUNK_ELEMENTS // 16 + 5, 2))
+    whole = target._predict(x, 0.6, 0.8)
+    tracemalloc.start()
+    chunked = target.predict(x, 0.6, 0.8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    for a, b in zip(chunked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert peak < 2 * x.nbytes + 12 * 8 * CHUNK_ELEMENTS, format_bytes(peak)
+    np.testing.assert_allclose(target.score(x, 0.6, 0.8), target._score(x, 0.6, 0.8), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(target.log_prob(x, 0.6, 0.8), target._log_prob(x, 0.6, 0.8), rtol=1e-13)
+
+
+@pytest.mark.parametrize("integrator", ["ifrk4", "etdrk4", "split_step"])
+def test_the_nlse_estimate_is_what_a_run_takes_whatever_its_frames(integrator):
+    """Within 0.7–1.5 of the measured peak (1.8 for the splitting steppers, which evaluate no nonlinear
+    stages), and frames hold what they show, not the arrays it was cut from (a strided view of each
+    frame's spectrum kept 2 MB a frame alive at N = 2¹⁸)."""
+    from explore.labs.nlse import NLSELab
+
+    lab = NLSELab(N=2**16, t_end=0.05, n_snapshots=5, integrator=integrator, dt=0.01)
+    measured, estimate = _collect_peak(lab), lab.memory_estimate()
+    most = 1.8 if integrator.startswith("split") else 1.5
+    assert 0.7 * measured <= estimate <= most * measured, (format_bytes(estimate), format_bytes(measured))
+    more = _collect_peak(NLSELab(N=2**16, t_end=0.5, n_snapshots=50, integrator=integrator, dt=0.01))
+    assert more - measured < 5 * 16 * 2**16, (format_bytes(measured), format_bytes(more))
+
+
+def test_a_malformed_memory_limit_is_refused_naming_the_variable(monkeypatch):
+    from explore.labs.nlse import NLSELab
+
+    for text, value in (("3e9", 3 * 10**9), ("4GB", 4 * 10**9), ("512 MiB", 2**29), ("2gib", 2 * 2**30)):
+        monkeypatch.setenv("EXPLORE_MEMORY_BYTES", text)
+        assert available_bytes("numpy") == value, text
+    for text in ("abc", "1GBB", "-5", "nan"):
+        monkeypatch.setenv("EXPLORE_MEMORY_BYTES", text)
+        with pytest.raises(ValueError, match=f"EXPLORE_MEMORY_BYTES = '{text}' is not an amount of memory"):
+            NLSELab().validate()
+    monkeypatch.setenv("EXPLORE_MEMORY_BYTES", "1MB")
+    with pytest.raises(RunTooLarge, match=r"nlse: this run needs about .* more than the 1 MB free\. Use a smaller 'N'"):
+        NLSELab(N=2**16).validate()

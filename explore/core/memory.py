@@ -6,6 +6,7 @@ otherwise bring the out-of-memory killer to the whole server (every session), no
 """
 from __future__ import annotations
 
+import math
 import os
 
 
@@ -68,14 +69,33 @@ def _device_available() -> int | None:
 def available_bytes(backend: str) -> int | None:
     """Memory a new run on ``backend`` can take now, in bytes (``None``: unknown, so not checked).
 
-    ``EXPLORE_MEMORY_BYTES`` in the environment overrides it (a limit of one's own, or a test's)."""
-    override = os.environ.get("EXPLORE_MEMORY_BYTES")
+    ``EXPLORE_MEMORY_BYTES`` in the environment overrides it (a limit of one's own, or a test's): bytes
+    (``3e9``) or with a unit (``4GB``, ``512 MiB``); anything else is refused, naming the variable (a
+    limit that is silently ignored is no limit)."""
+    override = os.environ.get("EXPLORE_MEMORY_BYTES", "").strip()
     if override:
-        try:
-            return int(float(override))
-        except ValueError:
-            pass
+        return parse_bytes(override, "EXPLORE_MEMORY_BYTES")
     return _device_available() if backend == "cupy" else _host_available()
+
+
+#: the units :func:`parse_bytes` reads (decimal and binary)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str, name: str) -> int:
+    """``text`` as a number of bytes: ``3e9``, ``4GB``, ``512 MiB``; ``ValueError`` naming ``name`` otherwise."""
+    s = text.strip().lower()
+    number = s.rstrip("kmgtib").strip()
+    unit = s[len(s.rstrip("kmgtib")):].strip()
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} = {text!r} is not an amount of memory: give bytes (3e9) or a size with its unit "
+                         "(4GB, 512MiB)")
+    return int(value)
 
 
 def format_bytes(n: float) -> str:

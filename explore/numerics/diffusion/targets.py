@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 import array_api_compat
 import numpy as np
 
-__all__ = ["GaussianMixture", "TARGETS", "make_target", "guided_model"]
+__all__ = ["GaussianMixture", "TARGETS", "make_target", "guided_model", "CHUNK_ELEMENTS"]
+
+#: the most elements (components × points × dimensions) each ``(K, n, d)`` temporary of one evaluation of
+#: the exact model may hold (8 MiB); more points are evaluated in chunks. One evaluation makes ~8 such
+#: temporaries: image16 (1 component, 256 dimensions) at its largest n_samples (10⁶) took 16 GB at once,
+#: ring8 (8 components, 2 dimensions) 1 GB.
+CHUNK_ELEMENTS = 2**20
 
 
 @dataclass(frozen=True)
@@ -151,8 +157,31 @@ class GaussianMixture:
                 - 0.5 * xp.sum(xp.log(2 * math.pi * var), axis=-1)[:, None])  # (K, n)
         return xp, p, zv, logp
 
+    def _in_chunks(self, fn, x, *args):
+        """``fn(x, *args)`` for points ``x`` of shape ``(n, d)``, in chunks of points where the ``(K, n, d)``
+        temporaries of one evaluation would hold more than :data:`CHUNK_ELEMENTS` elements each (the
+        points are independent: the same numbers, with a bounded memory)."""
+        rows = max(1, CHUNK_ELEMENTS // (self.components * self.dim))
+        n = x.shape[0]
+        if n <= rows:
+            return fn(x, *args)
+        xp = array_api_compat.array_namespace(x)
+        outs = single = None
+        for i in range(0, n, rows):  # (written into the results as they come: no list of parts to join)
+            part = fn(x[i:i + rows, ...], *args)
+            if outs is None:
+                single = not isinstance(part, tuple)
+                outs = tuple(xp.empty((n, *p.shape[1:]), dtype=p.dtype, device=array_api_compat.device(x))
+                             for p in ((part,) if single else part))
+            for out, p in zip(outs, (part,) if single else part):
+                out[i:i + rows, ...] = p
+        return outs[0] if single else outs
+
     def predict(self, x, alpha: float, sigma: float):
         """Exact ``(eps_hat, x0_hat)`` at ``x`` (shape ``(n, d)``) for ``x_t = alpha x0 + sigma eps``."""
+        return self._in_chunks(self._predict, x, alpha, sigma)
+
+    def _predict(self, x, alpha: float, sigma: float):
         xp, p, zv, logp = self._terms(x, alpha, sigma)
         r = xp.exp(logp - xp.max(logp, axis=0, keepdims=True))
         r = r / xp.sum(r, axis=0, keepdims=True)  # responsibilities (K, n)
@@ -170,12 +199,18 @@ class GaussianMixture:
 
     def log_prob(self, x, alpha: float = 1.0, sigma: float = 0.0):
         """Log-density of the noised marginal :math:`p_t` at ``x`` (shape ``(n, d)``)."""
+        return self._in_chunks(self._log_prob, x, alpha, sigma)
+
+    def _log_prob(self, x, alpha: float, sigma: float):
         xp, _, _, logp = self._terms(x, alpha, sigma)
         m = xp.max(logp, axis=0)
         return m + xp.log(xp.sum(xp.exp(logp - m[None, :]), axis=0))
 
     def score(self, x, alpha: float, sigma: float):
         """:math:`\\nabla_x \\log p_t(x) = -\\hat\\varepsilon / \\sigma` (computed without dividing by sigma)."""
+        return self._in_chunks(self._score, x, alpha, sigma)
+
+    def _score(self, x, alpha: float, sigma: float):
         xp, p, zv, logp = self._terms(x, alpha, sigma)
         r = xp.exp(logp - xp.max(logp, axis=0, keepdims=True))
         r = r / xp.sum(r, axis=0, keepdims=True)
