@@ -68,6 +68,9 @@ def test_run_notes_a_shortened_step(tmp_path, capsys):
         (["run", "nlse", "--set", "integrator=euler"], "integrator='euler' is not one of"),
         (["run", "nlse", "--set", "N=0"], "N"),
         (["run", "nlse", "--set", "L=-5"], "L"),
+        # an alias's bad value is named as given, with the parameters it sets
+        (["run", "kelvin_helmholtz", "--set", "N=-32"], "kelvin_helmholtz: 'N' = -32 gives nx = -32"),
+        (["run", "kelvin_helmholtz", "--set", "L=-1"], "kelvin_helmholtz: 'L' = -1.0 gives Lx = -1.0"),
         (["run", "nlse", "--preset", "nope"], "unknown preset 'nope'"),
         (["run", "nlse", "--set", "N"], "NAME=VALUE"),
         (["run", "nlse", "--backend", "cupy", "--set", "t_end=0.1"], "cupy"),

@@ -185,7 +185,11 @@ class Lab(param.Parameterized):
             before = self.values()
             for key, value in aliased:
                 derived = {k: v for k, v in self.aliases[key].expand(self, value).items() if k not in real}
-                self.param.update(**derived)
+                try:
+                    self.param.update(**derived)
+                except ValueError as exc:  # (param names the parameter the alias sets, not the one given)
+                    gives = ", ".join(f"{k} = {v!r}" for k, v in derived.items())
+                    raise ValueError(f"{self.lab_name}: {key!r} = {value!r} gives {gives}: {exc}") from None
             if self.values() == before:
                 return self
         given = ", ".join(repr(k) for k in values)
