@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -235,7 +236,8 @@ def cmd_sweep(args) -> int:
     if args.out is not None:
         _check_out(lab_cls(preset=args.preset, **fixed), args.out, grid)
     try:  # (caught here, not in main(): explore.sweep is imported only by this command)
-        ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers)
+        ds = sweep(args.lab, grid, preset=args.preset, fixed=fixed, scheduler=args.scheduler, workers=args.workers,
+                   notify=functools.partial(_print_sweep_notice, math.prod(map(len, grid.values()))))
     except RuntimeError as exc:  # (a ClusterUnavailable: one that did not start; a point's error, named)
         print(f"explore: error: {exc}", file=sys.stderr)
         return 1
@@ -246,6 +248,13 @@ def cmd_sweep(args) -> int:
     if args.out is not None:
         _write(ds, args.out)
     return 3 if failed and len(failed) == math.prod(len(v) for v in grid.values()) else 0
+
+
+def _print_sweep_notice(n_points: int, text: str, points: list[str]) -> None:
+    """A sweep's notice as ``explore run`` says it, with the points it concerns (a few named)."""
+    where = "every point" if len(points) == n_points else (
+        "; ".join(points[:3]) + (f" and {len(points) - 3} more" if len(points) > 3 else ""))
+    print(f"note ({where}): {text}", file=sys.stderr)
 
 
 def cmd_serve(args) -> int:

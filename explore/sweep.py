@@ -206,9 +206,12 @@ def sweep_points(lab_name: str, grid: dict[str, list], preset: str | None = None
     return _planned(lab_name, grid, preset, fixed)[1]
 
 
-def _planned(lab_name: str, grid, preset: str | None, fixed: dict | None) -> tuple[dict, list[dict], list[dict]]:
+def _planned(lab_name: str, grid, preset: str | None, fixed: dict | None,
+             notices: dict | None = None) -> tuple[dict, list[dict], list[dict]]:
     """``(grid, points, labs' values)``: the grid checked, each point's given values (validated up front) and
-    every parameter value of the lab it makes (what :func:`gather_dataset` records)."""
+    every parameter value of the lab it makes (what :func:`gather_dataset` records). ``notices``, if given,
+    receives what the points' runs do that their values do not say (:meth:`~explore.core.lab.Lab.notices`),
+    each once, with the points it concerns (their swept values)."""
     try:
         cls = get_lab(lab_name)
     except KeyError as exc:
@@ -226,15 +229,26 @@ def _planned(lab_name: str, grid, preset: str | None, fixed: dict | None) -> tup
                 written.add(os.path.realpath(path))
         points.append(values)
         labs.append(lab.values())
+        if notices is not None:
+            for text in lab.notices():
+                notices.setdefault(text, []).append(_describe({k: values[k] for k in grid}))
     return grid, points, labs
 
 
 def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed: dict | None = None,
-          scheduler: str | None = None, workers: int | None = None) -> xr.Dataset:
-    """Run the grid of parameter values as Dask tasks and gather the summary Dataset."""
+          scheduler: str | None = None, workers: int | None = None, notify=None) -> xr.Dataset:
+    """Run the grid of parameter values as Dask tasks and gather the summary Dataset.
+
+    What the points' runs do that their values do not say (a ``dt`` shortened to fill the frames: a swept
+    ``dt`` may not be the step that ran) is in the Dataset's ``notices`` attribute (JSON: each notice with
+    the points it concerns) and, before any point runs, handed to ``notify(notice, points)``."""
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"sweep: workers must be a whole number of at least 1, got {workers!r}")
-    grid, points, point_values = _planned(lab_name, grid, preset, fixed)
+    notices: dict[str, list[str]] = {}
+    grid, points, point_values = _planned(lab_name, grid, preset, fixed, notices)
+    if notify is not None:
+        for text, where in notices.items():
+            notify(text, where)
     if scheduler:
         _check_address(scheduler)
     try:
@@ -274,7 +288,10 @@ def sweep(lab_name: str, grid: dict[str, list], preset: str | None = None, fixed
             cluster.close()
         for log, level in zip(quiet, levels):  # (this process's logging as it was)
             log.setLevel(level)
-    return gather_dataset(lab_name, grid, preset, results, fixed, point_values)
+    ds = gather_dataset(lab_name, grid, preset, results, fixed, point_values)
+    if notices:
+        ds.attrs["notices"] = json.dumps([{"notice": text, "points": where} for text, where in notices.items()])
+    return ds
 
 
 def _null_as_text(value):

@@ -1,6 +1,8 @@
 """Sweeps on Dask: a grid of parameter values gathered into one Dataset."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -12,8 +14,14 @@ from explore.sweep import _run_point, sweep, sweep_points
 def test_sweep_on_a_local_cluster_matches_direct_runs(tmp_path):
     grid = {"integrator": ["ifrk4", "split_step"], "dt": [0.02, 0.01]}
     fixed = dict(N=256, amplitude=1.0, position=0.0, velocity=0.0, t_end=0.5, n_snapshots=2)
-    ds = sweep("nlse", grid, preset="single_soliton", fixed=fixed, workers=2)
+    said = []
+    ds = sweep("nlse", grid, preset="single_soliton", fixed=fixed, workers=2, notify=lambda *a: said.append(a))
     assert ds.error.dims == ("integrator", "dt") and ds.error.shape == (2, 2)
+    # what a point's run does that its values do not say, as explore run says it: dt = 0.02 does not fill the
+    # frame interval 0.25 with whole steps (told before any point runs, and kept in the file)
+    note = "Steps of 0.0192308, not dt = 0.02: whole steps fill each frame interval t_end / n_snapshots = 0.25."
+    assert said == [(note, ["integrator='ifrk4', dt=0.02", "integrator='split_step', dt=0.02"])]
+    assert json.loads(ds.attrs["notices"]) == [{"notice": note, "points": said[0][1]}]
     direct = _run_point("nlse", "single_soliton", {**fixed, "integrator": "split_step", "dt": 0.01})
     assert float(ds.error.sel(integrator="split_step", dt=0.01)) == direct["error"]
     # a point's summaries are its run's final values (checked against the lab itself, not the sweep's code)
@@ -273,3 +281,15 @@ def test_ctrl_c_during_a_sweep_is_one_line(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130 and err.strip() == "explore: interrupted", err
+
+
+def test_the_cli_says_a_sweeps_notices_naming_a_few_points(capsys):
+    from explore.cli import _print_sweep_notice
+
+    _print_sweep_notice(4, "Steps of 0.025, not dt = 0.03.", ["dt=0.03"])
+    _print_sweep_notice(2, "A layer thinner than the grid.", ["N=16", "N=32"])
+    _print_sweep_notice(9, "Slow.", [f"seed={i}" for i in range(5)])
+    assert capsys.readouterr().err.splitlines() == [
+        "note (dt=0.03): Steps of 0.025, not dt = 0.03.",
+        "note (every point): A layer thinner than the grid.",
+        "note (seed=0; seed=1; seed=2 and 2 more): Slow."]
