@@ -80,6 +80,8 @@ def parse_sets(lab_cls, items: list[str]) -> dict:
         if "=" not in item:
             raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
         name, text = item.split("=", 1)
+        if name.strip() in values:  # (the last one won without a word)
+            raise UsageError(f"--set {name.strip()} is given twice; give it once")
         values[name.strip()] = parse_value(lab_cls, name.strip(), text.strip())
     return values
 
@@ -231,6 +233,9 @@ def cmd_sweep(args) -> int:
             raise UsageError(f"--grid {name.strip()} is given twice; list all its values in one --grid")
         grid[name.strip()] = [parse_value(lab_cls, name.strip(), v.strip()) for v in text.split(",")]
     fixed = parse_sets(lab_cls, args.set or [])
+    both = [name for name in grid if name in fixed]
+    if both:  # (the grid's values won without a word)
+        raise UsageError(f"{', '.join(both)} is both swept (--grid) and fixed (--set); give it once")
     if args.preset is not None and args.preset not in lab_cls.presets:
         raise UsageError(f"{args.lab}: unknown preset {args.preset!r}; presets: {', '.join(lab_cls.presets)}")
     if args.out is not None:

@@ -73,6 +73,8 @@ def test_run_notes_a_shortened_step(tmp_path, capsys):
         (["run", "kelvin_helmholtz", "--set", "L=-1"], "kelvin_helmholtz: 'L' = -1.0 gives Lx = -1.0"),
         (["run", "nlse", "--preset", "nope"], "unknown preset 'nope'"),
         (["run", "nlse", "--set", "N"], "NAME=VALUE"),
+        (["run", "nlse", "--set", "N=64", "--set", "N=128"], "--set N is given twice"),  # (the last one won)
+        (["sweep", "nlse", "--grid", "dt=0.1,0.2", "--set", "dt=0.3"], "dt is both swept (--grid) and fixed (--set)"),
         (["run", "nlse", "--backend", "cupy", "--set", "t_end=0.1"], "cupy"),
         (["run", "nlse", "--set", "atol=0"], "atol"),
         # file names are checked before the run, not after it (see the test below)
