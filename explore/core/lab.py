@@ -368,9 +368,10 @@ class Lab(param.Parameterized):
             return
         projected = steps * (t_end / state.t)
         if projected > MAX_RUN_STEPS:
+            many = f"~{projected:.3g}" if math.isfinite(projected) else f"far more than {MAX_RUN_STEPS:.0e}"
             raise SolverDiverged(
-                state.t, f"the step size: {steps} steps to reach t = {state.t:.3g}, so ~{projected:.3g} to "
-                f"t_end = {t_end:.3g}", f"Shorten 't_end'; if the step has collapsed: {self.divergence_hint}",
+                state.t, f"the step size: {steps} steps to reach t = {state.t:.3g}, so {many} to "
+                f"t_end = {t_end:.3g}", f"Shorten 't_end', unless the step has collapsed. {self.divergence_hint}",
                 what="stopped")
 
     def run(self, callback: Callable[[Frame], None] | None = None):
