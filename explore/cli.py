@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -157,7 +158,10 @@ class _Progress:
         bar = "#" * int(20 * frame.progress)
         line = (f"[{bar:<20}] {100 * frame.progress:5.1f}%  {self.time_name}={frame.time:.4g}  steps={frame.steps}"
                 f"  ETA {eta}  {conv}")
-        self.stream.write(f"\r{line}   " if self.tty else line + "\n")
+        if self.tty:  # (cut to the terminal's width: a wrapped line is not rewritten in place, it piles up)
+            width = shutil.get_terminal_size().columns - 1
+            line = line[:width].ljust(width)
+        self.stream.write(f"\r{line}" if self.tty else line + "\n")
         self.stream.flush()
 
     def done(self) -> None:

@@ -453,3 +453,29 @@ def test_resuming_from_a_result_file_says_it_is_no_checkpoint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"'resume_from' = '{out}' is not a checkpoint of this lab (not an .npz archive)" in err, err
     assert "pickle" not in err and "Traceback" not in err
+
+
+def test_the_progress_line_fits_the_terminal(monkeypatch):
+    """On a terminal the progress line is rewritten in place, which only works while it fits on one row:
+    it is cut to the terminal's width (KH's line is ~150 characters; at 80 columns it wrapped and piled up)."""
+    import io
+    import os
+    import shutil
+
+    from explore.cli import _Progress
+    from explore.core import Frame
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    out = Terminal()
+    progress = _Progress(out, True)
+    conv = {"divergence": 2.9e-14, "mean_density_drift": 0.0, "energy_budget_residual": 1e-6, "pe_budget_residual": 1e-5}
+    for i in range(3):
+        progress(Frame(step=i, time=0.1 * i, progress=i / 2, convergence=conv, steps=10 * i))
+    progress.done()
+    lines = out.getvalue().split("\r")[1:]
+    assert len(lines) == 3 and all(len(line.rstrip("\n")) == 79 for line in lines), [len(x) for x in lines]
+    assert lines[-1].startswith("[####################] 100.0%  t=0.2  steps=20") and lines[-1].endswith("\n")
