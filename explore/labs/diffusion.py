@@ -186,33 +186,44 @@ class DiffusionLab(Lab):
                    "(ddim, euler).")
 
     def memory_estimate(self) -> int:
-        """About the most memory (bytes) a run takes: :data:`WORKING_ARRAYS` of the samples' size for the
-        sampler (or, at the end, a compared one beside the run's three), the exact model's temporaries of
-        one chunk (:data:`~explore.numerics.diffusion.targets.CHUNK_ELEMENTS`), the reference trajectory
-        (a state of ``n_reference`` particles per step, as many for the local errors, and the PF-ODE
-        solve), the study's runs on its 512 particles and the frames' samples (a run's frames are made as
-        it goes and handed on at its end)."""
+        """About the most memory (bytes) a run takes: the largest of its phases, each a count of arrays of
+        the samples' size (``n_samples`` × dim) or of the reference particles' (``n_reference``), plus the
+        frames' samples (a run's frames are made as it goes and handed on at its end):
+
+        - the reference PF-ODE solve: its trajectory (a state per step) and DOP853's arrays;
+        - the local errors: the trajectory, the teacher-forced run's states and its sampler's arrays;
+        - the run: the trajectory, :data:`WORKING_ARRAYS` for the sampler and the exact model's
+          temporaries of one chunk (:data:`~explore.numerics.diffusion.targets.CHUNK_ELEMENTS`);
+        - its end: a compared sampler's arrays, or the study's runs on 512 particles, beside the run's three.
+        """
         from explore.numerics.diffusion.targets import CHUNK_ELEMENTS
 
         target = make_target(self.target)
-        n, d, k = self.n_samples, target.dim, target.components
-        info = SAMPLERS[self.sampler]
-        arrays = WORKING_ARRAYS.get(self.sampler, max(WORKING_ARRAYS.values()))
-        if info.orders and "order" in info.defaults:
-            arrays += max(0, self.order - info.defaults["order"])
-        for name in self.compared():
-            if name in SAMPLERS:
-                arrays = max(arrays, 3 + WORKING_ARRAYS.get(name, max(WORKING_ARRAYS.values())) + 1)
-        if self.target == "ring_conditional":  # (guidance: the unconditional and the conditional outputs)
-            arrays += 2
+        n, d, k, steps = self.n_samples, target.dim, target.components, self.steps
+        state, ref = 8 * n * d, 8 * min(self.n_reference, n) * d
+
+        def working(name: str) -> int:
+            info = SAMPLERS[name]
+            arrays = WORKING_ARRAYS.get(name, max(WORKING_ARRAYS.values()))
+            if name == self.sampler and info.orders and "order" in info.defaults:
+                arrays += max(0, self.order - info.defaults["order"])
+            return arrays + (2 if self.target == "ring_conditional" else 0)  # (guidance: both models' outputs)
+
         chunk = min(n, max(1, CHUNK_ELEMENTS // (k * d)))
         temporaries = 8 * chunk * k * (MODEL_TEMPORARIES[0] * d + MODEL_TEMPORARIES[1])
-        n_ref = min(self.n_reference, n)
-        reference = 8 * n_ref * d * (2 * (self.steps + 1) + REFERENCE_ARRAYS)
-        study = 8 * min(n_ref, 512) * d * (4 * self.steps + REFERENCE_ARRAYS) if self.study else 0
+        trajectory = ref * (steps + 1)
+        phases = [state + trajectory + ref * REFERENCE_ARRAYS,
+                  trajectory + ref * (steps + working(self.sampler)) + temporaries,
+                  trajectory + state * working(self.sampler) + temporaries]
+        for name in self.compared():
+            if name in SAMPLERS:
+                phases.append(trajectory + state * (3 + working(name)) + temporaries)
+        if self.study:
+            small = 8 * min(self.n_reference, n, 512) * d
+            phases.append(trajectory + 3 * state + small * (4 * steps + REFERENCE_ARRAYS) + temporaries)
         shown = min(n, MAX_POINTS) * min(d, 2) if d <= 2 else d  # (a frame's samples: points, or one image)
-        frames = 8 * (self.steps + 1) * (shown + N_TRAJECTORIES * d * (self.steps + 2) // 2 * (d == 2))
-        return 8 * n * d * arrays + temporaries + reference + study + frames + OWN_FIXED_BYTES
+        frames = 8 * (steps + 1) * (shown + N_TRAJECTORIES * d * (steps + 2) // 2 * (d == 2))
+        return max(phases) + frames + OWN_FIXED_BYTES
 
     def compared(self) -> list[str]:
         return [c.strip() for c in self.compare.split(",") if c.strip()]
