@@ -159,7 +159,7 @@ class _Progress:
         line = (f"[{bar:<20}] {100 * frame.progress:5.1f}%  {self.time_name}={frame.time:.4g}  steps={frame.steps}"
                 f"  ETA {eta}  {conv}")
         if self.tty:  # (cut to the terminal's width: a wrapped line is not rewritten in place, it piles up)
-            width = shutil.get_terminal_size().columns - 1
+            width = max(shutil.get_terminal_size().columns - 1, 40)  # (0 columns: a terminal that does not say)
             line = line[:width].ljust(width)
         self.stream.write(f"\r{line}" if self.tty else line + "\n")
         self.stream.flush()
