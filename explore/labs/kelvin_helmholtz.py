@@ -54,6 +54,7 @@ from explore.core import Alias, Curve, Field, Frame, Lab, SolverDiverged, regist
 from explore.core.checkpoint import checkpoint_entries, load_checkpoint, save_checkpoint
 from explore.core.files import check_checkpoint_name, check_input_file, check_output_file
 from explore.core.frame import decimate
+from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import boussinesq as bq
 from explore.numerics.exponential import FixedStepSemilinear
 from explore.numerics.integrators import INTEGRATORS, make_integrator
@@ -76,7 +77,7 @@ EXPLICIT_DIFFUSION_LIMIT = 2.5
 BUOYANCY_LIMIT = 1.0
 #: a run that would need more steps than this is refused before it starts when even ``dt`` (at the CFL
 #: margin) cannot reach t_end in time, and stopped when its CFL step shrinks that far during the run
-MAX_STEPS = 5e7
+MAX_STEPS = MAX_RUN_STEPS
 #: integrators that step viscosity and diffusion explicitly (the others take the linear part exactly)
 EXPLICIT_VISCOSITY = ("rk4", "dopri5", "dop853")
 #: the notices say so where explicit viscosity alone needs more steps than this to t_end (minutes of

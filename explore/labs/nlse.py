@@ -23,6 +23,7 @@ import param
 
 from explore.core import Curve, Field, Frame, Lab, SolverDiverged, register_lab, to_host
 from explore.core.frame import MAX_PIXELS, decimate
+from explore.core.lab import MAX_RUN_STEPS
 from explore.numerics import nlse as eq
 from explore.numerics.entropy import renyi_entropy, shannon_entropy, tsallis_entropy
 from explore.numerics.fourier import FourierGrid
@@ -185,7 +186,7 @@ class NLSELab(Lab):
     def check(self) -> None:
         info = INTEGRATORS[self.integrator]
         max_wavenumber("nlse", "L", self.L, self.N)  # (the dispersion's symbol k²/2)
-        if not info.adaptive and self.t_end / self.dt > 5e7:
+        if not info.adaptive and self.t_end / self.dt > MAX_RUN_STEPS:
             raise ValueError(f"nlse: dt = {self.dt:g} needs {self.t_end / self.dt:.3g} steps to reach t_end; increase 'dt'")
         if self.initial == "akhmediev_breather":
             periods = self.L * self.omega / (2 * math.pi)

@@ -607,11 +607,11 @@ class LabView(pn.viewable.Viewer):
             for group, members in grouped.items()
         }
         for pane in self.param_panes.values():
-            for name, widget in pane._widgets.items():
-                if isinstance(widget, _Box):
-                    widget.param.watch(functools.partial(self._refuse_empty_box, name), "cleared")
             _add_tooltips(lab, pane)
             _respond_quickly(pane)
+        for name, widget in self.widgets.items():
+            if isinstance(widget, _Box):
+                widget.param.watch(functools.partial(self._refuse_empty_box, name), "cleared")
         self.controls = pn.Accordion(*self.param_panes.values(), active=[0], sizing_mode="stretch_width",
                                      toggle=False)
         self.follow_toggle = pn.widgets.Checkbox.from_param(self.param.follow_data, label="Axes follow data")
