@@ -390,7 +390,7 @@ SESSIONS_WAIT_S = 240
 HAS_SAMPLE_JS = "() => Bokeh.documents.some(d => d.get_model_by_name('sample:u'))"
 
 
-@pytest.mark.parametrize("sessions", [3, 20])
+@pytest.mark.parametrize("sessions", [3, pytest.param(20, marks=pytest.mark.slow)])  # (20: 92 s, a load study)
 def test_sessions_keep_their_own_runs_and_closing_stops_workers(chromium, server, sessions):
     """``sessions`` pages at once on one server: each runs with its own parameter, and closing the
     pages stops every worker thread within a few seconds (the server paces the streaming pages, so
